@@ -1,0 +1,93 @@
+/*
+ * core.c - luaopen_braze_core: the C side of lua-braze.
+ *
+ *   core.session(opts)       -> session userdata (see session.c)
+ *   core.decode(json [, max_depth]) -> value | nil, message, position
+ *   core.sleep(seconds)      -> blocks this thread (plain Lua hosts only)
+ *   core.monotonic()         -> seconds from a monotonic clock (float)
+ *   core.null                -> JSON null (lightuserdata NULL)
+ *   core.curl_version        -> libcurl's version string
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "compat.h"
+#include "decode.h"
+#include "session.h"
+
+#define BRAZE_CORE_VERSION "0.1.0"
+
+static int core_decode(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  lua_Integer max_depth = (lua_Integer)luaL_optnumber(L, 2, BRAZE_DEFAULT_MAX_DEPTH);
+  luaL_argcheck(L, max_depth >= 1 && max_depth <= 10000, 2, "max_depth must be in 1..10000");
+  braze_decode_error err;
+  char *buf;
+
+  /*
+   * Lua strings are immutable and the decoder unescapes in place, so a
+   * document with escapes is decoded from a Lua-owned copy (collected with
+   * everything else if decoding raises).
+   */
+  if (memchr(text, '\\', len) != NULL) {
+    buf = (char *)lua_newuserdatauv(L, len + 1, 0);
+    memcpy(buf, text, len);
+  } else {
+    buf = (char *)text; /* read only: the fast path never writes */
+  }
+  if (!braze_decode(L, buf, len, (int)max_depth, &err)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s at byte %d", err.message, (int)err.position);
+    lua_pushinteger(L, (lua_Integer)err.position);
+    return 3;
+  }
+  return 1;
+}
+
+static int core_sleep(lua_State *L) {
+  lua_Number seconds = luaL_checknumber(L, 1);
+  struct timespec req, rem;
+  luaL_argcheck(L, seconds >= 0 && seconds <= 86400, 1, "seconds must be in [0, 86400]");
+  req.tv_sec = (time_t)seconds;
+  req.tv_nsec = (long)((seconds - (lua_Number)req.tv_sec) * 1e9);
+  while (nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
+  return 0;
+}
+
+static int core_monotonic(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+static const luaL_Reg core_functions[] = {
+  {"session", braze_session_new},
+  {"decode", core_decode},
+  {"sleep", core_sleep},
+  {"monotonic", core_monotonic},
+  {NULL, NULL},
+};
+
+BRAZE_EXPORT int luaopen_braze_core(lua_State *L) {
+  static int curl_ready = 0; /* curl_global_init once per process */
+  if (!curl_ready) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      return luaL_error(L, "braze: curl_global_init failed");
+    curl_ready = 1;
+  }
+  braze_session_register(L);
+  luaL_newlib(L, core_functions);
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+  lua_pushstring(L, curl_version());
+  lua_setfield(L, -2, "curl_version");
+  lua_pushliteral(L, BRAZE_CORE_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

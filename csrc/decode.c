@@ -1,0 +1,453 @@
+/*
+ * decode.c - JSON (RFC 8259) to Lua values, by recursive descent.
+ *
+ * Strict: no comments, no trailing commas, no NaN/Infinity, no leading
+ * zeros, strings must be valid UTF-8 with no raw control characters and
+ * no lone surrogates. Integers that fit in a lua_Integer stay integers;
+ * everything else is a double. JSON null is lightuserdata NULL (equal to
+ * cjson.null). Objects and arrays both become plain tables.
+ *
+ * Depth is bounded by max_depth, so the recursion (a few dozen bytes of C
+ * stack per level) is bounded too. Malformed input never raises: the
+ * parser reports a message and a byte position and restores the stack.
+ * Only memory errors raise, and this file owns no allocation when they do.
+ */
+#include <locale.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+
+typedef struct {
+  lua_State *L;
+  char *start;      /* first byte of the document (for positions) */
+  char *p;          /* next byte to read */
+  char *end;        /* one past the last byte */
+  int depth;
+  int max_depth;
+  char decimal_point; /* the C library's, for strtod (locale-proof) */
+  braze_decode_error *err;
+} decoder;
+
+/* Bytes a string may hold as they are: printable ASCII except '"' and '\'. */
+static const unsigned char plain_char[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+  R16(0), R16(0),                                   /* 0x00-0x1f: control */
+  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x20-0x2f: '"' */
+  R16(1), R16(1),                                   /* 0x30-0x4f */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,   /* 0x50-0x5f: '\' */
+  R16(1), 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60-0x7f */
+  R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0) /* >= 0x80 */
+#undef R16
+};
+
+static const double pow10_exact[] = {
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+/* ---- errors ----------------------------------------------------------- */
+
+static void describe_byte(const decoder *d, const char *at, char *out, size_t n) {
+  if (at >= d->end) {
+    snprintf(out, n, "end of input");
+  } else {
+    unsigned char c = (unsigned char)*at;
+    if (c >= 0x20 && c < 0x7f) snprintf(out, n, "'%c'", c);
+    else snprintf(out, n, "byte 0x%02X", c);
+  }
+}
+
+/* Record an error found at `at`; always returns 0 so callers can `return fail(...)`. */
+static int fail(decoder *d, const char *at, const char *what) {
+  d->err->position = (size_t)(at - d->start) + 1;
+  snprintf(d->err->message, sizeof d->err->message, "%s", what);
+  return 0;
+}
+
+/* "expected X but found Y" errors. */
+static int fail_expected(decoder *d, const char *at, const char *expected) {
+  char found[32];
+  char msg[128];
+  describe_byte(d, at, found, sizeof found);
+  snprintf(msg, sizeof msg, "expected %s but found %s", expected, found);
+  return fail(d, at, msg);
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void skip_ws(decoder *d) {
+  char *p = d->p, *end = d->end;
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+  d->p = p;
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
+static int utf8_sequence(const unsigned char *p, const unsigned char *end) {
+  unsigned char c = p[0];
+  int n;
+  unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;      /* no overlongs */
+    else if (c == 0xED) hi = 0x9F; /* no UTF-16 surrogates */
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;      /* no overlongs */
+    else if (c == 0xF4) hi = 0x8F; /* nothing above U+10FFFF */
+  } else return 0;
+  if (end - p < n) return 0;
+  if (p[1] < lo || p[1] > hi) return 0;
+  for (int i = 2; i < n; i++)
+    if ((p[i] & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+static int hex4(const char *p) {
+  int v = 0;
+  for (int i = 0; i < 4; i++) {
+    int c = (unsigned char)p[i], h;
+    if (c >= '0' && c <= '9') h = c - '0';
+    else if (c >= 'a' && c <= 'f') h = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') h = c - 'A' + 10;
+    else return -1;
+    v = (v << 4) | h;
+  }
+  return v;
+}
+
+static char *put_utf8(char *w, unsigned long cp) {
+  if (cp < 0x80) {
+    *w++ = (char)cp;
+  } else if (cp < 0x800) {
+    *w++ = (char)(0xC0 | (cp >> 6));
+    *w++ = (char)(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    *w++ = (char)(0xE0 | (cp >> 12));
+    *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *w++ = (char)(0x80 | (cp & 0x3F));
+  } else {
+    *w++ = (char)(0xF0 | (cp >> 18));
+    *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+    *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *w++ = (char)(0x80 | (cp & 0x3F));
+  }
+  return w;
+}
+
+/* ---- strings ---------------------------------------------------------- */
+
+/*
+ * Decode the \uXXXX escape at r (r points at the 'u'); write UTF-8 at *w.
+ * Returns the number of input bytes consumed after the backslash, or 0.
+ */
+static int unicode_escape(decoder *d, char *r, char **w) {
+  if (d->end - r < 5) return fail(d, r - 1, "truncated \\u escape");
+  int cp = hex4(r + 1);
+  if (cp < 0) return fail(d, r - 1, "invalid hex digit in \\u escape");
+  if (cp >= 0xDC00 && cp <= 0xDFFF)
+    return fail(d, r - 1, "lone low surrogate in \\u escape");
+  if (cp >= 0xD800 && cp <= 0xDBFF) {
+    /* A high surrogate must be followed by an escaped low surrogate. */
+    if (d->end - r < 11 || r[5] != '\\' || r[6] != 'u')
+      return fail(d, r - 1, "lone high surrogate in \\u escape");
+    int lo = hex4(r + 7);
+    if (lo < 0xDC00 || lo > 0xDFFF)
+      return fail(d, r - 1, "high surrogate not followed by a low surrogate");
+    *w = put_utf8(*w, 0x10000 + (((unsigned long)cp - 0xD800) << 10) + ((unsigned long)lo - 0xDC00));
+    return 11;
+  }
+  *w = put_utf8(*w, (unsigned long)cp);
+  return 5;
+}
+
+/* d->p is just past the opening quote. Pushes the string. */
+static int parse_string(decoder *d) {
+  char *const s = d->p;
+  char *r = s;
+  char *const end = d->end;
+  char *w;
+
+  /* Fast path: no escapes, so the bytes can be pushed where they lie. */
+  for (;;) {
+    while (r < end && plain_char[(unsigned char)*r]) r++;
+    if (r >= end) return fail(d, s - 1, "unterminated string");
+    unsigned char c = (unsigned char)*r;
+    if (c == '"') {
+      lua_pushlstring(d->L, s, (size_t)(r - s));
+      d->p = r + 1;
+      return 1;
+    }
+    if (c == '\\') break;
+    if (c < 0x20) return fail(d, r, "control character in string (must be escaped)");
+    int n = utf8_sequence((const unsigned char *)r, (const unsigned char *)end);
+    if (n == 0) return fail(d, r, "invalid UTF-8 in string");
+    r += n;
+  }
+
+  /* Slow path: unescape in place; the write pointer never passes the read one. */
+  w = r;
+  for (;;) {
+    if (r >= end) return fail(d, s - 1, "unterminated string");
+    unsigned char c = (unsigned char)*r;
+    if (plain_char[c]) {
+      *w++ = *r++;
+    } else if (c == '"') {
+      lua_pushlstring(d->L, s, (size_t)(w - s));
+      d->p = r + 1;
+      return 1;
+    } else if (c == '\\') {
+      if (r + 1 >= end) return fail(d, s - 1, "unterminated string");
+      switch (r[1]) {
+        case '"': *w++ = '"'; r += 2; break;
+        case '\\': *w++ = '\\'; r += 2; break;
+        case '/': *w++ = '/'; r += 2; break;
+        case 'b': *w++ = '\b'; r += 2; break;
+        case 'f': *w++ = '\f'; r += 2; break;
+        case 'n': *w++ = '\n'; r += 2; break;
+        case 'r': *w++ = '\r'; r += 2; break;
+        case 't': *w++ = '\t'; r += 2; break;
+        case 'u': {
+          int used = unicode_escape(d, r + 1, &w);
+          if (used == 0) return 0;
+          r += 1 + used;
+          break;
+        }
+        default: return fail(d, r, "invalid escape in string");
+      }
+    } else if (c < 0x20) {
+      return fail(d, r, "control character in string (must be escaped)");
+    } else {
+      int n = utf8_sequence((const unsigned char *)r, (const unsigned char *)end);
+      if (n == 0) return fail(d, r, "invalid UTF-8 in string");
+      memmove(w, r, (size_t)n);
+      w += n;
+      r += n;
+    }
+  }
+}
+
+/* ---- numbers ---------------------------------------------------------- */
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* The exact-but-slow path: the C library, made locale-proof. */
+static int push_strtod(decoder *d, const char *begin, size_t n) {
+  char small[64];
+  char *tmp = small;
+  if (n >= sizeof small) /* a Lua-owned scratch, so an error cannot leak it */
+    tmp = (char *)lua_newuserdatauv(d->L, n + 1, 0);
+  memcpy(tmp, begin, n);
+  tmp[n] = '\0';
+  if (d->decimal_point != '.') {
+    char *dot = strchr(tmp, '.');
+    if (dot) *dot = d->decimal_point;
+  }
+  double v = strtod(tmp, NULL);
+  if (tmp != small) lua_pop(d->L, 1);
+  if (isinf(v)) return fail(d, begin, "number out of range");
+  lua_pushnumber(d->L, (lua_Number)v);
+  return 1;
+}
+
+static int parse_number(decoder *d) {
+  char *const begin = d->p;
+  char *p = begin, *const end = d->end;
+  int negative = 0, is_float = 0, inexact = 0;
+  uint64_t mantissa = 0;
+  int digits = 0;  /* significant digits kept in mantissa */
+  long exp10 = 0;  /* decimal exponent applied to mantissa */
+
+  if (*p == '-') { negative = 1; p++; }
+  if (p >= end || !is_digit(*p)) return fail_expected(d, p, "a digit");
+  if (*p == '0') {
+    p++;
+    if (p < end && is_digit(*p)) return fail(d, p - 1, "leading zero in number");
+  } else {
+    for (; p < end && is_digit(*p); p++) {
+      if (digits < 19) { mantissa = mantissa * 10 + (uint64_t)(*p - '0'); digits++; }
+      else { exp10++; if (*p != '0') inexact = 1; }
+    }
+  }
+  if (p < end && *p == '.') {
+    is_float = 1;
+    p++;
+    if (p >= end || !is_digit(*p)) return fail_expected(d, p, "a digit after '.'");
+    for (; p < end && is_digit(*p); p++) {
+      if (mantissa == 0 && *p == '0') { exp10--; continue; } /* leading zeros */
+      if (digits < 19) { mantissa = mantissa * 10 + (uint64_t)(*p - '0'); digits++; exp10--; }
+      else if (*p != '0') inexact = 1;
+    }
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    long e = 0;
+    int eneg = 0;
+    is_float = 1;
+    p++;
+    if (p < end && (*p == '+' || *p == '-')) { eneg = (*p == '-'); p++; }
+    if (p >= end || !is_digit(*p)) return fail_expected(d, p, "a digit in the exponent");
+    for (; p < end && is_digit(*p); p++)
+      if (e < 100000) e = e * 10 + (*p - '0'); /* saturate: far out of range anyway */
+    exp10 += eneg ? -e : e;
+  }
+  d->p = p;
+
+  if (!is_float && exp10 == 0 && !inexact) {
+    /* An integer lexeme with at most 19 digits. */
+#if BRAZE_HAS_INTEGERS
+    if (!negative && mantissa <= (uint64_t)INT64_MAX) {
+      lua_pushinteger(d->L, (lua_Integer)mantissa);
+      return 1;
+    }
+    if (negative && mantissa <= (uint64_t)INT64_MAX + 1) {
+      lua_pushinteger(d->L, mantissa == (uint64_t)INT64_MAX + 1 ? (lua_Integer)INT64_MIN
+                                                               : -(lua_Integer)mantissa);
+      return 1;
+    }
+#else
+    if (mantissa <= ((uint64_t)1 << 53)) {
+      lua_pushnumber(d->L, negative ? -(lua_Number)mantissa : (lua_Number)mantissa);
+      return 1;
+    }
+#endif
+  }
+  /* Clinger's fast path: both operands exact, so one rounding, the right one. */
+  if (!inexact && mantissa <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
+    double v = (double)mantissa;
+    v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
+    lua_pushnumber(d->L, (lua_Number)(negative ? -v : v));
+    return 1;
+  }
+  return push_strtod(d, begin, (size_t)(p - begin));
+}
+
+/* ---- values ----------------------------------------------------------- */
+
+static int parse_value(decoder *d);
+
+static int enter(decoder *d, const char *at) {
+  if (++d->depth > d->max_depth) {
+    char msg[80];
+    snprintf(msg, sizeof msg, "nesting deeper than %d levels", d->max_depth);
+    return fail(d, at, msg);
+  }
+  if (!lua_checkstack(d->L, 4)) return fail(d, at, "nesting too deep for the Lua stack");
+  return 1;
+}
+
+/* d->p is just past '['. */
+static int parse_array(decoder *d) {
+  lua_State *L = d->L;
+  if (!enter(d, d->p - 1)) return 0;
+  lua_createtable(L, 0, 0);
+  skip_ws(d);
+  if (d->p < d->end && *d->p == ']') { d->p++; d->depth--; return 1; }
+  for (lua_Integer i = 1;; i++) {
+    if (!parse_value(d)) { lua_pop(L, 1); return 0; }
+    lua_rawseti(L, -2, i);
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+    if (d->p < d->end && *d->p == ']') { d->p++; break; }
+    lua_pop(L, 1);
+    return fail_expected(d, d->p, "',' or ']' in array");
+  }
+  d->depth--;
+  return 1;
+}
+
+/* d->p is just past '{'. */
+static int parse_object(decoder *d) {
+  lua_State *L = d->L;
+  if (!enter(d, d->p - 1)) return 0;
+  lua_createtable(L, 0, 4);
+  skip_ws(d);
+  if (d->p < d->end && *d->p == '}') { d->p++; d->depth--; return 1; }
+  for (;;) {
+    if (d->p >= d->end || *d->p != '"') {
+      fail_expected(d, d->p, "a string key in object");
+      lua_pop(L, 1);
+      return 0;
+    }
+    d->p++;
+    if (!parse_string(d)) { lua_pop(L, 1); return 0; }
+    skip_ws(d);
+    if (d->p >= d->end || *d->p != ':') {
+      fail_expected(d, d->p, "':' after object key");
+      lua_pop(L, 2);
+      return 0;
+    }
+    d->p++;
+    if (!parse_value(d)) { lua_pop(L, 2); return 0; }
+    lua_rawset(L, -3);
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ',') { d->p++; skip_ws(d); continue; }
+    if (d->p < d->end && *d->p == '}') { d->p++; break; }
+    lua_pop(L, 1);
+    return fail_expected(d, d->p, "',' or '}' in object");
+  }
+  d->depth--;
+  return 1;
+}
+
+static int parse_literal(decoder *d, const char *word, size_t n) {
+  if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
+    return fail_expected(d, d->p, "a JSON value");
+  d->p += n;
+  return 1;
+}
+
+/* Parse one value at d->p (after optional white space); push it. */
+static int parse_value(decoder *d) {
+  skip_ws(d);
+  if (d->p >= d->end) return fail_expected(d, d->p, "a JSON value");
+  switch (*d->p) {
+    case '{': d->p++; return parse_object(d);
+    case '[': d->p++; return parse_array(d);
+    case '"': d->p++; return parse_string(d);
+    case 't':
+      if (!parse_literal(d, "true", 4)) return 0;
+      lua_pushboolean(d->L, 1);
+      return 1;
+    case 'f':
+      if (!parse_literal(d, "false", 5)) return 0;
+      lua_pushboolean(d->L, 0);
+      return 1;
+    case 'n':
+      if (!parse_literal(d, "null", 4)) return 0;
+      lua_pushlightuserdata(d->L, NULL);
+      return 1;
+    default:
+      if (*d->p == '-' || is_digit(*d->p)) return parse_number(d);
+      return fail_expected(d, d->p, "a JSON value");
+  }
+}
+
+int braze_decode(lua_State *L, char *buf, size_t len, int max_depth, braze_decode_error *err) {
+  decoder d;
+  int top = lua_gettop(L);
+  d.L = L;
+  d.start = d.p = buf;
+  d.end = buf + len;
+  d.depth = 0;
+  d.max_depth = max_depth;
+  d.decimal_point = localeconv()->decimal_point[0];
+  d.err = err;
+  err->message[0] = '\0';
+  err->position = 0;
+
+  if (!lua_checkstack(L, 4)) return fail(&d, buf, "no room on the Lua stack");
+  if (!parse_value(&d)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  skip_ws(&d);
+  if (d.p != d.end) {
+    lua_settop(L, top);
+    return fail_expected(&d, d.p, "end of input after the JSON value");
+  }
+  return 1;
+}

@@ -1,0 +1,124 @@
+--- Error objects returned as the second value of a failed call.
+--
+-- Every run-time failure is a table with a `kind`:
+--
+-- * `"http"`: the server answered with a status that is not a success
+--   (`status`, Braze's `message` and `errors` when the body had them);
+-- * `"rate_limited"`: HTTP 429, or a rate-limit window too far away to wait
+--   for (`retry_after` seconds, `rate_limit`);
+-- * `"network"`: no usable answer (connection refused, reset, TLS failure...);
+-- * `"timeout"`: the request did not finish within `timeout` seconds;
+-- * `"decode"`: a success status with a body that is not the JSON expected;
+-- * `"too_large"`: the response was larger than `max_body` (aborted early).
+--
+-- `tostring(err)` (and `..`) gives one line such as
+-- `braze: HTTP 401 on /segments/list: Invalid API key: abcd...`.
+-- The API key never appears in any field: Braze echoes a rejected key in
+-- its 401 message, so every text is redacted before it is stored.
+-- @module braze.errors
+local M = {}
+
+local format, rep = string.format, string.rep
+
+---@class braze.Error
+---@field kind "http"|"rate_limited"|"network"|"timeout"|"decode"|"too_large"
+---@field status integer|nil HTTP status, when there was a response
+---@field message string Braze's `message`, or a description of the failure
+---@field errors string[]|nil Braze's `errors` array, when present
+---@field request_id string|nil the `X-Request-Id` of the response
+---@field endpoint string the API path, e.g. "/segments/list"
+---@field attempts integer how many requests were made for this call
+---@field retry_after number|nil seconds to wait before trying again (rate_limited)
+---@field rate_limit table|nil `{limit=, remaining=, reset=}` of the last response
+local Error = {}
+Error.__index = Error
+Error.__name = "braze.Error"
+
+local function describe(e)
+  if e.kind == "http" then
+    return format("HTTP %s on %s", tostring(e.status), e.endpoint)
+  elseif e.kind == "rate_limited" then
+    return format("rate limited on %s", e.endpoint)
+  elseif e.kind == "timeout" then
+    return format("timeout on %s", e.endpoint)
+  elseif e.kind == "decode" then
+    return format("invalid response from %s", e.endpoint)
+  elseif e.kind == "too_large" then
+    return format("response too large from %s", e.endpoint)
+  end
+  return format("%s error on %s", tostring(e.kind), e.endpoint)
+end
+
+function Error.__tostring(e)
+  local line = "braze: " .. describe(e) .. ": " .. tostring(e.message)
+  if e.errors and #e.errors > 0 then
+    local parts = {}
+    for i = 1, #e.errors do parts[i] = tostring(e.errors[i]) end
+    line = line .. " (" .. table.concat(parts, "; ") .. ")"
+  end
+  if e.attempts and e.attempts > 1 then
+    line = line .. format(" after %d attempts", e.attempts)
+  end
+  if e.request_id then line = line .. " [request id " .. e.request_id .. "]" end
+  return line
+end
+
+function Error.__concat(a, b)
+  return tostring(a) .. tostring(b)
+end
+
+--- Is `v` an error object made by this module?
+function M.is(v)
+  return getmetatable(v) == Error
+end
+
+local function mask(secret)
+  if #secret >= 12 then return secret:sub(1, 4) .. "..." end
+  return rep("*", 3)
+end
+
+--- A function that removes `key` (and whatever Braze echoes after
+-- "API key:") from a string.
+function M.redactor(key)
+  local masked = key and key ~= "" and mask(key)
+  return function(s)
+    if type(s) ~= "string" then return s end
+    if masked then
+      local i = 1
+      while true do
+        local a, b = s:find(key, i, true)
+        if not a then break end
+        s = s:sub(1, a - 1) .. masked .. s:sub(b + 1)
+        i = a + #masked
+      end
+    end
+    -- Braze's "Invalid API key: <key>" echoes what it got, which may differ
+    -- from our key (quotes pasted with it, another workspace's key...).
+    s = s:gsub("([Aa][Pp][Ii] [Kk]ey:%s*)([^%s\"',;]+)", function(prefix, token)
+      if token:find("...", 1, true) or token:match("^%*+$") then return prefix .. token end
+      return prefix .. mask(token)
+    end)
+    return s
+  end
+end
+
+--- Make an error object. `fields.message` and `fields.errors` pass through
+-- `redact` (from M.redactor) before they are stored.
+function M.new(fields, redact)
+  redact = redact or function(s) return s end
+  local e = setmetatable({}, Error)
+  for k, v in pairs(fields) do e[k] = v end
+  e.message = redact(tostring(fields.message or e.kind))
+  if type(fields.errors) == "table" then
+    local list = {}
+    for i, v in ipairs(fields.errors) do
+      list[i] = type(v) == "string" and redact(v) or v
+    end
+    e.errors = list
+  else
+    e.errors = nil
+  end
+  return e
+end
+
+return M

@@ -1,0 +1,433 @@
+--- lua-braze: Braze's segment-export REST API for Lua.
+--
+--     local braze = require("braze")
+--     local client = braze.new{ api_key = ..., instance = "US-01" }
+--     local page, err = client:list{ page = 0 }
+--
+-- Calls return the decoded JSON response, or `nil, err` where `err` is a
+-- `braze.Error` (see braze.errors). Bad arguments raise before any request.
+-- @module braze
+local core = require("braze.core")
+local args = require("braze.args")
+local errors = require("braze.errors")
+local retry = require("braze.retry")
+local instances = require("braze.instances")
+
+local type, pairs, setmetatable, tostring, error = type, pairs, setmetatable, tostring, error
+local os_time, os_getenv, format = os.time, os.getenv, string.format
+
+local braze = {
+  _VERSION = "lua-braze " .. core._VERSION,
+  null = core.null,
+  instances = instances,
+}
+
+--- Decode a JSON text with the C decoder.
+-- @treturn any value, or nil, message (with the byte position), position
+---@param text string
+---@param max_depth? integer nesting limit (default 1000)
+---@return any value
+---@return string? message
+---@return integer? position
+function braze.decode(text, max_depth)
+  return core.decode(text, max_depth)
+end
+
+local PAGE_SIZE = 100
+
+---@class braze.Options
+---@field api_key? string REST API key (default: env BRAZE_API_KEY)
+---@field endpoint? string REST base URL, may carry a path prefix (default: env BRAZE_REST_ENDPOINT)
+---@field instance? string instance name such as "US-01" (instead of endpoint)
+---@field timeout? number seconds for one whole request attempt (default 30)
+---@field connect_timeout? number seconds to connect (default 10)
+---@field user_agent? string
+---@field max_retries? integer retries after the first attempt (default 3)
+---@field retry_base? number first backoff ceiling in seconds (default 0.5)
+---@field retry_max? number largest backoff in seconds (default 8)
+---@field max_wait? number longest rate-limit wait accepted, seconds (default 60)
+---@field sleep? fun(seconds: number) how to wait between attempts (default: blocking C sleep)
+---@field max_body? integer largest response body in bytes (default 32 MiB)
+---@field max_depth? integer JSON nesting limit (default 1000)
+---@field ca_file? string CA bundle for TLS verification
+---@field ca_path? string CA directory for TLS verification
+---@field proxy? string proxy URL, or "env" to honour HTTPS_PROXY/NO_PROXY (default: none)
+---@field allow_http? boolean allow plain http to non-loopback hosts (default false)
+---@field transport? table module with .new(config) -> object with :get(url), :close()
+local known_options = {
+  api_key = true, endpoint = true, instance = true, timeout = true, connect_timeout = true,
+  user_agent = true, max_retries = true, retry_base = true, retry_max = true, max_wait = true,
+  sleep = true, max_body = true, max_depth = true, ca_file = true, ca_path = true,
+  proxy = true, allow_http = true, transport = true,
+}
+
+---@class braze.Client
+local Client = {}
+Client.__index = Client
+Client.__name = "braze.Client"
+
+-- What only the client's methods may see: kept off the client table so that
+-- dumping or printing a client cannot show the key.
+local private = setmetatable({}, { __mode = "k" })
+
+local function instance_url(name)
+  if type(name) ~= "string" then return nil end
+  return instances[name:upper()]
+end
+
+-- The base URL from endpoint / instance / BRAZE_REST_ENDPOINT, or nil, message.
+local function resolve_endpoint(opts)
+  if opts.endpoint ~= nil and opts.instance ~= nil then
+    return nil, "braze: give endpoint or instance, not both"
+  end
+  if opts.instance ~= nil then
+    local url = instance_url(opts.instance)
+    if not url then
+      local names = {}
+      for k in pairs(instances) do names[#names + 1] = k end
+      table.sort(names)
+      return nil, format("braze: unknown instance %s (one of %s)", args.show(opts.instance),
+        table.concat(names, ", "))
+    end
+    return url
+  end
+  local v = opts.endpoint
+  if v == nil then
+    v = os_getenv("BRAZE_REST_ENDPOINT")
+    if v == nil or v == "" then
+      return nil, "braze: no endpoint: set endpoint = \"https://rest.<instance>.braze.com\" or "
+        .. "instance = \"US-01\" (or the BRAZE_REST_ENDPOINT environment variable)"
+    end
+    v = instance_url(v) or v
+  end
+  return args.endpoint(v, opts.allow_http)
+end
+
+local function number_option(opts, name, default, lo, hi)
+  local v = opts[name]
+  if v == nil then return default end
+  if type(v) ~= "number" or v ~= v or v < lo or v > hi then
+    error(format("braze: %s must be a number in [%s, %s] (got %s)", name, tostring(lo),
+      tostring(hi), args.show(v)), 3)
+  end
+  return v
+end
+
+--- Make a client.
+---@param opts braze.Options
+---@return braze.Client
+function braze.new(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error("braze.new: expected a table of options (got " .. type(opts) .. ")", 2)
+  end
+  args.check_options(opts, known_options, "braze.new")
+  local key = opts.api_key
+  if key == nil then key = os_getenv("BRAZE_API_KEY") end
+  if type(key) ~= "string" or key == "" then
+    error("braze: no API key: set api_key = \"...\" or the BRAZE_API_KEY environment variable", 2)
+  end
+  if key:find("[%c]") then error("braze: api_key contains a control character", 2) end
+  if key:find("[%s\"']") then
+    error("braze: api_key contains spaces or quotes (was it pasted with them?)", 2)
+  end
+  if opts.user_agent ~= nil and (type(opts.user_agent) ~= "string" or opts.user_agent:find("%c")) then
+    error("braze: user_agent must be a string without control characters", 2)
+  end
+  for _, name in ipairs({ "ca_file", "ca_path", "proxy" }) do
+    if opts[name] ~= nil and (type(opts[name]) ~= "string" or opts[name]:find("%c")) then
+      error(format("braze: %s must be a string without control characters", name), 2)
+    end
+  end
+  if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
+    error("braze: sleep must be a function(seconds)", 2)
+  end
+  local base, why = resolve_endpoint(opts)
+  if not base then error(why, 2) end
+
+  local config = {
+    api_key = key,
+    timeout = number_option(opts, "timeout", 30, 0.001, 86400),
+    connect_timeout = number_option(opts, "connect_timeout", 10, 0.001, 86400),
+    user_agent = opts.user_agent or ("lua-braze/" .. core._VERSION),
+    max_body = number_option(opts, "max_body", 32 * 1024 * 1024, 1, 2 ^ 40),
+    max_depth = number_option(opts, "max_depth", 1000, 1, 10000),
+    ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
+  }
+  local transport = opts.transport
+  local conn
+  if transport == nil then
+    conn = core.session(config)
+  else
+    if type(transport) ~= "table" or type(transport.new) ~= "function" then
+      error("braze: transport must be a module with a new(config) function", 2)
+    end
+    conn = transport.new(config)
+  end
+
+  local client = setmetatable({ endpoint = base }, Client)
+  private[client] = {
+    conn = conn,
+    base = base,
+    redact = errors.redactor(key),
+    key_hint = #key >= 12 and key:sub(1, 4) .. "..." or "***",
+    max_retries = number_option(opts, "max_retries", 3, 0, 100),
+    retry_base = number_option(opts, "retry_base", 0.5, 0, 3600),
+    retry_max = number_option(opts, "retry_max", 8, 0, 3600),
+    max_wait = number_option(opts, "max_wait", 60, 0, 86400),
+    sleep = opts.sleep or core.sleep,
+    rate_limit = nil,
+  }
+  return client
+end
+
+-- Raise `msg` at the caller of the public function when v is nil.
+local function check(v, msg)
+  if v == nil then error(msg, 3) end
+  return v
+end
+
+local function state(client)
+  local p = private[client]
+  if not p then error("braze: expected a client (use client:method, not client.method)", 3) end
+  if not p.conn then error("braze: client is closed", 3) end
+  return p
+end
+
+function Client:__tostring()
+  local p = private[self]
+  return format("braze.Client(%s, key %s%s)", self.endpoint, p and p.key_hint or "?",
+    (p and p.conn) and "" or ", closed")
+end
+
+--- Close the connection. Idempotent; also runs on `__close` and garbage collection.
+function Client:close()
+  local p = private[self]
+  if p and p.conn then
+    p.conn:close()
+    p.conn = nil
+  end
+end
+Client.__close = Client.close
+
+--- The rate-limit state from the last response that carried X-RateLimit-*
+-- headers: `{limit=, remaining=, reset=}` (numbers, nil when a header was
+-- empty or garbage), or nil before any such response.
+---@return {limit: integer?, remaining: integer?, reset: integer?}|nil
+function Client:rate_limit()
+  local rl = state(self).rate_limit
+  if not rl then return nil end
+  return { limit = rl.limit, remaining = rl.remaining, reset = rl.reset }
+end
+
+-- Turn one attempt's outcome into (body) or (nil, err, retryable, wait).
+local function outcome(p, path, res, kind, msg)
+  if not res then
+    return nil, { kind = kind, message = msg }, retry.retry_kind[kind]
+  end
+  local status, headers, body = res.status, res.headers, res.body
+  local base = { status = status, request_id = headers["x-request-id"] }
+  local ok_status = status >= 200 and status < 300
+  if ok_status then
+    if type(body) == "table" then return body end
+    base.kind = "decode"
+    if res.decode_error then
+      base.message = format("%s (content-type %s)", res.decode_error,
+        headers["content-type"] or "none")
+      base.position = res.decode_position
+    else
+      base.message = "expected a JSON object, got a JSON " .. type(body)
+    end
+    return nil, base, false
+  end
+  base.kind = status == 429 and "rate_limited" or "http"
+  if type(body) == "table" and type(body.message) == "string" then
+    base.message = body.message
+    if type(body.errors) == "table" then base.errors = body.errors end
+  elseif type(body) == "table" and type(body.errors) == "table" then
+    base.message = "HTTP " .. status
+    base.errors = body.errors
+  else
+    -- Not JSON (an HTML page from a proxy, say): say what it was, briefly.
+    local ctype = headers["content-type"] or "no content type"
+    local title = res.snippet and res.snippet:match("<[Tt][Ii][Tt][Ll][Ee]>%s*(.-)%s*</")
+    base.message = format("HTTP %d with a non-JSON body (%s)%s", status, ctype,
+      title and (": " .. title:sub(1, 120)) or "")
+  end
+  if status >= 300 and status < 400 then
+    base.message = base.message .. " (redirects are not followed; check the endpoint)"
+  elseif status == 401 then
+    base.message = base.message .. " (check the key, and that the endpoint is your "
+      .. "workspace's instance: Braze answers 401 for the wrong instance too)"
+  end
+  local wait
+  if status == 429 then wait = retry.rate_limit_wait(headers, os_time()) end
+  return nil, base, retry.retry_status[status] or false, wait
+end
+
+local function rate_limited_error(p, path, wait, attempts)
+  return errors.new({
+    kind = "rate_limited", endpoint = path, attempts = attempts, retry_after = wait,
+    rate_limit = p.rate_limit,
+    message = format("rate limit window resets in %d s, longer than max_wait (%s s)",
+      math.ceil(wait), tostring(p.max_wait)),
+  }, p.redact)
+end
+
+-- GET path?query with the retry policy. Returns the decoded body or nil, err.
+local function request(p, path, query)
+  local url = p.base .. path .. query
+  local attempts = 0
+  while true do
+    -- Do not spend a request on a certain 429.
+    local wait = retry.exhausted_wait(p.rate_limit, os_time())
+    if wait then
+      if wait > p.max_wait then return nil, rate_limited_error(p, path, wait, attempts) end
+      p.sleep(wait)
+      p.rate_limit.remaining = nil -- the window has turned over
+    end
+
+    attempts = attempts + 1
+    local res, kind, msg = p.conn:get(url)
+    if res then
+      local rl = retry.rate_limit(res.headers)
+      if rl then p.rate_limit = rl end
+    end
+    local body, fields, retryable, retry_wait = outcome(p, path, res, kind, msg)
+    if body then return body end
+
+    fields.endpoint, fields.attempts, fields.rate_limit = path, attempts, p.rate_limit
+    if retry_wait then fields.retry_after = retry_wait end
+    if not retryable or attempts > p.max_retries then
+      return nil, errors.new(fields, p.redact)
+    end
+    if retry_wait and retry_wait > p.max_wait then
+      return nil, rate_limited_error(p, path, retry_wait, attempts)
+    end
+    p.sleep(retry_wait or retry.backoff(attempts, p.retry_base, p.retry_max))
+  end
+end
+
+local list_options = { page = true, sort_direction = true }
+
+local function check_sort(v, what)
+  if v ~= nil and v ~= "asc" and v ~= "desc" then
+    error(format("braze: %s: sort_direction must be \"asc\" or \"desc\" (got %s)", what,
+      args.show(v)), 3)
+  end
+end
+
+local function check_page(v, what, name)
+  if v ~= nil and (not args.is_integer(v) or v < 0) then
+    error(format("braze: %s: %s must be a non-negative integer (got %s)", what, name,
+      args.show(v)), 3)
+  end
+end
+
+--- One page of segments (up to 100, oldest first by default).
+---@param opts? {page?: integer, sort_direction?: "asc"|"desc"}
+---@return table|nil response `{ segments = {...}, message = "success" }`
+---@return braze.Error|nil err
+function Client:list(opts)
+  local p = state(self)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("braze: list: expected a table of options", 2) end
+  args.check_options(opts, list_options, "list")
+  check_page(opts.page, "list", "page")
+  check_sort(opts.sort_direction, "list")
+  local page = opts.page and format("%d", opts.page)
+  return request(p, "/segments/list",
+    args.query({ { "page", page }, { "sort_direction", opts.sort_direction } }))
+end
+
+--- One segment's details.
+---@param segment_id string
+---@return table|nil response `{ name=, description=, tags=, teams=, created_at=, ... }`
+---@return braze.Error|nil err
+function Client:details(segment_id)
+  local p = state(self)
+  if type(segment_id) == "table" then
+    args.check_options(segment_id, { segment_id = true }, "details")
+    segment_id = segment_id.segment_id
+  end
+  check(args.segment_id(segment_id, "details"))
+  return request(p, "/segments/details", args.query({ { "segment_id", segment_id } }))
+end
+
+local series_options = { segment_id = true, length = true, ending_at = true }
+
+--- A segment's estimated size, one point a day.
+---@param opts {segment_id: string, length: integer, ending_at?: string|number}
+---@return table|nil response `{ data = { {time=, size=}, ... }, message = "success" }`
+---@return braze.Error|nil err
+function Client:data_series(opts)
+  local p = state(self)
+  if type(opts) ~= "table" then
+    error("braze: data_series: expected a table {segment_id=, length=, ending_at=}", 2)
+  end
+  args.check_options(opts, series_options, "data_series")
+  check(args.segment_id(opts.segment_id, "data_series"))
+  local length = opts.length
+  if not args.is_integer(length) or length < 1 or length > 100 then
+    error(format("braze: data_series: length must be an integer in 1..100 (got %s)",
+      args.show(length)), 2)
+  end
+  local ending_at
+  if opts.ending_at ~= nil then ending_at = check(args.ending_at(opts.ending_at, "data_series")) end
+  return request(p, "/segments/data_series", args.query({
+    { "segment_id", opts.segment_id }, { "length", format("%d", length) },
+    { "ending_at", ending_at },
+  }))
+end
+
+local each_options = { sort_direction = true, page = true, max_pages = true }
+
+--- Iterate over every segment of every page: `for segment, page_no in client:each() do`.
+-- A page is requested only when the previous one is used up; the loop ends
+-- after a page of fewer than 100 segments. A failed request (after its
+-- retries) raises the error object: the loop never ends silently early.
+-- `page` starts at a given page (to resume); `max_pages` (default 10000)
+-- guards against a server that never sends a short page.
+---@param opts? {sort_direction?: "asc"|"desc", page?: integer, max_pages?: integer}
+---@return fun(): table, integer
+function Client:each(opts)
+  state(self)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("braze: each: expected a table of options", 2) end
+  args.check_options(opts, each_options, "each")
+  check_sort(opts.sort_direction, "each")
+  check_page(opts.page, "each", "page")
+  check_page(opts.max_pages, "each", "max_pages")
+  local next_page = opts.page or 0
+  local max_pages = opts.max_pages or 10000
+  local fetched, items, i, page_no, done = 0, nil, 0, nil, false
+  local client = self
+  return function()
+    while true do
+      if items and i < #items then
+        i = i + 1
+        return items[i], page_no
+      end
+      if done then return nil end
+      if fetched >= max_pages then
+        error(format("braze: each: stopped after max_pages (%d) pages; pass a larger "
+          .. "max_pages to go on", max_pages), 2)
+      end
+      local res, err = client:list({ page = next_page, sort_direction = opts.sort_direction })
+      if not res then error(err, 2) end
+      local segments = res.segments
+      if segments == nil then segments = {} end
+      if type(segments) ~= "table" then
+        error(errors.new({ kind = "decode", endpoint = "/segments/list", status = 200,
+          message = "\"segments\" is not an array" }), 2)
+      end
+      items, i, page_no = segments, 0, next_page
+      fetched, next_page = fetched + 1, next_page + 1
+      if #segments < PAGE_SIZE then done = true end
+    end
+  end
+end
+
+braze.Client = Client
+braze.errors = errors
+return braze

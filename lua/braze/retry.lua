@@ -1,0 +1,73 @@
+--- The retry and rate-limit policy: which outcomes are retried, how long
+-- to wait, and what Braze's rate-limit headers say.
+--
+-- Retried (all three endpoints are idempotent GETs): network failures,
+-- timeouts, HTTP 429, 500, 502, 503 and 504. Never other 4xx, never a body
+-- that does not decode, never a body over max_body.
+-- @module braze.retry
+local M = {}
+
+local tonumber, min, random = tonumber, math.min, math.random
+
+M.retry_status = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+M.retry_kind = { network = true, timeout = true }
+
+--- A header value as a non-negative integer, or nil (empty or garbage
+-- values, as Braze sends on 401s, count as absent).
+function M.uint(s)
+  if type(s) ~= "string" then return nil end
+  local digits = s:match("^%s*(%d+)%s*$")
+  if not digits or #digits > 15 then return nil end
+  return tonumber(digits)
+end
+
+--- `{limit=, remaining=, reset=}` when the response carried any
+-- X-RateLimit-* header (even an empty one), else nil.
+function M.rate_limit(headers)
+  local l, r, t = headers["x-ratelimit-limit"], headers["x-ratelimit-remaining"],
+    headers["x-ratelimit-reset"]
+  if l == nil and r == nil and t == nil then return nil end
+  return { limit = M.uint(l), remaining = M.uint(r), reset = M.uint(t) }
+end
+
+local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+  Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+--- Seconds to wait from a Retry-After value (delta-seconds or an HTTP
+-- date), or nil when absent or unreadable. Never negative.
+function M.retry_after(value, now)
+  if type(value) ~= "string" then return nil end
+  local secs = M.uint(value)
+  if secs then return secs end
+  local d, mon, y, h, mi, s = value:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d or not months[mon] then return nil end
+  local at = require("braze.args").timegm(tonumber(y), months[mon], tonumber(d),
+    tonumber(h), tonumber(mi), tonumber(s))
+  return math.max(0, at - now)
+end
+
+--- Exponential backoff with full jitter: uniform in [0, min(cap, base*2^(n-1))].
+function M.backoff(attempt, base, cap)
+  return random() * min(cap, base * 2 ^ (attempt - 1))
+end
+
+--- How long a 429 asks us to wait: Retry-After, else until X-RateLimit-Reset,
+-- else nil (the caller then backs off).
+function M.rate_limit_wait(headers, now)
+  local wait = M.retry_after(headers["retry-after"], now)
+  if wait then return wait end
+  local reset = M.uint(headers["x-ratelimit-reset"])
+  if reset then return math.max(0, reset - now) end
+  return nil
+end
+
+--- Seconds until the window resets when the last response said no request
+-- is left (remaining == 0), else nil.
+function M.exhausted_wait(rl, now)
+  if rl and rl.remaining == 0 and rl.reset and rl.reset > now then
+    return rl.reset - now
+  end
+  return nil
+end
+
+return M
