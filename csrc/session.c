@@ -12,23 +12,14 @@
  * - the receive buffer belongs to the userdata, so a Lua error (memory)
  *   while building results leaks nothing.
  */
-#include <ctype.h>
-#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
 #include "decode.h"
+#include "headers.h"
 #include "session.h"
-
-/* Response headers the Lua front needs, matched case-insensitively. */
-static const char *const wanted_headers[] = {
-  "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
-  "x-request-id", "content-type", "retry-after", "location",
-};
-#define N_HEADERS (sizeof wanted_headers / sizeof wanted_headers[0])
-#define HEADER_VALUE_MAX 256 /* longer values are cut: these are all short */
 
 /* Bytes of a body that failed to decode, kept for the error message. */
 #define SNIPPET_MAX 512
@@ -44,8 +35,8 @@ typedef struct {
   int max_depth;
   int too_large;    /* the transfer was aborted by max_body */
   int out_of_memory;
-  char header_value[N_HEADERS][HEADER_VALUE_MAX];
-  unsigned char header_present[N_HEADERS];
+  char header_value[BRAZE_N_HEADERS][BRAZE_HEADER_VALUE_MAX];
+  unsigned char header_present[BRAZE_N_HEADERS];
   char errbuf[CURL_ERROR_SIZE];
 } session;
 
@@ -84,30 +75,15 @@ static void reset_response(session *s) {
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   session *s = (session *)ud;
   size_t n = size * nmemb;
-  const char *colon, *v, *e;
-
-  /* A status line starts a new response (e.g. after "100 Continue"). */
-  if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+  char value[BRAZE_HEADER_VALUE_MAX];
+  int which = braze_header_line(line, n, value);
+  if (which == -2) {
+    /* A status line starts a new response (e.g. after "100 Continue"). */
     memset(s->header_present, 0, sizeof s->header_present);
     s->body_len = 0;
-    return n;
-  }
-  colon = memchr(line, ':', n);
-  if (colon == NULL) return n;
-  size_t name_len = (size_t)(colon - line);
-  for (size_t i = 0; i < N_HEADERS; i++) {
-    if (strlen(wanted_headers[i]) != name_len || strncasecmp(line, wanted_headers[i], name_len) != 0)
-      continue;
-    v = colon + 1;
-    e = line + n;
-    while (v < e && (*v == ' ' || *v == '\t')) v++;
-    while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t')) e--;
-    size_t len = (size_t)(e - v);
-    if (len >= HEADER_VALUE_MAX) len = HEADER_VALUE_MAX - 1;
-    memcpy(s->header_value[i], v, len);
-    s->header_value[i][len] = '\0';
-    s->header_present[i] = 1;
-    break;
+  } else if (which >= 0) {
+    memcpy(s->header_value[which], value, sizeof value);
+    s->header_present[which] = 1;
   }
   return n;
 }
@@ -263,11 +239,11 @@ int braze_session_new(lua_State *L) {
 /* ---- the request ------------------------------------------------------- */
 
 static void push_headers(lua_State *L, session *s) {
-  lua_createtable(L, 0, N_HEADERS);
-  for (size_t i = 0; i < N_HEADERS; i++) {
+  lua_createtable(L, 0, BRAZE_N_HEADERS);
+  for (int i = 0; i < BRAZE_N_HEADERS; i++) {
     if (!s->header_present[i]) continue;
     lua_pushstring(L, s->header_value[i]);
-    lua_setfield(L, -2, wanted_headers[i]);
+    lua_setfield(L, -2, braze_header_names[i]);
   }
 }
 
