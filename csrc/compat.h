@@ -10,8 +10,12 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-#if LUA_VERSION_NUM < 502
-/* Lua 5.1 / LuaJIT */
+#if LUA_VERSION_NUM < 502 && !defined(luaL_newlib)
+/*
+ * Plain Lua 5.1 (and LuaJIT 2.0). LuaJIT 2.1 keeps the 5.1 API but already
+ * has luaL_setfuncs, luaL_testudata, luaL_setmetatable and luaL_newlib (a
+ * macro in its lauxlib.h, which is how we tell it apart): use its own.
+ */
 #define luaL_setfuncs(L, l, nup) braze_setfuncs((L), (l), (nup))
 static inline void braze_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   for (; l->name != NULL; l++) {
@@ -24,7 +28,6 @@ static inline void braze_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
 }
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, sizeof(l) / sizeof((l)[0]) - 1)
 #define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
-#define lua_rawlen(L, i) lua_objlen((L), (i))
 static inline void *braze_testudata(lua_State *L, int ud, const char *tname) {
   void *p = lua_touserdata(L, ud);
   if (p != NULL && lua_getmetatable(L, ud)) {
@@ -41,6 +44,11 @@ static inline void braze_setmetatable(lua_State *L, const char *tname) {
   lua_setmetatable(L, -2);
 }
 #define luaL_setmetatable(L, tname) braze_setmetatable((L), (tname))
+#endif
+
+#if LUA_VERSION_NUM < 502
+/* Lua 5.1 and every LuaJIT. */
+#define lua_rawlen(L, i) lua_objlen((L), (i))
 #endif
 
 #if LUA_VERSION_NUM < 504

@@ -24,7 +24,7 @@
 static int core_decode(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
-  lua_Integer max_depth = (lua_Integer)luaL_optnumber(L, 2, BRAZE_DEFAULT_MAX_DEPTH);
+  lua_Integer max_depth = luaL_optinteger(L, 2, BRAZE_DEFAULT_MAX_DEPTH);
   luaL_argcheck(L, max_depth >= 1 && max_depth <= 10000, 2, "max_depth must be in 1..10000");
   braze_decode_error err;
   char *buf;
@@ -42,7 +42,7 @@ static int core_decode(lua_State *L) {
   }
   if (!braze_decode(L, buf, len, (int)max_depth, &err)) {
     lua_pushnil(L);
-    lua_pushfstring(L, "%s at byte %d", err.message, (int)err.position);
+    lua_pushfstring(L, "%s at byte %f", err.message, (lua_Number)err.position);
     lua_pushinteger(L, (lua_Integer)err.position);
     return 3;
   }

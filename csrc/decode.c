@@ -4,7 +4,9 @@
  * Strict: no comments, no trailing commas, no NaN/Infinity, no leading
  * zeros, strings must be valid UTF-8 with no raw control characters and
  * no lone surrogates. Integers that fit in a lua_Integer stay integers;
- * everything else is a double. JSON null is lightuserdata NULL (equal to
+ * everything else is a double, except that on Luas without an integer
+ * subtype an integer beyond +-2^53 becomes a string of its digits (see
+ * parse_number). JSON null is lightuserdata NULL (equal to
  * cjson.null). Objects and arrays both become plain tables.
  *
  * Depth is bounded by max_depth, so the recursion (a few dozen bytes of C
@@ -28,7 +30,7 @@ typedef struct {
   char *end;        /* one past the last byte */
   int depth;
   int max_depth;
-  char decimal_point; /* the C library's, for strtod (locale-proof) */
+  char decimal_point[8]; /* the C library's (may be multibyte), for strtod */
   braze_decode_error *err;
 } decoder;
 
@@ -235,17 +237,28 @@ static int parse_string(decoder *d) {
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/* The exact-but-slow path: the C library, made locale-proof. */
+/*
+ * The exact-but-slow path: the C library, made locale-proof by putting the
+ * locale's decimal point, which may be several bytes (ps_AF: U+066B), in
+ * place of the '.'.
+ */
 static int push_strtod(decoder *d, const char *begin, size_t n) {
   char small[64];
   char *tmp = small;
-  if (n >= sizeof small) /* a Lua-owned scratch, so an error cannot leak it */
-    tmp = (char *)lua_newuserdatauv(d->L, n + 1, 0);
-  memcpy(tmp, begin, n);
-  tmp[n] = '\0';
-  if (d->decimal_point != '.') {
-    char *dot = strchr(tmp, '.');
-    if (dot) *dot = d->decimal_point;
+  const char *dot = (const char *)memchr(begin, '.', n);
+  size_t dp_len = (dot != NULL && strcmp(d->decimal_point, ".") != 0) ? strlen(d->decimal_point) : 0;
+  size_t size = n + dp_len + 1; /* a longer decimal point and the NUL fit */
+  if (size > sizeof small) /* a Lua-owned scratch, so an error cannot leak it */
+    tmp = (char *)lua_newuserdatauv(d->L, size, 0);
+  if (dp_len == 0) {
+    memcpy(tmp, begin, n);
+    tmp[n] = '\0';
+  } else {
+    size_t head = (size_t)(dot - begin);
+    memcpy(tmp, begin, head);
+    memcpy(tmp + head, d->decimal_point, dp_len);
+    memcpy(tmp + head + dp_len, dot + 1, n - head - 1);
+    tmp[n - 1 + dp_len] = '\0';
   }
   double v = strtod(tmp, NULL);
   if (tmp != small) lua_pop(d->L, 1);
@@ -315,6 +328,22 @@ static int parse_number(decoder *d) {
     }
 #endif
   }
+#if !BRAZE_HAS_INTEGERS
+  /*
+   * Lua 5.1/5.2/LuaJIT have only doubles, exact up to 2^53. An integer
+   * lexeme beyond +-2^53 (a segment size, an id) is returned as a Lua
+   * string of its exact digits ("9007199254740993", "-..."), never as a
+   * rounded number: the value stays exact, and code that expects a number
+   * sees a string instead of a silently wrong count. (LuaJIT int64 cdata
+   * cannot be made from the C API without calling back into the FFI, and
+   * would not work on plain 5.1 anyway.) Lexemes with a fraction or an
+   * exponent are floats in JSON's own terms and stay doubles.
+   */
+  if (!is_float) {
+    lua_pushlstring(d->L, begin, (size_t)(p - begin));
+    return 1;
+  }
+#endif
   /* Clinger's fast path: both operands exact, so one rounding, the right one. */
   if (!inexact && mantissa <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
     double v = (double)mantissa;
@@ -434,7 +463,7 @@ int braze_decode(lua_State *L, char *buf, size_t len, int max_depth, braze_decod
   d.end = buf + len;
   d.depth = 0;
   d.max_depth = max_depth;
-  d.decimal_point = localeconv()->decimal_point[0];
+  snprintf(d.decimal_point, sizeof d.decimal_point, "%s", localeconv()->decimal_point);
   d.err = err;
   err->message[0] = '\0';
   err->position = 0;

@@ -12,6 +12,7 @@
  * - the receive buffer belongs to the userdata, so a Lua error (memory)
  *   while building results leaks nothing.
  */
+#include <stdint.h> /* SIZE_MAX: 5.4's luaconf.h pulls it in, 5.1's does not */
 #include <stdlib.h>
 #include <string.h>
 

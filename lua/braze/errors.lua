@@ -35,18 +35,20 @@ Error.__index = Error
 Error.__name = "braze.Error"
 
 local function describe(e)
+  -- tostring: Lua 5.1's %s raises on nil (an error made without an endpoint).
+  local endpoint = tostring(e.endpoint)
   if e.kind == "http" then
-    return format("HTTP %s on %s", tostring(e.status), e.endpoint)
+    return format("HTTP %s on %s", tostring(e.status), endpoint)
   elseif e.kind == "rate_limited" then
-    return format("rate limited on %s", e.endpoint)
+    return format("rate limited on %s", endpoint)
   elseif e.kind == "timeout" then
-    return format("timeout on %s", e.endpoint)
+    return format("timeout on %s", endpoint)
   elseif e.kind == "decode" then
-    return format("invalid response from %s", e.endpoint)
+    return format("invalid response from %s", endpoint)
   elseif e.kind == "too_large" then
-    return format("response too large from %s", e.endpoint)
+    return format("response too large from %s", endpoint)
   end
-  return format("%s error on %s", tostring(e.kind), e.endpoint)
+  return format("%s error on %s", tostring(e.kind), endpoint)
 end
 
 function Error.__tostring(e)

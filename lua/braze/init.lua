@@ -175,7 +175,10 @@ function braze.new(opts)
     retry_base = number_option(opts, "retry_base", 0.5, 0, 3600),
     retry_max = number_option(opts, "retry_max", 8, 0, 3600),
     max_wait = number_option(opts, "max_wait", 60, 0, 86400),
-    sleep = opts.sleep or core.sleep,
+    -- A transport may bring its own sleep (ngx.sleep for OpenResty), so
+    -- retries never block an event loop the user forgot about.
+    sleep = opts.sleep or (transport and type(transport.sleep) == "function" and transport.sleep)
+      or core.sleep,
     rate_limit = nil,
   }
   return client
@@ -220,58 +223,16 @@ function Client:rate_limit()
   return { limit = rl.limit, remaining = rl.remaining, reset = rl.reset }
 end
 
--- Turn one attempt's outcome into (body) or (nil, err, retryable, wait).
-local function outcome(p, path, res, kind, msg)
-  if not res then
-    return nil, { kind = kind, message = msg }, retry.retry_kind[kind]
-  end
-  local status, headers, body = res.status, res.headers, res.body
-  local base = { status = status, request_id = headers["x-request-id"] }
-  local ok_status = status >= 200 and status < 300
-  if ok_status then
-    if type(body) == "table" then return body end
-    base.kind = "decode"
-    if res.decode_error then
-      base.message = format("%s (content-type %s)", res.decode_error,
-        headers["content-type"] or "none")
-      base.position = res.decode_position
-    else
-      base.message = "expected a JSON object, got a JSON " .. type(body)
-    end
-    return nil, base, false
-  end
-  base.kind = status == 429 and "rate_limited" or "http"
-  if type(body) == "table" and type(body.message) == "string" then
-    base.message = body.message
-    if type(body.errors) == "table" then base.errors = body.errors end
-  elseif type(body) == "table" and type(body.errors) == "table" then
-    base.message = "HTTP " .. status
-    base.errors = body.errors
-  else
-    -- Not JSON (an HTML page from a proxy, say): say what it was, briefly.
-    local ctype = headers["content-type"] or "no content type"
-    local title = res.snippet and res.snippet:match("<[Tt][Ii][Tt][Ll][Ee]>%s*(.-)%s*</")
-    base.message = format("HTTP %d with a non-JSON body (%s)%s", status, ctype,
-      title and (": " .. title:sub(1, 120)) or "")
-  end
-  if status >= 300 and status < 400 then
-    base.message = base.message .. " (redirects are not followed; check the endpoint)"
-  elseif status == 401 then
-    base.message = base.message .. " (check the key, and that the endpoint is your "
-      .. "workspace's instance: Braze answers 401 for the wrong instance too)"
-  end
-  local wait
-  if status == 429 then wait = retry.rate_limit_wait(headers, os_time()) end
-  return nil, base, retry.retry_status[status] or false, wait
-end
-
-local function rate_limited_error(p, path, wait, attempts)
-  return errors.new({
-    kind = "rate_limited", endpoint = path, attempts = attempts, retry_after = wait,
-    rate_limit = p.rate_limit,
-    message = format("rate limit window resets in %d s, longer than max_wait (%s s)",
-      math.ceil(wait), tostring(p.max_wait)),
-  }, p.redact)
+-- The error for a rate-limit wait longer than max_wait; `fields` are those
+-- of the 429 that asked for it, if one did.
+local function rate_limited_error(p, path, wait, attempts, fields)
+  local e = {}
+  for k, v in pairs(fields or {}) do e[k] = v end
+  e.kind, e.endpoint, e.attempts, e.retry_after = "rate_limited", path, attempts, wait
+  e.rate_limit = p.rate_limit
+  e.message = format("rate limit window resets in %d s, longer than max_wait (%s s)",
+    math.ceil(wait), tostring(p.max_wait))
+  return errors.new(e, p.redact)
 end
 
 -- GET path?query with the retry policy. Returns the decoded body or nil, err.
@@ -293,7 +254,7 @@ local function request(p, path, query)
       local rl = retry.rate_limit(res.headers)
       if rl then p.rate_limit = rl end
     end
-    local body, fields, retryable, retry_wait = outcome(p, path, res, kind, msg)
+    local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time())
     if body then return body end
 
     fields.endpoint, fields.attempts, fields.rate_limit = path, attempts, p.rate_limit
@@ -301,10 +262,17 @@ local function request(p, path, query)
     if not retryable or attempts > p.max_retries then
       return nil, errors.new(fields, p.redact)
     end
-    if retry_wait and retry_wait > p.max_wait then
-      return nil, rate_limited_error(p, path, retry_wait, attempts)
+    if retry_wait then
+      if retry_wait > p.max_wait then
+        return nil, rate_limited_error(p, path, retry_wait, attempts, fields)
+      end
+      p.sleep(retry_wait)
+      -- That wait was the server's own answer: do not wait again for the
+      -- window its headers announced.
+      if p.rate_limit then p.rate_limit.remaining = nil end
+    else
+      p.sleep(retry.backoff(attempts, p.retry_base, p.retry_max))
     end
-    p.sleep(retry_wait or retry.backoff(attempts, p.retry_base, p.retry_max))
   end
 end
 

@@ -7,7 +7,7 @@
 -- @module braze.retry
 local M = {}
 
-local tonumber, min, random = tonumber, math.min, math.random
+local tonumber, min, random, type, format = tonumber, math.min, math.random, type, string.format
 
 M.retry_status = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 M.retry_kind = { network = true, timeout = true }
@@ -68,6 +68,54 @@ function M.exhausted_wait(rl, now)
     return rl.reset - now
   end
   return nil
+end
+
+--- Judge one attempt: what a transport's get returned (`res`, or nil,
+-- `kind`, `msg`). Returns the decoded body on success, else nil, the fields
+-- of an error object, whether to retry, and the wait a 429 asked for.
+function M.outcome(res, kind, msg, now)
+  if not res then
+    return nil, { kind = kind, message = msg }, M.retry_kind[kind] or false
+  end
+  local status, headers, body = res.status, res.headers, res.body
+  local base = { status = status, request_id = headers["x-request-id"] }
+  local ok_status = status >= 200 and status < 300
+  if ok_status then
+    if type(body) == "table" then return body end
+    base.kind = "decode"
+    if res.decode_error then
+      base.message = format("%s%s (content-type %s)", res.decode_error,
+        res.decode_position and format(" at byte %d", res.decode_position) or "",
+        headers["content-type"] or "none")
+      base.position = res.decode_position
+    else
+      base.message = "expected a JSON object, got a JSON " .. type(body)
+    end
+    return nil, base, false
+  end
+  base.kind = status == 429 and "rate_limited" or "http"
+  if type(body) == "table" and type(body.message) == "string" then
+    base.message = body.message
+    if type(body.errors) == "table" then base.errors = body.errors end
+  elseif type(body) == "table" and type(body.errors) == "table" then
+    base.message = "HTTP " .. status
+    base.errors = body.errors
+  else
+    -- Not JSON (an HTML page from a proxy, say): say what it was, briefly.
+    local ctype = headers["content-type"] or "no content type"
+    local title = res.snippet and res.snippet:match("<[Tt][Ii][Tt][Ll][Ee]>%s*(.-)%s*</")
+    base.message = format("HTTP %d with a non-JSON body (%s)%s", status, ctype,
+      title and (": " .. title:sub(1, 120)) or "")
+  end
+  if status >= 300 and status < 400 then
+    base.message = base.message .. " (redirects are not followed; check the endpoint)"
+  elseif status == 401 then
+    base.message = base.message .. " (check the key, and that the endpoint is your "
+      .. "workspace's instance: Braze answers 401 for the wrong instance too)"
+  end
+  local wait
+  if status == 429 then wait = M.rate_limit_wait(headers, now) end
+  return nil, base, M.retry_status[status] or false, wait
 end
 
 return M

@@ -1,0 +1,348 @@
+--- A non-blocking transport for OpenResty / lua-nginx-module: HTTP/1.1 over
+-- nginx cosockets, so a request waiting on Braze yields the nginx worker to
+-- other requests instead of blocking it (the default libcurl session blocks).
+--
+--     local braze = require("braze")
+--     local client = braze.new{
+--       instance = "US-01", api_key = key,
+--       transport = require("braze.transport.ngx"),
+--       sleep = ngx.sleep,            -- retries must not block the worker either
+--     }
+--
+-- Requirements in nginx.conf:
+--
+-- * `lua_package_cpath` must find `braze/core.so` built for LuaJIT
+--   (`cmake -DBRAZE_LUA=luajit`): JSON is decoded by its C decoder;
+-- * `resolver` for host names (cosockets do not read /etc/hosts);
+-- * `lua_ssl_trusted_certificate` (e.g. /etc/ssl/certs/ca-certificates.crt)
+--   for https: certificates are always verified, and without trusted CAs
+--   every handshake fails. `ca_file`, `ca_path` and `proxy` options cannot be
+--   honoured per request here, so they raise instead of being ignored.
+--
+-- Works in every context where cosockets are enabled (rewrite, access,
+-- content, ngx.timer.*, ssl_certificate...). A client (and this transport)
+-- holds no socket between calls, so one client can be shared by all the
+-- requests of a worker; connections are pooled with `setkeepalive`.
+--
+-- get(url) returns what braze.core's session:get returns: a response table
+-- `{status=, headers={lower-case name=value}, body=|decode_error=,
+-- decode_position=, snippet=}` or nil, kind ("network" | "timeout" |
+-- "too_large"), message.
+-- @module braze.transport.ngx
+local core = require("braze.core")
+
+local decode, monotonic = core.decode, core.monotonic
+local type, tonumber, tostring, setmetatable, error = type, tonumber, tostring, setmetatable, error
+local format, concat, floor, min, max = string.format, table.concat, math.floor, math.min, math.max
+
+local M = {
+  --- Seconds an idle pooled connection is kept (setkeepalive's max_idle_timeout).
+  keepalive_timeout = 60,
+  --- Connections kept per pool (per scheme://host:port) in each worker.
+  pool_size = 32,
+}
+
+--- Waits without blocking the worker: pass it (or ngx.sleep) as braze.new's `sleep`.
+function M.sleep(seconds)
+  return ngx.sleep(seconds)
+end
+
+-- The response headers handed to the front, as braze.core keeps them.
+local wanted = {
+  ["x-ratelimit-limit"] = true, ["x-ratelimit-remaining"] = true, ["x-ratelimit-reset"] = true,
+  ["x-request-id"] = true, ["content-type"] = true, ["retry-after"] = true, ["location"] = true,
+}
+local HEADER_VALUE_MAX = 255 -- as braze.core: values are cut to this many bytes
+local MAX_HEADER_LINES = 200
+local MAX_HEADER_BYTES = 65536
+local SNIPPET_MAX = 512
+local READ_CHUNK = 65536
+
+---@class braze.transport.ngx.Session
+local Session = {}
+Session.__index = Session
+Session.__name = "braze.transport.ngx"
+
+--- Make a transport object from braze.new's connection settings.
+---@param config {api_key: string, timeout: number, connect_timeout: number, user_agent: string, max_body: number, max_depth: integer, ca_file?: string, ca_path?: string, proxy?: string}
+---@return braze.transport.ngx.Session
+function M.new(config)
+  if type(ngx) ~= "table" or type(ngx.socket) ~= "table" then
+    error("braze.transport.ngx: needs OpenResty / lua-nginx-module (no ngx.socket here)", 3)
+  end
+  if config.ca_file ~= nil or config.ca_path ~= nil then
+    error("braze.transport.ngx: ca_file/ca_path cannot be set per request under nginx; "
+      .. "set lua_ssl_trusted_certificate in nginx.conf", 3)
+  end
+  if config.proxy ~= nil then
+    error("braze.transport.ngx: proxy is not supported", 3)
+  end
+  return setmetatable({
+    auth = "Bearer " .. config.api_key,
+    user_agent = config.user_agent or "lua-braze",
+    timeout = config.timeout or 30,
+    connect_timeout = config.connect_timeout or 10,
+    max_body = config.max_body or 32 * 1024 * 1024,
+    max_depth = config.max_depth or 1000,
+  }, Session)
+end
+
+function Session:__tostring()
+  return format("braze.transport.ngx (%s)", self.closed and "closed" or "open")
+end
+
+--- Mark the object closed (pooled connections belong to the worker, not to it).
+function Session:close()
+  self.closed = true
+end
+
+-- scheme, host (no brackets), port, Host header value, request target.
+local function split_url(url)
+  local scheme, authority, target = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+  if not scheme then return nil, "not an absolute URL" end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then return nil, "unsupported scheme " .. scheme end
+  local host, port = authority:match("^%[([%x:.]+)%](.*)$")
+  if not host then host, port = authority:match("^([^:]+)(.*)$") end
+  if not host or host == "" then return nil, "no host" end
+  if port ~= "" then
+    port = port:match("^:(%d+)$")
+    if not port then return nil, "bad port" end
+    port = tonumber(port)
+  else
+    port = scheme == "https" and 443 or 80
+  end
+  if target == "" then target = "/" end
+  if target:find("[%c ]") then return nil, "control characters or spaces in the URL" end
+  return scheme, host, port, authority, target
+end
+
+-- One request on one connection. Closes or pools the socket itself.
+-- Returns status, headers, body | nil, kind, message, retry_fresh (true when
+-- a pooled connection failed before any byte of the response).
+local function exchange(self, scheme, host, port, host_header, target, deadline)
+  local sock = ngx.socket.tcp()
+  local function left_ms()
+    return floor((deadline - monotonic()) * 1000)
+  end
+  local function fail(kind, msg, retry_fresh)
+    sock:close()
+    return nil, kind, msg, retry_fresh
+  end
+  -- cosocket errors: "timeout", "closed", "connection refused", ...
+  local function io_fail(what, err, retry_fresh)
+    if err == "timeout" then
+      return fail("timeout", format("timed out %s after %.2f s", what,
+        monotonic() - (deadline - self.timeout)))
+    end
+    return fail("network", format("%s: %s", what, tostring(err)), retry_fresh)
+  end
+  local function set_timeout()
+    local ms = left_ms()
+    if ms <= 0 then return false end
+    sock:settimeout(ms)
+    return true
+  end
+
+  sock:settimeout(max(1, min(left_ms(), floor(self.connect_timeout * 1000))))
+  -- nginx parses "host:port" itself, so an IPv6 literal keeps its brackets.
+  local address = host:find(":", 1, true) and ("[" .. host .. "]") or host
+  local ok, err = sock:connect(address, port, { pool = scheme .. "://" .. address .. ":" .. port })
+  if not ok then
+    return io_fail(format("connecting to %s:%d", host, port), err)
+  end
+  local reused = (sock:getreusedtimes() or 0) > 0
+  if scheme == "https" and not reused then
+    if not set_timeout() then return io_fail("in the TLS handshake", "timeout") end
+    local session, herr = sock:sslhandshake(nil, host, true)
+    if not session then
+      return io_fail(format("TLS handshake with %s", host), herr)
+    end
+  end
+
+  if not set_timeout() then return io_fail("sending the request", "timeout") end
+  local request = concat({
+    "GET ", target, " HTTP/1.1\r\n",
+    "Host: ", host_header, "\r\n",
+    "Authorization: ", self.auth, "\r\n",
+    "Accept: application/json\r\n",
+    "User-Agent: ", self.user_agent, "\r\n",
+    "Connection: keep-alive\r\n\r\n",
+  })
+  local sent
+  sent, err = sock:send(request)
+  if not sent then return io_fail("sending the request", err, reused) end
+
+  -- Status line and headers; 1xx interim responses are skipped.
+  local status, version, headers, framing, content_length, keepalive
+  local header_lines, header_bytes = 0, 0
+  while true do
+    if not set_timeout() then return io_fail("waiting for the response", "timeout") end
+    local line
+    line, err = sock:receive("*l")
+    if not line then
+      return io_fail("reading the status line", err, reused and status == nil)
+    end
+    local v, code = line:match("^HTTP/(%d%.%d) (%d%d%d)")
+    if not v then return fail("network", "malformed status line from the server") end
+    version, status = v, tonumber(code)
+    headers, framing, content_length, keepalive = {}, nil, nil, nil
+    local connection_header
+    while true do
+      if not set_timeout() then return io_fail("reading the headers", "timeout") end
+      line, err = sock:receive("*l")
+      if not line then return io_fail("reading the headers", err) end
+      if line == "" then break end
+      header_lines, header_bytes = header_lines + 1, header_bytes + #line
+      if header_lines > MAX_HEADER_LINES or header_bytes > MAX_HEADER_BYTES then
+        return fail("network", "response headers too large")
+      end
+      local name, value = line:match("^([^:]*):(.*)$")
+      if name then
+        name = name:lower()
+        value = value:match("^[ \t]*(.-)[ \t\r\n]*$")
+        if wanted[name] then
+          -- As braze.core: cut, and no control bytes (values reach error messages).
+          headers[name] = (value:sub(1, HEADER_VALUE_MAX):gsub("%c", "?"))
+        elseif name == "transfer-encoding" then
+          framing = value:lower():match("chunked%s*$") and "chunked" or "close"
+        elseif name == "content-length" then
+          if not value:match("^%d+$") or #value > 15
+            or (content_length and content_length ~= tonumber(value)) then
+            return fail("network", "invalid Content-Length in the response")
+          end
+          content_length = tonumber(value)
+        elseif name == "connection" then
+          connection_header = value:lower()
+        end
+      end
+    end
+    if status >= 200 or status == 101 then
+      if version == "1.0" then
+        keepalive = connection_header ~= nil and connection_header:find("keep-alive", 1, true) ~= nil
+      else
+        keepalive = not (connection_header and connection_header:find("close", 1, true))
+      end
+      break
+    end
+  end
+
+  -- The body.
+  local max_body = self.max_body
+  local function too_large()
+    return fail("too_large", format("response body larger than max_body (%d bytes)",
+      min(max_body, 0x7fffffff)))
+  end
+  local body
+  if status == 204 or status == 304 or status < 200 then
+    body = ""
+  elseif framing == "chunked" then
+    if content_length then keepalive = false end -- both framings: do not trust the rest
+    local parts, total = {}, 0
+    while true do
+      if not set_timeout() then return io_fail("reading the body", "timeout") end
+      local line
+      line, err = sock:receive("*l")
+      if not line then return io_fail("reading the body", err) end
+      local hex = line:match("^(%x+)[ \t]*;?") or line:match("^(%x+)[ \t]*$")
+      if not hex or #hex > 12 then return fail("network", "malformed chunk size in the response") end
+      local size = tonumber(hex, 16)
+      if size == 0 then
+        repeat -- trailers, up to the blank line
+          if not set_timeout() then return io_fail("reading the body", "timeout") end
+          line, err = sock:receive("*l")
+          if not line then return io_fail("reading the body", err) end
+        until line == ""
+        break
+      end
+      total = total + size
+      if total > max_body then return too_large() end
+      if not set_timeout() then return io_fail("reading the body", "timeout") end
+      local data
+      data, err = sock:receive(size)
+      if not data then return io_fail("reading the body", err) end
+      parts[#parts + 1] = data
+      if not set_timeout() then return io_fail("reading the body", "timeout") end
+      line, err = sock:receive("*l")
+      if not line then return io_fail("reading the body", err) end
+      if line ~= "" then return fail("network", "malformed chunk in the response") end
+    end
+    body = concat(parts)
+  elseif content_length and framing == nil then
+    if content_length > max_body then return too_large() end
+    if content_length == 0 then
+      body = ""
+    else
+      if not set_timeout() then return io_fail("reading the body", "timeout") end
+      body, err = sock:receive(content_length)
+      if not body then return io_fail("reading the body", err) end
+    end
+  else
+    -- No length: the body ends when the server closes the connection.
+    keepalive = false
+    local parts, total = {}, 0
+    while true do
+      if not set_timeout() then return io_fail("reading the body", "timeout") end
+      local data
+      data, err = sock:receiveany(READ_CHUNK)
+      if not data then
+        if err == "closed" then break end
+        return io_fail("reading the body", err)
+      end
+      total = total + #data
+      if total > max_body then return too_large() end
+      parts[#parts + 1] = data
+    end
+    body = concat(parts)
+  end
+
+  if keepalive then
+    -- A failure here only means the connection is not kept.
+    local kept = sock:setkeepalive(floor(M.keepalive_timeout * 1000), M.pool_size)
+    if not kept then sock:close() end
+  else
+    sock:close()
+  end
+  return status, headers, body
+end
+
+--- One GET; the same contract as braze.core's session:get.
+---@param url string
+---@return table|nil response
+---@return string|nil kind
+---@return string|nil message
+function Session:get(url)
+  if self.closed then error("braze: session is closed", 2) end
+  if type(url) ~= "string" then error("braze: bad URL: expected a string", 2) end
+  local scheme, host, port, host_header, target = split_url(url)
+  if not scheme then error("braze: bad URL: " .. host, 2) end
+  local deadline = monotonic() + self.timeout
+
+  local status, headers, body, retry_fresh
+  for _ = 1, M.pool_size + 1 do
+    status, headers, body, retry_fresh = exchange(self, scheme, host, port, host_header,
+      target, deadline)
+    -- A pooled connection that the server had closed while it sat idle
+    -- failed before any byte of the answer: try again (the pool hands out
+    -- its idle connections first; a fresh connection never sets retry_fresh).
+    if status or not retry_fresh then break end
+  end
+  if not status then return nil, headers, body end
+
+  local res = { status = status, headers = headers }
+  if body == "" then
+    res.decode_error = "empty body"
+    return res
+  end
+  local value, msg, pos = decode(body, self.max_depth)
+  if msg == nil then
+    res.body = value
+  else
+    res.snippet = body:sub(1, SNIPPET_MAX)
+    res.decode_error = (msg:gsub(" at byte %d+$", ""))
+    res.decode_position = pos
+  end
+  return res
+end
+
+return M

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install the Debian packages lua-braze needs to build, test and run its
+# demo. Idempotent and quiet when everything is already there.
+#   bash scripts/install-deps.sh          # build + tests (Lua 5.4)
+#   BRAZE_DEPS=full bash scripts/...      # + sanitizers, fuzzing, other Luas, nginx
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  lua5.4 liblua5.4-dev libcurl4-openssl-dev
+  lua-socket lua-argparse lua-cjson lua-busted
+)
+if [ "${BRAZE_DEPS:-}" = full ]; then
+  packages+=(
+    valgrind clang-14 libclang-rt-14-dev
+    lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev
+    # OpenResty's luajit2, not Debian's luajit: libnginx-mod-http-lua needs it.
+    luajit2 libluajit2-5.1-dev
+    nginx-core libnginx-mod-http-lua openssl
+  )
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,120 @@
+-- Content handlers for spec/nginx_spec.lua: each calls lua-braze through the
+-- cosocket transport and answers JSON, so the spec can check from outside
+-- what a real nginx worker got.
+--
+--   /list?page=N          client:list{page=N}
+--   /details?segment_id=  client:details(id)
+--   /series?segment_id=&length=N
+--   /each?max_pages=N     iterates client:each(), answers counts and ids
+--
+-- Every handler takes, as query arguments: mock=fast|slow|tls|badtls (which
+-- endpoint, set as nginx variables by the config), max_retries, timeout,
+-- max_body, max_depth, and fresh=1 for a client made for this request only
+-- (otherwise clients are cached per worker and shared by concurrent requests).
+--
+-- Answers: 200 {"ok":true,"result":...} or 200 {"ok":false,"error":{fields of
+-- the braze.Error},"text":tostring(err)}.
+local braze = require("braze")
+local ngx_transport = require("braze.transport.ngx")
+local cjson = require("cjson")
+
+local M = {}
+
+local clients = {} -- per worker: "mock|retries|timeout|max_body|max_depth" -> client
+
+-- A query argument, percent-decoded (the last one when repeated).
+local function arg(name)
+  local v = ngx.req.get_uri_args()[name]
+  if type(v) == "table" then v = v[#v] end
+  if type(v) ~= "string" then return nil end
+  return v
+end
+
+local function number_arg(name)
+  local v = arg(name)
+  return v and tonumber(v) or nil
+end
+
+local function client()
+  local mock = arg("mock") or "fast"
+  local endpoint = ngx.var["braze_" .. mock .. "_endpoint"]
+  if not endpoint or endpoint == "" then error("no endpoint for mock=" .. mock) end
+  local opts = {
+    endpoint = endpoint,
+    api_key = ngx.var.braze_api_key,
+    transport = ngx_transport,
+    sleep = ngx.sleep,
+    max_retries = number_arg("max_retries") or 0,
+    retry_base = 0.05,
+    timeout = number_arg("timeout"),
+    max_body = number_arg("max_body"),
+    max_depth = number_arg("max_depth"),
+  }
+  if arg("fresh") == "1" then return braze.new(opts) end
+  local key = table.concat({ mock, tostring(opts.max_retries), tostring(opts.timeout),
+    tostring(opts.max_body), tostring(opts.max_depth) }, "|")
+  local c = clients[key]
+  if not c then
+    c = braze.new(opts)
+    clients[key] = c
+  end
+  return c
+end
+
+local function reply(t)
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(cjson.encode(t))
+end
+
+-- The braze.Error as a plain table (cjson ignores metatables anyway).
+local function error_fields(err)
+  if type(err) ~= "table" then return { kind = "lua", message = tostring(err) } end
+  local f = {}
+  for _, k in ipairs({ "kind", "status", "message", "errors", "request_id", "endpoint",
+    "attempts", "retry_after", "position", "rate_limit" }) do
+    f[k] = err[k]
+  end
+  return f
+end
+
+local function answer(res, err)
+  if res then
+    reply({ ok = true, result = res })
+  else
+    reply({ ok = false, error = error_fields(err), text = tostring(err) })
+  end
+end
+
+function M.list()
+  local page = number_arg("page")
+  answer(client():list({ page = page }))
+end
+
+function M.details()
+  answer(client():details(arg("segment_id")))
+end
+
+function M.series()
+  answer(client():data_series({
+    segment_id = arg("segment_id"),
+    length = number_arg("length") or 7,
+    ending_at = arg("ending_at"),
+  }))
+end
+
+function M.each()
+  local c = client()
+  local count, first, last, pages = 0, nil, nil, {}
+  local ok, err = pcall(function()
+    for segment, page in c:each({ max_pages = number_arg("max_pages") }) do
+      count = count + 1
+      first = first or segment.id
+      last = segment.id
+      pages[page + 1] = true
+    end
+  end)
+  if not ok then return answer(nil, err) end
+  answer({ count = count, first = first, last = last, pages = #pages })
+end
+
+return M

@@ -1,0 +1,543 @@
+-- braze.transport.ngx in a real nginx (Debian's libnginx-mod-http-lua, or
+-- OpenResty with NGINX=/usr/local/openresty/bin/openresty): the handlers in
+-- spec/nginx/handlers.lua call the API through cosockets against the mock,
+-- and this spec checks their JSON from outside, that a slow Braze does not
+-- block the worker, and that errors match the libcurl transport's.
+--
+-- Needs: nginx with the Lua module, openssl (test certificates), and
+-- braze/core.so built for LuaJIT in $BRAZE_LUAJIT_BUILD (default
+-- build-luajit: `cmake -S . -B build-luajit -DBRAZE_LUA=luajit`).
+-- Run (.busted excludes the #nginx tag by default):
+--   lua5.4 /usr/bin/busted --cpath='build/?.so' --exclude-tags= --tags=nginx spec/nginx_spec.lua
+-- BRAZE_KEEP_NGINX=1 keeps the temp directory (config, logs) for a look.
+local braze = require("braze")
+local helpers = require("spec.helpers")
+local cjson = require("cjson")
+local socket = require("socket")
+
+local NGINX = os.getenv("NGINX") or "nginx"
+local ROOT = helpers.root
+if ROOT:sub(1, 1) ~= "/" then -- nginx needs absolute paths
+  local p = io.popen("cd '" .. ROOT .. "' && pwd")
+  ROOT = p:read("*l")
+  p:close()
+end
+local LUAJIT_BUILD = os.getenv("BRAZE_LUAJIT_BUILD") or (ROOT .. "/build-luajit")
+if LUAJIT_BUILD:sub(1, 1) ~= "/" then LUAJIT_BUILD = ROOT .. "/" .. LUAJIT_BUILD end
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- load_module lines for Debian's dynamic modules; nothing when nginx has
+-- the Lua module built in (OpenResty).
+local function load_modules()
+  local p = io.popen(NGINX .. " -V 2>&1")
+  local v = p:read("*a")
+  p:close()
+  local dir = v:match("%-%-modules%-path=(%S+)") or "/usr/lib/nginx/modules"
+  local lines = {}
+  for _, m in ipairs({ "ndk_http_module.so", "ngx_http_lua_module.so" }) do
+    if read_file(dir .. "/" .. m) then lines[#lines + 1] = "load_module " .. dir .. "/" .. m .. ";" end
+  end
+  return table.concat(lines, "\n")
+end
+
+-- A CA, a certificate it signs for 127.0.0.1 and one for another name.
+local function make_certs(dir)
+  local q = "'" .. dir .. "'"
+  local cmds = {
+    "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=braze-test-ca "
+      .. "-keyout " .. q .. "/ca.key -out " .. q .. "/ca.pem",
+  }
+  for name, san in pairs({ good = "IP:127.0.0.1,DNS:127.0.0.1", bad = "DNS:not-this-host.example" }) do
+    local ext = dir .. "/" .. name .. ".ext"
+    write_file(ext, "subjectAltName=" .. san .. "\n")
+    cmds[#cmds + 1] = "openssl req -newkey rsa:2048 -nodes -subj /CN=" .. name
+      .. " -keyout " .. q .. "/" .. name .. ".key -out " .. q .. "/" .. name .. ".csr"
+    cmds[#cmds + 1] = "openssl x509 -req -days 2 -in " .. q .. "/" .. name .. ".csr -CA " .. q
+      .. "/ca.pem -CAkey " .. q .. "/ca.key -CAcreateserial -extfile '" .. ext .. "' -out "
+      .. q .. "/" .. name .. ".pem"
+  end
+  for _, c in ipairs(cmds) do
+    assert(sh(c .. " >/dev/null 2>&1"), "failed: " .. c)
+  end
+end
+
+-- GET target from nginx; returns status, decoded JSON (or raw body), seconds.
+local function get(port, target, timeout)
+  local res, elapsed = helpers.request({ host = "127.0.0.1", port = port }, target,
+    { timeout = timeout or 10 })
+  assert(res, "request to nginx failed: " .. tostring(elapsed))
+  local ok, doc = pcall(cjson.decode, res.body)
+  return res.status, ok and doc or res.body, elapsed
+end
+
+-- Send all requests at once on separate connections and read the answers as
+-- they come (LuaSocket, non-blocking). During the wait, `probe` (a target)
+-- is fetched every 100 ms on its own connection. Returns the responses (in
+-- request order, each {status=, body=, done=seconds}), the probe timings
+-- and the total time.
+local function concurrent(port, targets, probe, limit)
+  local started = socket.gettime()
+  local conns, pending = {}, {}
+  for i, target in ipairs(targets) do
+    local c = assert(socket.tcp())
+    c:settimeout(2)
+    assert(c:connect("127.0.0.1", port))
+    assert(c:send("GET " .. target .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+    c:settimeout(0)
+    conns[i] = { sock = c, parts = {} }
+    pending[#pending + 1] = c
+  end
+  local by_sock = {}
+  for i, c in ipairs(conns) do by_sock[c.sock] = i end
+  local probes, next_probe, left = {}, started + 0.1, #targets
+  while left > 0 and socket.gettime() - started < limit do
+    local readable = socket.select(pending, nil, 0.02)
+    for _, s in ipairs(readable) do
+      local c = conns[by_sock[s]]
+      local data, err, partial = s:receive(65536)
+      data = data or partial
+      if data and data ~= "" then c.parts[#c.parts + 1] = data end
+      if err == "closed" then
+        c.done = socket.gettime() - started
+        s:close()
+        left = left - 1
+        for k, p in ipairs(pending) do
+          if p == s then table.remove(pending, k) break end
+        end
+      end
+    end
+    if probe and left > 0 and socket.gettime() >= next_probe then
+      local t0 = socket.gettime()
+      local status = get(port, probe, 2)
+      probes[#probes + 1] = { at = t0 - started, took = socket.gettime() - t0, status = status }
+      next_probe = socket.gettime() + 0.1
+    end
+  end
+  local total = socket.gettime() - started
+  local out = {}
+  for i, c in ipairs(conns) do
+    if not c.done then c.sock:close() end
+    local raw = table.concat(c.parts)
+    local status = tonumber(raw:match("^HTTP/1%.%d (%d%d%d)"))
+    local head, body = raw:match("^(.-\r\n)\r\n(.*)$")
+    if head and head:lower():find("transfer%-encoding: chunked") then
+      local chunks, pos = {}, 1
+      while true do
+        local size_hex, after = body:match("^(%x+)[^\r\n]*\r\n()", pos)
+        local size = size_hex and tonumber(size_hex, 16)
+        if not size or size == 0 then break end
+        chunks[#chunks + 1] = body:sub(after, after + size - 1)
+        pos = after + size + 2
+      end
+      body = table.concat(chunks)
+    end
+    local ok, doc = pcall(cjson.decode, body or "")
+    out[i] = { status = status, body = ok and doc or body, done = c.done }
+  end
+  return out, probes, total
+end
+
+-- Stop the nginx whose pid file is `pid_file`: QUIT, then KILL after 5 s.
+local function stop_nginx(pid_file)
+  local pid = pid_file and read_file(pid_file)
+  pid = pid and pid:match("%d+")
+  if not pid then return end
+  sh("kill -QUIT " .. pid .. " 2>/dev/null")
+  for _ = 1, 100 do
+    if not helpers.alive(pid) then return end
+    socket.sleep(0.05)
+  end
+  sh("kill -KILL " .. pid .. " 2>/dev/null")
+end
+
+-- Wait until GET /path on port answers 200; false after 5 s.
+local function wait_up(port, path)
+  for _ = 1, 100 do
+    local res = helpers.request({ host = "127.0.0.1", port = port }, path, { timeout = 1 })
+    if res and res.status == 200 then return true end
+    socket.sleep(0.05)
+  end
+  return false
+end
+
+-- The fields both transports must agree on.
+local function comparable(e)
+  return {
+    kind = e.kind, status = e.status, message = e.message, errors = e.errors,
+    endpoint = e.endpoint, attempts = e.attempts, has_request_id = e.request_id ~= nil,
+    retry_after = e.retry_after,
+  }
+end
+
+describe("#nginx braze.transport.ngx in nginx", function()
+  local tmp, port, fast, slow, segments
+
+
+  setup(function()
+    assert(read_file(LUAJIT_BUILD .. "/braze/core.so"),
+      "no " .. LUAJIT_BUILD .. "/braze/core.so: build it with "
+      .. "cmake -S . -B build-luajit -DBRAZE_LUA=luajit && cmake --build build-luajit")
+    local p = io.popen("mktemp -d /tmp/braze-nginx.XXXXXX")
+    tmp = p:read("*l")
+    p:close()
+    make_certs(tmp)
+    fast = helpers.start_mock{ segments = 250 }
+    slow = helpers.start_mock{ segments = 5, latency = 500 }
+    local template = assert(read_file(ROOT .. "/spec/nginx/nginx.conf.in"))
+    -- A port found free can be taken before nginx binds it: try a few times.
+    for attempt = 1, 3 do
+      port = free_port()
+      local vars = {
+        LOAD_MODULES = load_modules(), PREFIX = tmp, ROOT = ROOT, PORT = port,
+        TLS_PORT = free_port(), BADTLS_PORT = free_port(),
+        CPATH = LUAJIT_BUILD .. "/?.so", API_KEY = fast.api_key,
+        FAST_URL = fast.url, SLOW_URL = slow.url,
+      }
+      local conf = template:gsub("%${([%w_]+)}", function(k)
+        return assert(vars[k], "no value for ${" .. k .. "}")
+      end)
+      write_file(tmp .. "/nginx.conf", conf)
+      local cmd = string.format("%s -p '%s' -c '%s/nginx.conf' -e '%s/error.log' >'%s/start.log' 2>&1",
+        NGINX, tmp, tmp, tmp, tmp)
+      if sh(cmd) then break end
+      assert(attempt < 3, "nginx did not start:\n" .. tostring(read_file(tmp .. "/start.log"))
+        .. tostring(read_file(tmp .. "/error.log")))
+    end
+    assert(wait_up(port, "/ping"), "nginx does not answer /ping:\n"
+      .. tostring(read_file(tmp .. "/error.log")))
+    local status, doc = get(port, "/list")
+    assert(status == 200 and doc.ok, "list through nginx failed: " .. cjson.encode(doc))
+    segments = doc.result.segments
+  end)
+
+  teardown(function()
+    stop_nginx(tmp and tmp .. "/nginx.pid")
+    if fast then fast:stop() end
+    if slow then slow:stop() end
+    if tmp and os.getenv("BRAZE_KEEP_NGINX") == nil then sh("rm -rf '" .. tmp .. "'") end
+  end)
+
+  before_each(function() fast:reset() end)
+
+  -- The error log must not show Lua errors from the handlers.
+  after_each(function()
+    local log = read_file(tmp .. "/error.log") or ""
+    assert.is_nil(log:match("[^\n]*lua entry thread aborted[^\n]*"))
+    assert.is_nil(log:match("[^\n]*runtime error[^\n]*"))
+  end)
+
+  describe("handlers", function()
+    it("list gives the same page as the libcurl transport", function()
+      local status, doc = get(port, "/list?page=1")
+      assert.equal(200, status)
+      assert.is_true(doc.ok)
+      local direct = assert(braze.new{ api_key = fast.api_key, endpoint = fast.url }:list{ page = 1 })
+      assert.equal("success", doc.result.message)
+      assert.equal(#direct.segments, #doc.result.segments)
+      for i, s in ipairs(direct.segments) do
+        assert.equal(s.id, doc.result.segments[i].id)
+        assert.equal(s.name, doc.result.segments[i].name) -- quotes, newlines, UTF-8
+      end
+    end)
+
+    it("sends the key as a Bearer token, the user agent and keep-alive", function()
+      get(port, "/list")
+      local req = fast:requests()[1]
+      assert.equal("Bearer " .. fast.api_key, req.authorization)
+      assert.matches("^lua%-braze/", req.user_agent)
+    end)
+
+    it("details returns the segment's fields, JSON null as null", function()
+      local status, doc = get(port, "/details?segment_id=" .. helpers.url_encode(segments[5].id))
+      assert.equal(200, status)
+      assert.is_true(doc.ok)
+      assert.equal("success", doc.result.message)
+      assert.equal(segments[5].name, doc.result.name)
+      assert.equal(cjson.null, doc.result.description)
+      assert.is_table(doc.result.teams)
+    end)
+
+    it("data_series returns exact sizes (segment 1's exceed 2^32)", function()
+      local status, doc = get(port, "/series?length=5&ending_at=2024-03-01T00:00:00Z&segment_id="
+        .. helpers.url_encode(segments[1].id))
+      assert.equal(200, status)
+      assert.is_true(doc.ok)
+      local direct = assert(braze.new{ api_key = fast.api_key, endpoint = fast.url }:data_series{
+        segment_id = segments[1].id, length = 5, ending_at = "2024-03-01T00:00:00Z" })
+      assert.equal(5, #doc.result.data)
+      for i, point in ipairs(direct.data) do
+        assert.equal(point.time, doc.result.data[i].time)
+        assert.equal(point.size, doc.result.data[i].size)
+        assert.is_true(point.size > 2 ^ 32)
+      end
+    end)
+
+    it("each visits all 250 segments over 3 pages", function()
+      local status, doc = get(port, "/each")
+      assert.equal(200, status)
+      assert.is_true(doc.ok)
+      assert.same({ count = 250, pages = 3, first = segments[1].id }, {
+        count = doc.result.count, pages = doc.result.pages, first = doc.result.first })
+      assert.equal(3, fast:stats().by_path["/segments/list"])
+    end)
+
+    it("each raises the error object when a page fails (caught by the handler)", function()
+      fast:fault{ type = "503", path = "/segments/list" }
+      local _, doc = get(port, "/each")
+      assert.is_false(doc.ok)
+      assert.equal("http", doc.error.kind)
+      assert.equal(503, doc.error.status)
+    end)
+
+    it("reuses pooled connections across requests", function()
+      for _ = 1, 5 do get(port, "/list") end
+      local stats = fast:stats()
+      assert.equal(5, stats.requests)
+      -- control requests open their own connections; the API ones share one
+      assert.is_true(stats.connections <= 3, "connections: " .. stats.connections)
+    end)
+  end)
+
+  describe("does not block the worker", function()
+    it("20 requests to a 500 ms mock finish together while /ping keeps answering", function()
+      local targets = {}
+      for i = 1, 20 do
+        targets[i] = (i % 2 == 0) and "/list?mock=slow" or "/details?mock=slow&fresh=1&segment_id=x" .. i
+      end
+      local results, probes, total = concurrent(port, targets, "/ping", 10)
+      local slowest = 0
+      for i, r in ipairs(results) do
+        assert.equal(200, r.status, "request " .. i)
+        assert.is_table(r.body, "request " .. i)
+        if i % 2 == 0 then
+          assert.is_true(r.body.ok, "request " .. i .. ": " .. cjson.encode(r.body))
+          assert.equal(5, #r.body.result.segments)
+        else
+          -- unknown ids: a 400 from the mock, after its 500 ms
+          assert.equal("http", r.body.error.kind)
+        end
+        slowest = math.max(slowest, r.done)
+      end
+      print(string.format("\n[nginx] 20 concurrent requests at 500 ms latency: %.3f s total, "
+        .. "slowest %.3f s; %d /ping probes during them, slowest %.1f ms", total, slowest,
+        #probes, (function()
+          local m = 0
+          for _, p in ipairs(probes) do m = math.max(m, p.took) end
+          return m * 1000
+        end)()))
+      assert.is_true(total < 3, "took " .. total .. " s")
+      assert.is_true(slowest >= 0.45, "faster than the mock's latency: " .. slowest)
+      assert.is_true(#probes >= 3, "probes: " .. #probes)
+      for _, p in ipairs(probes) do
+        assert.equal(200, p.status)
+        assert.is_true(p.took < 0.25, string.format("/ping at %.2f s took %.3f s", p.at, p.took))
+        -- answered while the slow requests were still outstanding
+      end
+      assert.is_true(probes[1].at < 0.4)
+    end)
+  end)
+
+  describe("errors match the libcurl transport", function()
+    local function both(fault, target, opts)
+      opts = opts or {}
+      fast:fault(fault)
+      local _, doc = get(port, target .. (target:find("?", 1, true) and "&" or "?") .. "fresh=1"
+        .. (opts.query or ""))
+      fast:fault(fault)
+      local c = braze.new{ api_key = fast.api_key, endpoint = fast.url, sleep = function() end,
+        max_retries = opts.max_retries or 0, timeout = opts.timeout, max_body = opts.max_body }
+      local res, err
+      if target:match("^/list") then res, err = c:list()
+      else res, err = c:details(segments[2].id) end
+      c:close()
+      assert.is_nil(res)
+      assert.is_false(doc.ok, cjson.encode(doc))
+      return doc.error, err, doc.text
+    end
+
+    it("401: same kind, status, redacted message and hint", function()
+      local ngx_err, curl_err, text = both({ type = "401" }, "/list")
+      assert.same(comparable(curl_err), comparable(ngx_err))
+      assert.equal(tostring(curl_err):gsub("%[request id [^%]]*%]", ""),
+        (text:gsub("%[request id [^%]]*%]", "")))
+      assert.equal(401, ngx_err.status)
+      assert.not_matches(fast.api_key, text, 1, true)
+    end)
+
+    it("502 with an HTML page: an http error naming the page, not a decode error", function()
+      local ngx_err, curl_err = both({ type = "502" }, "/list")
+      assert.same(comparable(curl_err), comparable(ngx_err))
+      assert.equal("http", ngx_err.kind)
+      assert.equal(502, ngx_err.status)
+      assert.matches("non%-JSON body", ngx_err.message)
+    end)
+
+    it("502 then 502 with one retry: attempts 2 on both", function()
+      local fault = { type = "502", count = 2 }
+      local ngx_err, curl_err = both(fault, "/list", { max_retries = 1, query = "&max_retries=1" })
+      assert.same(comparable(curl_err), comparable(ngx_err))
+      assert.equal(2, ngx_err.attempts)
+    end)
+
+    it("malformed JSON on 200: a decode error with the same message and position", function()
+      local ngx_err, curl_err = both({ type = "malformed" }, "/list")
+      assert.same(comparable(curl_err), comparable(ngx_err))
+      assert.equal(curl_err.position, ngx_err.position)
+      assert.equal("decode", ngx_err.kind)
+    end)
+
+    it("a body over max_body is too_large", function()
+      local ngx_err, curl_err = both({ type = "huge", bytes = 200000 }, "/list",
+        { max_body = 50000, query = "&max_body=50000" })
+      assert.same(comparable(curl_err), comparable(ngx_err))
+      assert.equal("too_large", ngx_err.kind)
+    end)
+
+    it("a chunked body over max_body is too_large", function()
+      local ngx_err, curl_err = both({ type = "nolength_huge", bytes = 200000, framing = "chunked" },
+        "/list", { max_body = 50000, query = "&max_body=50000" })
+      assert.same(comparable(curl_err), comparable(ngx_err))
+    end)
+
+    it("a server that never answers is a timeout", function()
+      local ngx_err, curl_err = both({ type = "hang" }, "/list", { timeout = 0.5, query = "&timeout=0.5" })
+      assert.equal("timeout", ngx_err.kind)
+      assert.equal(curl_err.kind, ngx_err.kind)
+    end)
+
+    it("a connection closed mid-body is a network error", function()
+      local ngx_err, curl_err = both({ type = "close" }, "/list")
+      assert.equal("network", ngx_err.kind)
+      assert.equal(curl_err.kind, ngx_err.kind)
+    end)
+  end)
+
+  describe("body framing", function()
+    for _, framing in ipairs({ "chunked", "close" }) do
+      it("reads a body framed by " .. framing .. " like the libcurl transport", function()
+        fast:fault{ type = "nolength_huge", bytes = 100000, framing = framing }
+        local _, doc = get(port, "/list?fresh=1")
+        assert.is_true(doc.ok, cjson.encode(doc))
+        fast:fault{ type = "nolength_huge", bytes = 100000, framing = framing }
+        local direct = assert(braze.new{ api_key = fast.api_key, endpoint = fast.url }:list())
+        assert.equal(#direct.segments, #doc.result.segments)
+        assert.equal(direct.segments[#direct.segments].id, doc.result.segments[#direct.segments].id)
+      end)
+    end
+  end)
+
+  describe("examples/nginx", function()
+    local example_port, example_pid
+
+    -- examples/nginx/nginx.conf as it is, but daemonized, on a free port,
+    -- with its pid, log and temp files in the temp directory.
+    setup(function()
+      local conf = assert(read_file(ROOT .. "/examples/nginx/nginx.conf"))
+      example_port = free_port()
+      example_pid = tmp .. "/example.pid"
+      local n
+      for _, edit in ipairs({
+        { "listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. example_port .. ";" },
+        { "daemon off;", "daemon on;" },
+        { "pid [^;]*;", "pid " .. example_pid .. ";" },
+        { "error_log stderr notice;", "error_log " .. tmp .. "/example-error.log info;" },
+        { "/tmp/braze%-example%-nginx/", tmp .. "/example-" },
+        { "%$prefix/%.%./%.%./build%-luajit/", LUAJIT_BUILD .. "/" },
+        { "load_module [^\n]*\n", "" },
+      }) do
+        conf, n = conf:gsub(edit[1], (edit[2]:gsub("%%", "%%%%")))
+        assert(n > 0, "examples/nginx/nginx.conf: no " .. edit[1])
+      end
+      conf = load_modules() .. "\n" .. conf
+      write_file(tmp .. "/example.conf", conf)
+      local cmd = string.format("BRAZE_API_KEY='%s' BRAZE_REST_ENDPOINT='%s' %s -p '%s/examples/nginx' "
+        .. "-c '%s/example.conf' -e '%s/example-error.log' >'%s/example-start.log' 2>&1",
+        fast.api_key, fast.url, NGINX, ROOT, tmp, tmp, tmp)
+      assert(sh(cmd), "example nginx did not start:\n" .. tostring(read_file(tmp .. "/example-start.log")))
+      assert(wait_up(example_port, "/healthz"), "example nginx does not answer:\n"
+        .. tostring(read_file(tmp .. "/example-error.log")))
+    end)
+
+    teardown(function() stop_nginx(example_pid) end)
+
+    it("serves a segment's size series and then serves it from the cache", function()
+      local target = "/segments/sizes?days=7&segment_id=" .. helpers.url_encode(segments[1].id)
+      local status, doc = get(example_port, target)
+      assert.equal(200, status)
+      assert.equal(segments[1].id, doc.segment_id)
+      assert.equal(7, #doc.series)
+      assert.is_false(doc.cached)
+      assert.is_true(doc.series[7].size > 2 ^ 32)
+      local status2, doc2 = get(example_port, target)
+      assert.equal(200, status2)
+      assert.is_true(doc2.cached)
+      assert.same(doc.series, doc2.series)
+      assert.equal(1, fast:stats().by_path["/segments/data_series"])
+    end)
+
+    it("asks Braze once for a burst of requests for the same series", function()
+      local target = "/segments/sizes?days=3&segment_id=" .. helpers.url_encode(segments[2].id)
+      fast:fault{ type = "delay", ms = 300 }
+      local targets = {}
+      for i = 1, 8 do targets[i] = target end
+      local results = concurrent(example_port, targets, nil, 10)
+      for _, r in ipairs(results) do
+        assert.equal(200, r.status)
+        assert.equal(3, #r.body.series)
+      end
+      assert.equal(1, fast:stats().by_path["/segments/data_series"])
+    end)
+
+    it("answers 400 for bad arguments and 502 with Braze's message for a 401", function()
+      assert.equal(400, (get(example_port, "/segments/sizes?days=7")))
+      assert.equal(400, (get(example_port, "/segments/sizes?segment_id=x&days=101")))
+      fast:fault{ type = "401" }
+      local status, doc = get(example_port, "/segments/sizes?segment_id=" .. helpers.url_encode(segments[3].id))
+      assert.equal(502, status)
+      assert.equal("http", doc.error)
+      assert.equal(401, doc.status)
+      assert.not_matches(fast.api_key, doc.message, 1, true)
+    end)
+  end)
+
+  describe("https", function()
+    it("verifies the server certificate and then works", function()
+      local status, doc = get(port, "/list?mock=tls&fresh=1")
+      assert.equal(200, status)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.equal(100, #doc.result.segments)
+    end)
+
+    it("refuses a certificate for another name: a network error", function()
+      local _, doc = get(port, "/list?mock=badtls&fresh=1")
+      assert.is_false(doc.ok)
+      assert.equal("network", doc.error.kind)
+      assert.matches("TLS handshake", doc.error.message)
+    end)
+  end)
+end)
