@@ -1,0 +1,46 @@
+rockspec_format = "3.0"
+package = "lua-braze"
+version = "scm-0"
+source = { url = "git+https://example.invalid/lua-braze.git" }
+description = {
+  summary = "Fast, safe access to Braze's segment-export REST API (libcurl + a C JSON decoder)",
+  detailed = [[
+A C core (libcurl, keep-alive, JSON straight into Lua tables) with a small
+Lua front: list, details, data_series, a pagination iterator, typed errors,
+retries that respect Braze's rate limits. Ships braze-mock (a local server
+that behaves like Braze; needs LuaSocket) and braze-segments (an export
+command; needs argparse).
+]],
+  license = "MIT",
+}
+-- Only the core module's needs are listed, so `luarocks make` works offline.
+-- The two commands also need LuaSocket (braze-mock) and argparse
+-- (braze-segments): Debian's lua-socket and lua-argparse serve.
+dependencies = { "lua >= 5.1" }
+test_dependencies = { "lua-cjson", "busted" }
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["braze.core"] = {
+      sources = { "csrc/core.c", "csrc/session.c", "csrc/headers.c", "csrc/decode.c" },
+      defines = { "_DEFAULT_SOURCE" },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["braze"] = "lua/braze/init.lua",
+    ["braze.args"] = "lua/braze/args.lua",
+    ["braze.errors"] = "lua/braze/errors.lua",
+    ["braze.instances"] = "lua/braze/instances.lua",
+    ["braze.retry"] = "lua/braze/retry.lua",
+    ["braze.mock"] = "lua/braze/mock.lua",
+  },
+  install = {
+    bin = {
+      ["braze-mock"] = "bin/braze-mock",
+    },
+  },
+}
