@@ -10,6 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,7 +43,11 @@ static int core_decode(lua_State *L) {
   }
   if (!braze_decode(L, buf, len, (int)max_depth, &err)) {
     lua_pushnil(L);
-    lua_pushfstring(L, "%s at byte %f", err.message, (lua_Number)err.position);
+    char where[48];
+    snprintf(where, sizeof where, " at byte %zu", err.position);
+    lua_pushstring(L, err.message);
+    lua_pushstring(L, where);
+    lua_concat(L, 2);
     lua_pushinteger(L, (lua_Integer)err.position);
     return 3;
   }

@@ -1,18 +1,24 @@
 /*
- * session.c - one HTTPS session: a libcurl easy handle (so keep-alive
+ * session.c - one HTTPS session: libcurl easy handles (so keep-alive
  * connections are reused across calls), the Authorization header, the
- * timeouts and TLS settings. session:get(url) performs one GET and turns
- * the body straight from the receive buffer into Lua values.
+ * timeouts and TLS settings.
+ *
+ *   session:get(url)                 one GET, on the session's main handle
+ *   session:get_many(urls, n)        many GETs, at most n at once (curl multi,
+ *                                    with its own pool of handles and connections)
+ *
+ * Each body is turned straight from its receive buffer into Lua values.
  *
  * Lifetime rules (see STYLE.md):
  * - the userdata and its metatable exist before any resource is acquired,
  *   so __gc cleans up whatever a failed constructor left behind;
  * - close, __gc and __close share one idempotent release;
  * - libcurl callbacks are plain C: no Lua call ever runs inside a curl frame;
- * - the receive buffer belongs to the userdata, so a Lua error (memory)
- *   while building results leaks nothing.
+ * - every buffer belongs to the userdata, so a Lua error (memory) while
+ *   building results leaks nothing.
  */
-#include <stdint.h> /* SIZE_MAX: 5.4's luaconf.h pulls it in, 5.1's does not */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,85 +32,218 @@
 #define SNIPPET_MAX 512
 /* A receive buffer larger than this is released after each request. */
 #define KEEP_BUFFER_MAX (1u << 20)
+/* Most transfers get_many runs at once. */
+#define MAX_CONCURRENCY 64
 
+/* One transfer's handle and what it received. */
 typedef struct {
   CURL *curl;
-  struct curl_slist *request_headers; /* holds the key: wiped on release */
+  size_t max_body;
   char *body;
   size_t body_len, body_cap;
-  size_t max_body;
-  int max_depth;
-  int too_large;    /* the transfer was aborted by max_body */
+  int too_large;     /* aborted by max_body */
   int out_of_memory;
+  int in_multi;      /* added to the session's multi handle */
+  lua_Integer index; /* get_many: position of its URL */
   char header_value[BRAZE_N_HEADERS][BRAZE_HEADER_VALUE_MAX];
   unsigned char header_present[BRAZE_N_HEADERS];
   char errbuf[CURL_ERROR_SIZE];
+} transfer;
+
+typedef struct {
+  transfer main;                      /* get() */
+  struct curl_slist *request_headers; /* holds the key: wiped on release */
+  int max_depth;
+  CURLM *multi;                       /* get_many(), created on first use */
+  transfer *pool;                     /* get_many()'s handles */
+  int pool_size;
 } session;
 
 /* ---- libcurl callbacks (pure C) ---------------------------------------- */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
-  session *s = (session *)ud;
+  transfer *t = (transfer *)ud;
   size_t n = size * nmemb;
-  if (n > s->max_body - s->body_len) {
-    s->too_large = 1;
+  if (n > t->max_body - t->body_len) {
+    t->too_large = 1;
     return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
   }
-  if (s->body_len + n + 1 > s->body_cap) {
-    size_t cap = s->body_cap ? s->body_cap : 16384;
-    while (cap < s->body_len + n + 1) cap *= 2;
-    char *grown = (char *)realloc(s->body, cap);
+  if (t->body_len + n + 1 > t->body_cap) {
+    size_t cap = t->body_cap ? t->body_cap : 16384;
+    while (cap < t->body_len + n + 1) cap *= 2;
+    char *grown = (char *)realloc(t->body, cap);
     if (grown == NULL) {
-      s->out_of_memory = 1;
+      t->out_of_memory = 1;
       return 0;
     }
-    s->body = grown;
-    s->body_cap = cap;
+    t->body = grown;
+    t->body_cap = cap;
   }
-  memcpy(s->body + s->body_len, data, n);
-  s->body_len += n;
+  memcpy(t->body + t->body_len, data, n);
+  t->body_len += n;
   return n;
 }
 
-static void reset_response(session *s) {
-  s->body_len = 0;
-  s->too_large = 0;
-  s->out_of_memory = 0;
-  memset(s->header_present, 0, sizeof s->header_present);
+/* Does a Content-Length value announce more than max bytes? */
+static int announced_too_large(const char *value, size_t max) {
+  size_t n = 0;
+  if (*value < '0' || *value > '9') return 0; /* unreadable: the body check still applies */
+  for (const char *p = value; *p >= '0' && *p <= '9'; p++) {
+    if (n > (SIZE_MAX - 9) / 10) return 1;
+    n = n * 10 + (size_t)(*p - '0');
+  }
+  return n > max;
 }
 
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
-  session *s = (session *)ud;
+  transfer *t = (transfer *)ud;
   size_t n = size * nmemb;
   char value[BRAZE_HEADER_VALUE_MAX];
   int which = braze_header_line(line, n, value);
   if (which == -2) {
     /* A status line starts a new response (e.g. after "100 Continue"). */
-    memset(s->header_present, 0, sizeof s->header_present);
-    s->body_len = 0;
+    memset(t->header_present, 0, sizeof t->header_present);
+    t->body_len = 0;
   } else if (which >= 0) {
-    memcpy(s->header_value[which], value, sizeof value);
-    s->header_present[which] = 1;
+    memcpy(t->header_value[which], value, sizeof value);
+    t->header_present[which] = 1;
+    if (which == BRAZE_H_CONTENT_LENGTH && announced_too_large(value, t->max_body)) {
+      t->too_large = 1;
+      return 0; /* abort before a byte of the body is buffered */
+    }
   }
   return n;
+}
+
+/* ---- transfers --------------------------------------------------------- */
+
+/* Point a handle's callbacks and error buffer at its own transfer. */
+static CURLcode bind_transfer(transfer *t) {
+  CURLcode rc = CURLE_OK;
+  if (rc == CURLE_OK) rc = curl_easy_setopt(t->curl, CURLOPT_ERRORBUFFER, t->errbuf);
+  if (rc == CURLE_OK) rc = curl_easy_setopt(t->curl, CURLOPT_WRITEFUNCTION, on_body);
+  if (rc == CURLE_OK) rc = curl_easy_setopt(t->curl, CURLOPT_WRITEDATA, t);
+  if (rc == CURLE_OK) rc = curl_easy_setopt(t->curl, CURLOPT_HEADERFUNCTION, on_header);
+  if (rc == CURLE_OK) rc = curl_easy_setopt(t->curl, CURLOPT_HEADERDATA, t);
+  if (rc == CURLE_OK) rc = curl_easy_setopt(t->curl, CURLOPT_PRIVATE, (void *)t);
+  return rc;
+}
+
+static void reset_transfer(transfer *t) {
+  t->body_len = 0;
+  t->too_large = 0;
+  t->out_of_memory = 0;
+  t->errbuf[0] = '\0';
+  memset(t->header_present, 0, sizeof t->header_present);
+}
+
+/* Forget a finished body; do not hold a large buffer between calls. */
+static void done_transfer(transfer *t) {
+  if (t->body_cap > KEEP_BUFFER_MAX) {
+    free(t->body);
+    t->body = NULL;
+    t->body_cap = 0;
+  }
+  t->body_len = 0;
+}
+
+static void release_transfer(transfer *t) {
+  if (t->curl) {
+    curl_easy_cleanup(t->curl);
+    t->curl = NULL;
+  }
+  free(t->body);
+  t->body = NULL;
+  t->body_len = t->body_cap = 0;
+}
+
+static void push_headers(lua_State *L, const transfer *t) {
+  lua_createtable(L, 0, BRAZE_N_HEADERS);
+  for (int i = 0; i < BRAZE_N_HEADERS; i++) {
+    if (!t->header_present[i]) continue;
+    lua_pushstring(L, t->header_value[i]);
+    lua_setfield(L, -2, braze_header_names[i]);
+  }
+}
+
+/* Push nil, kind, message for a transfer that did not complete; returns 3. */
+static int push_failure(lua_State *L, const transfer *t, CURLcode rc) {
+  lua_pushnil(L);
+  if (rc == CURLE_WRITE_ERROR && t->too_large) {
+    lua_pushliteral(L, "too_large");
+    char msg[96];
+    snprintf(msg, sizeof msg, "response body larger than max_body (%zu bytes)", t->max_body);
+    lua_pushstring(L, msg);
+  } else if (rc == CURLE_WRITE_ERROR && t->out_of_memory) {
+    lua_pushliteral(L, "network");
+    lua_pushliteral(L, "out of memory while receiving the response");
+  } else {
+    lua_pushstring(L, rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network");
+    if (t->errbuf[0]) lua_pushfstring(L, "%s (%s)", curl_easy_strerror(rc), t->errbuf);
+    else lua_pushstring(L, curl_easy_strerror(rc));
+  }
+  return 3;
+}
+
+/*
+ * Push the response table of a completed transfer:
+ *   { status = int, headers = {lower-case name = value},
+ *     body = decoded value | nil, decode_error = msg | nil,
+ *     decode_position = int | nil, snippet = raw prefix | nil }
+ */
+static void push_response(lua_State *L, transfer *t, int max_depth) {
+  long status = 0;
+  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, (lua_Integer)status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, t);
+  lua_setfield(L, -2, "headers");
+  if (t->body_len == 0) {
+    lua_pushliteral(L, "empty body");
+    lua_setfield(L, -2, "decode_error");
+  } else {
+    braze_decode_error err;
+    /* Keep the raw prefix first: decoding unescapes the buffer in place. */
+    size_t keep = t->body_len < SNIPPET_MAX ? t->body_len : SNIPPET_MAX;
+    lua_pushlstring(L, t->body, keep);
+    if (braze_decode(L, t->body, t->body_len, max_depth, &err)) {
+      lua_setfield(L, -3, "body");
+      lua_pop(L, 1); /* the snippet is not needed */
+    } else {
+      lua_setfield(L, -2, "snippet");
+      lua_pushstring(L, err.message);
+      lua_setfield(L, -2, "decode_error");
+      lua_pushinteger(L, (lua_Integer)err.position);
+      lua_setfield(L, -2, "decode_position");
+    }
+  }
+  done_transfer(t);
 }
 
 /* ---- lifetime ---------------------------------------------------------- */
 
 static void release(session *s) {
-  if (s->curl) {
-    curl_easy_cleanup(s->curl);
-    s->curl = NULL;
+  if (s->pool) {
+    for (int i = 0; i < s->pool_size; i++) {
+      if (s->pool[i].in_multi) curl_multi_remove_handle(s->multi, s->pool[i].curl);
+      release_transfer(&s->pool[i]);
+    }
+    free(s->pool);
+    s->pool = NULL;
+    s->pool_size = 0;
   }
+  if (s->multi) {
+    curl_multi_cleanup(s->multi);
+    s->multi = NULL;
+  }
+  release_transfer(&s->main);
   if (s->request_headers) {
     for (struct curl_slist *h = s->request_headers; h; h = h->next)
       if (h->data) memset(h->data, 0, strlen(h->data)); /* the key */
     curl_slist_free_all(s->request_headers);
     s->request_headers = NULL;
   }
-  free(s->body);
-  s->body = NULL;
-  s->body_len = s->body_cap = 0;
 }
 
 static session *check_session(lua_State *L) {
@@ -113,7 +252,7 @@ static session *check_session(lua_State *L) {
 
 static session *check_open(lua_State *L) {
   session *s = check_session(L);
-  if (s->curl == NULL) luaL_error(L, "braze: session is closed");
+  if (s->main.curl == NULL) luaL_error(L, "braze: session is closed");
   return s;
 }
 
@@ -124,7 +263,7 @@ static int session_close(lua_State *L) {
 
 static int session_tostring(lua_State *L) {
   session *s = check_session(L);
-  lua_pushfstring(L, "braze.core.session (%s): %p", s->curl ? "open" : "closed", (void *)s);
+  lua_pushfstring(L, "braze.core.session (%s): %p", s->main.curl ? "open" : "closed", (void *)s);
   return 1;
 }
 
@@ -152,16 +291,15 @@ static void check_header_value(lua_State *L, const char *name, const char *v) {
       luaL_error(L, "braze: %s contains a control character", name);
 }
 
-static struct curl_slist *append_header(lua_State *L, session *s, const char *h) {
+static void append_header(lua_State *L, session *s, const char *h) {
   struct curl_slist *l = curl_slist_append(s->request_headers, h);
   if (l == NULL) luaL_error(L, "braze: out of memory");
   s->request_headers = l;
-  return l;
 }
 
 #define SETOPT(s, opt, val)                                                       \
   do {                                                                            \
-    CURLcode rc_ = curl_easy_setopt((s)->curl, (opt), (val));                     \
+    CURLcode rc_ = curl_easy_setopt((s)->main.curl, (opt), (val));                \
     if (rc_ != CURLE_OK)                                                          \
       return luaL_error(L, "braze: cannot set %s: %s", #opt, curl_easy_strerror(rc_)); \
   } while (0)
@@ -197,11 +335,11 @@ int braze_session_new(lua_State *L) {
   session *s = (session *)lua_newuserdatauv(L, sizeof(session), 0);
   memset(s, 0, sizeof *s);
   luaL_setmetatable(L, BRAZE_SESSION_MT);
-  s->max_body = max_body > (lua_Number)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)max_body;
+  s->main.max_body = max_body > (lua_Number)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)max_body;
   s->max_depth = (int)max_depth;
 
-  s->curl = curl_easy_init();
-  if (s->curl == NULL) return luaL_error(L, "braze: curl_easy_init failed");
+  s->main.curl = curl_easy_init();
+  if (s->main.curl == NULL) return luaL_error(L, "braze: curl_easy_init failed");
 
   /* The key goes in this header and nowhere else. */
   lua_pushfstring(L, "Authorization: Bearer %s", key);
@@ -225,107 +363,153 @@ int braze_session_new(lua_State *L) {
   SETOPT(s, CURLOPT_TCP_KEEPALIVE, 1L);
   SETOPT(s, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
   SETOPT(s, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
-  SETOPT(s, CURLOPT_ERRORBUFFER, s->errbuf);
-  SETOPT(s, CURLOPT_WRITEFUNCTION, on_body);
-  SETOPT(s, CURLOPT_WRITEDATA, s);
-  SETOPT(s, CURLOPT_HEADERFUNCTION, on_header);
-  SETOPT(s, CURLOPT_HEADERDATA, s);
   if (ca_file) SETOPT(s, CURLOPT_CAINFO, ca_file);
   if (ca_path) SETOPT(s, CURLOPT_CAPATH, ca_path);
   if (proxy == NULL) SETOPT(s, CURLOPT_PROXY, ""); /* "" = never a proxy, not even from env */
   else if (strcmp(proxy, "env") != 0) SETOPT(s, CURLOPT_PROXY, proxy);
+  if (bind_transfer(&s->main) != CURLE_OK) return luaL_error(L, "braze: cannot set callbacks");
   return 1;
 }
 
-/* ---- the request ------------------------------------------------------- */
+/* ---- requests ---------------------------------------------------------- */
 
-static void push_headers(lua_State *L, session *s) {
-  lua_createtable(L, 0, BRAZE_N_HEADERS);
-  for (int i = 0; i < BRAZE_N_HEADERS; i++) {
-    if (!s->header_present[i]) continue;
-    lua_pushstring(L, s->header_value[i]);
-    lua_setfield(L, -2, braze_header_names[i]);
-  }
-}
-
-/* Returns nil, kind, message for a transfer that did not complete. */
-static int transfer_failed(lua_State *L, session *s, CURLcode rc) {
-  const char *kind = "network";
-  lua_pushnil(L);
-  if (rc == CURLE_OPERATION_TIMEDOUT) kind = "timeout";
-  if (rc == CURLE_WRITE_ERROR && s->too_large) {
-    lua_pushstring(L, "too_large");
-    lua_pushfstring(L, "response body larger than max_body (%d bytes)", (int)(s->max_body > 0x7fffffff ? 0x7fffffff : s->max_body));
-    return 3;
-  }
-  if (rc == CURLE_WRITE_ERROR && s->out_of_memory) {
-    lua_pushstring(L, "network");
-    lua_pushstring(L, "out of memory while receiving the response");
-    return 3;
-  }
-  lua_pushstring(L, kind);
-  if (s->errbuf[0]) lua_pushfstring(L, "%s (%s)", curl_easy_strerror(rc), s->errbuf);
-  else lua_pushstring(L, curl_easy_strerror(rc));
-  return 3;
-}
-
-/*
- * session:get(url) ->
- *   { status = int, headers = {lower-case name = value},
- *     body = decoded value | nil, decode_error = msg | nil,
- *     decode_position = int | nil, snippet = raw prefix | nil }
- * or nil, kind ("network" | "timeout" | "too_large"), message.
- */
+/* session:get(url) -> response table, or nil, kind, message. */
 static int session_get(lua_State *L) {
   session *s = check_open(L);
   const char *url = luaL_checkstring(L, 2);
-  long status = 0;
+  transfer *t = &s->main;
   CURLcode rc;
 
-  reset_response(s);
-  s->errbuf[0] = '\0';
-  rc = curl_easy_setopt(s->curl, CURLOPT_URL, url);
+  reset_transfer(t);
+  rc = curl_easy_setopt(t->curl, CURLOPT_URL, url);
   if (rc != CURLE_OK) return luaL_error(L, "braze: bad URL: %s", curl_easy_strerror(rc));
-  rc = curl_easy_perform(s->curl);
-  if (rc != CURLE_OK) return transfer_failed(L, s, rc);
-  curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+  rc = curl_easy_perform(t->curl);
+  if (rc != CURLE_OK) {
+    int n = push_failure(L, t, rc);
+    done_transfer(t);
+    return n;
+  }
+  push_response(L, t, s->max_depth);
+  return 1;
+}
 
-  lua_createtable(L, 0, 6);
-  lua_pushinteger(L, (lua_Integer)status);
-  lua_setfield(L, -2, "status");
-  push_headers(L, s);
-  lua_setfield(L, -2, "headers");
+/* Make the multi handle and `n` pooled handles (copies of the main one). */
+static void ensure_pool(lua_State *L, session *s, int n) {
+  if (s->multi == NULL) {
+    s->multi = curl_multi_init();
+    if (s->multi == NULL) luaL_error(L, "braze: curl_multi_init failed");
+  }
+  if (s->pool_size >= n) return;
+  transfer *grown = (transfer *)realloc(s->pool, (size_t)n * sizeof *grown);
+  if (grown == NULL) luaL_error(L, "braze: out of memory");
+  /* Handles point at their transfer: re-point the ones that moved. */
+  s->pool = grown;
+  for (int i = 0; i < s->pool_size; i++) bind_transfer(&s->pool[i]);
+  for (int i = s->pool_size; i < n; i++) {
+    transfer *t = &s->pool[i];
+    memset(t, 0, sizeof *t);
+    s->pool_size = i + 1; /* owned from here: release() frees it */
+    t->max_body = s->main.max_body;
+    t->curl = curl_easy_duphandle(s->main.curl);
+    if (t->curl == NULL || bind_transfer(t) != CURLE_OK)
+      luaL_error(L, "braze: cannot make a transfer handle");
+  }
+}
 
-  if (s->body_len == 0) {
-    lua_pushliteral(L, "empty body");
-    lua_setfield(L, -2, "decode_error");
-  } else {
-    braze_decode_error err;
-    /* Keep the raw prefix first: decoding unescapes the buffer in place. */
-    size_t keep = s->body_len < SNIPPET_MAX ? s->body_len : SNIPPET_MAX;
-    lua_pushlstring(L, s->body, keep);
-    if (braze_decode(L, s->body, s->body_len, s->max_depth, &err)) {
-      lua_setfield(L, -3, "body");
-      lua_pop(L, 1); /* the snippet is not needed */
-    } else {
-      lua_setfield(L, -2, "snippet");
-      lua_pushstring(L, err.message);
-      lua_setfield(L, -2, "decode_error");
-      lua_pushinteger(L, (lua_Integer)err.position);
-      lua_setfield(L, -2, "decode_position");
+/* Detach every pooled handle (after an error left some in the multi). */
+static void detach_all(session *s) {
+  for (int i = 0; i < s->pool_size; i++) {
+    if (s->pool[i].in_multi) {
+      curl_multi_remove_handle(s->multi, s->pool[i].curl);
+      s->pool[i].in_multi = 0;
     }
   }
-  if (s->body_cap > KEEP_BUFFER_MAX) { /* do not hold a large buffer between calls */
-    free(s->body);
-    s->body = NULL;
-    s->body_cap = 0;
+}
+
+/* Store the outcome of a finished transfer at results[t->index]. */
+static void store_result(lua_State *L, session *s, transfer *t, CURLcode rc, int results) {
+  if (rc == CURLE_OK) {
+    push_response(L, t, s->max_depth);
+  } else {
+    push_failure(L, t, rc); /* nil, kind, message -> { error = kind, message = } */
+    lua_createtable(L, 0, 2);
+    lua_insert(L, -4);
+    lua_setfield(L, -4, "message");
+    lua_setfield(L, -3, "error");
+    lua_pop(L, 1);
+    done_transfer(t);
   }
-  s->body_len = 0;
+  lua_rawseti(L, results, t->index);
+}
+
+/*
+ * session:get_many(urls, concurrency) -> results, in the order of urls:
+ * each a response table (as get returns), or { error = kind, message = }.
+ * At most `concurrency` transfers run at once, over one connection pool.
+ */
+static int session_get_many(lua_State *L) {
+  session *s = check_open(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer concurrency = luaL_optinteger(L, 3, 8);
+  luaL_argcheck(L, concurrency >= 1 && concurrency <= MAX_CONCURRENCY, 3,
+                "concurrency must be in 1..64");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "braze: get_many: urls[%d] is not a string", (int)i);
+    lua_pop(L, 1);
+  }
+  int width = (int)(concurrency < n ? concurrency : (n > 0 ? n : 1));
+  ensure_pool(L, s, width);
+  detach_all(s);
+
+  lua_createtable(L, (int)n, 0);
+  int results = lua_gettop(L);
+  lua_Integer next = 1, active = 0;
+  while (next <= n || active > 0) {
+    /* Fill every idle handle with the next URL. */
+    for (int i = 0; i < width && next <= n; i++) {
+      transfer *t = &s->pool[i];
+      if (t->in_multi) continue;
+      reset_transfer(t);
+      t->index = next;
+      lua_rawgeti(L, 2, next);
+      CURLcode rc = curl_easy_setopt(t->curl, CURLOPT_URL, lua_tostring(L, -1)); /* copied */
+      lua_pop(L, 1);
+      next++;
+      if (rc != CURLE_OK || curl_multi_add_handle(s->multi, t->curl) != CURLM_OK) {
+        store_result(L, s, t, rc != CURLE_OK ? rc : CURLE_FAILED_INIT, results);
+        continue;
+      }
+      t->in_multi = 1;
+      active++;
+    }
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(s->multi, &running);
+    if (mc != CURLM_OK) {
+      detach_all(s);
+      return luaL_error(L, "braze: curl_multi_perform: %s", curl_multi_strerror(mc));
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      transfer *t = NULL;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+      CURLcode rc = msg->data.result;
+      curl_multi_remove_handle(s->multi, t->curl);
+      t->in_multi = 0;
+      active--;
+      store_result(L, s, t, rc, results);
+    }
+    if (running > 0) curl_multi_poll(s->multi, NULL, 0, 1000, NULL);
+  }
   return 1;
 }
 
 static const luaL_Reg session_methods[] = {
   {"get", session_get},
+  {"get_many", session_get_many},
   {"close", session_close},
   {NULL, NULL},
 };

@@ -38,7 +38,7 @@ end
 
 --- Raise on any key of `opts` not in the set `known` (a typo such as
 -- `timout` must not be ignored silently). `what` names the call.
-function M.check_options(opts, known, what)
+function M.check_options(opts, known, what, level)
   for k in pairs(opts) do
     if not known[k] then
       local best, best_d
@@ -49,7 +49,7 @@ function M.check_options(opts, known, what)
         end
       end
       local hint = best and format(" (did you mean '%s'?)", best) or ""
-      error(format("braze: unknown option %s to %s%s", show(k), what, hint), 3)
+      error(format("braze: unknown option %s to %s%s", show(k), what, hint), level or 3)
     end
   end
 end

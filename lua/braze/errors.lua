@@ -80,7 +80,7 @@ local function mask(secret)
 end
 
 --- A function that removes `key` (and whatever Braze echoes after
--- "API key:") from a string.
+-- "Invalid API key:") from a string.
 function M.redactor(key)
   local masked = key and key ~= "" and mask(key)
   return function(s)
@@ -96,7 +96,7 @@ function M.redactor(key)
     end
     -- Braze's "Invalid API key: <key>" echoes what it got, which may differ
     -- from our key (quotes pasted with it, another workspace's key...).
-    s = s:gsub("([Aa][Pp][Ii] [Kk]ey:%s*)([^%s\"',;]+)", function(prefix, token)
+    s = s:gsub("([Ii]nvalid [Aa][Pp][Ii] [Kk]ey:%s*)([^%s\"',;]+)", function(prefix, token)
       if token:find("...", 1, true) or token:match("^%*+$") then return prefix .. token end
       return prefix .. mask(token)
     end)

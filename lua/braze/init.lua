@@ -34,6 +34,7 @@ function braze.decode(text, max_depth)
 end
 
 local PAGE_SIZE = 100
+local series_query -- defined with data_series, used by data_series_many
 
 ---@class braze.Options
 ---@field api_key? string REST API key (default: env BRAZE_API_KEY)
@@ -276,6 +277,103 @@ local function request(p, path, query)
   end
 end
 
+-- Turn what get_many (or a loop of get) gave for one URL into get's returns.
+local function unpack_outcome(out)
+  if out.error then return nil, out.error, out.message end
+  return out
+end
+
+-- Send each URL once, at most `concurrency` at a time when the transport
+-- can (libcurl's multi interface), else one after another.
+local function get_each(conn, urls, concurrency)
+  if conn.get_many then return conn:get_many(urls, concurrency) end
+  local outs = {}
+  for k, url in ipairs(urls) do
+    local res, kind, msg = conn:get(url)
+    outs[k] = res or { error = kind, message = msg }
+  end
+  return outs
+end
+
+-- Many GETs of one endpoint under the same policy as request(), in rounds:
+-- a round sends every pending item (never more than the rate-limit window
+-- has left); its retryable failures wait for the longest wait any of them
+-- needs, then form the next round. Returns results and errors, both
+-- indexed like `queries`.
+local function request_many(p, path, queries, concurrency)
+  local results, errs, attempts, pending = {}, {}, {}, {}
+  for i = 1, #queries do attempts[i], pending[i] = 0, i end
+  while #pending > 0 do
+    local wait = retry.exhausted_wait(p.rate_limit, os_time())
+    if wait then
+      if wait > p.max_wait then
+        for _, i in ipairs(pending) do errs[i] = rate_limited_error(p, path, wait, attempts[i]) end
+        break
+      end
+      p.sleep(wait)
+      p.rate_limit.remaining = nil
+    end
+    local room = p.rate_limit and p.rate_limit.remaining
+    local batch, later = pending, {}
+    if room and room < #pending then
+      batch = {}
+      for k, i in ipairs(pending) do
+        if k <= math.max(room, 1) then batch[#batch + 1] = i else later[#later + 1] = i end
+      end
+    end
+    local urls = {}
+    for k, i in ipairs(batch) do urls[k] = p.base .. path .. queries[i] end
+    local outs = get_each(p.conn, urls, concurrency)
+
+    local round_wait, server_wait = nil, false
+    for k, i in ipairs(batch) do
+      local res, kind, msg = unpack_outcome(outs[k])
+      attempts[i] = attempts[i] + 1
+      if res then
+        local rl = retry.rate_limit(res.headers)
+        if rl then p.rate_limit = rl end
+      end
+      local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time())
+      if body then
+        results[i] = body
+      else
+        fields.endpoint, fields.attempts, fields.rate_limit = path, attempts[i], p.rate_limit
+        if retry_wait then fields.retry_after = retry_wait end
+        if not retryable or attempts[i] > p.max_retries then
+          errs[i] = errors.new(fields, p.redact)
+        elseif retry_wait and retry_wait > p.max_wait then
+          errs[i] = rate_limited_error(p, path, retry_wait, attempts[i], fields)
+        else
+          later[#later + 1] = i
+          server_wait = server_wait or retry_wait ~= nil
+          round_wait = math.max(round_wait or 0,
+            retry_wait or retry.backoff(attempts[i], p.retry_base, p.retry_max))
+        end
+      end
+    end
+    pending = later
+    if round_wait and #pending > 0 then
+      p.sleep(round_wait)
+      if server_wait and p.rate_limit then p.rate_limit.remaining = nil end
+    end
+  end
+  return results, errs
+end
+
+local many_options = { concurrency = true }
+
+local function check_many(opts, what)
+  opts = opts or {}
+  if type(opts) ~= "table" then error(format("braze: %s: expected a table of options", what), 3) end
+  args.check_options(opts, many_options, what)
+  local c = opts.concurrency
+  if c ~= nil and (not args.is_integer(c) or c < 1 or c > 64) then
+    error(format("braze: %s: concurrency must be an integer in 1..64 (got %s)", what,
+      args.show(c)), 3)
+  end
+  return c or 8
+end
+
 local list_options = { page = true, sort_direction = true }
 
 local function check_sort(v, what)
@@ -324,6 +422,25 @@ end
 
 local series_options = { segment_id = true, length = true, ending_at = true }
 
+-- The query of one data_series request, or nil and a message.
+series_query = function(opts, what)
+  args.check_options(opts, series_options, what, 4)
+  local id, why = args.segment_id(opts.segment_id, what)
+  if not id then return nil, why end
+  local length = opts.length
+  if not args.is_integer(length) or length < 1 or length > 100 then
+    return nil, format("braze: %s: length must be an integer in 1..100 (got %s)", what,
+      args.show(length))
+  end
+  local ending_at
+  if opts.ending_at ~= nil then
+    ending_at, why = args.ending_at(opts.ending_at, what)
+    if not ending_at then return nil, why end
+  end
+  return args.query({ { "segment_id", id }, { "length", format("%d", length) },
+    { "ending_at", ending_at } })
+end
+
 --- A segment's estimated size, one point a day.
 ---@param opts {segment_id: string, length: integer, ending_at?: string|number}
 ---@return table|nil response `{ data = { {time=, size=}, ... }, message = "success" }`
@@ -333,19 +450,56 @@ function Client:data_series(opts)
   if type(opts) ~= "table" then
     error("braze: data_series: expected a table {segment_id=, length=, ending_at=}", 2)
   end
-  args.check_options(opts, series_options, "data_series")
-  check(args.segment_id(opts.segment_id, "data_series"))
-  local length = opts.length
-  if not args.is_integer(length) or length < 1 or length > 100 then
-    error(format("braze: data_series: length must be an integer in 1..100 (got %s)",
-      args.show(length)), 2)
+  local query, why = series_query(opts, "data_series")
+  if not query then error(why, 2) end
+  return request(p, "/segments/data_series", query)
+end
+
+--- Many segments' details at once, over concurrent connections.
+-- Same retry and rate-limit rules as `details`; never sends more requests
+-- than the rate-limit window has left.
+---@param ids string[] segment ids
+---@param opts? {concurrency?: integer} transfers at once, 1..64 (default 8)
+---@return table results `results[i]` is the details of `ids[i]`, or nil when it failed
+---@return table errors `errors[i]` is the error object for `ids[i]`, or nil; empty when all succeeded
+function Client:details_many(ids, opts)
+  local p = state(self)
+  if type(ids) ~= "table" then error("braze: details_many: expected an array of segment ids", 2) end
+  local concurrency = check_many(opts, "details_many")
+  local queries = {}
+  for i = 1, #ids do
+    local id = ids[i]
+    if type(id) ~= "string" or id == "" then
+      error(format("braze: details_many: ids[%d] must be a non-empty string (got %s)", i,
+        args.show(id)), 2)
+    end
+    queries[i] = args.query({ { "segment_id", id } })
   end
-  local ending_at
-  if opts.ending_at ~= nil then ending_at = check(args.ending_at(opts.ending_at, "data_series")) end
-  return request(p, "/segments/data_series", args.query({
-    { "segment_id", opts.segment_id }, { "length", format("%d", length) },
-    { "ending_at", ending_at },
-  }))
+  return request_many(p, "/segments/details", queries, concurrency)
+end
+
+--- Many size series at once, over concurrent connections.
+---@param requests {segment_id: string, length: integer, ending_at?: string|number}[]
+---@param opts? {concurrency?: integer} transfers at once, 1..64 (default 8)
+---@return table results `results[i]` answers `requests[i]`, or nil when it failed
+---@return table errors `errors[i]` is the error object for `requests[i]`, or nil
+function Client:data_series_many(requests, opts)
+  local p = state(self)
+  if type(requests) ~= "table" then
+    error("braze: data_series_many: expected an array of {segment_id=, length=, ending_at=}", 2)
+  end
+  local concurrency = check_many(opts, "data_series_many")
+  local queries = {}
+  for i = 1, #requests do
+    local r = requests[i]
+    if type(r) ~= "table" then
+      error(format("braze: data_series_many: requests[%d] must be a table (got %s)", i, type(r)), 2)
+    end
+    local query, why = series_query(r, format("data_series_many: requests[%d]", i))
+    if not query then error(why, 2) end
+    queries[i] = query
+  end
+  return request_many(p, "/segments/data_series", queries, concurrency)
 end
 
 local each_options = { sort_direction = true, page = true, max_pages = true }
