@@ -1,0 +1,358 @@
+--- `braze-segments export`: every segment, optionally with its details and
+-- a size series, written record by record (flushed after each one) as JSON
+-- Lines or CSV, and resumable after a crash.
+--
+-- JSON Lines: one object per segment, the list entry's fields (`id`, `name`,
+-- `analytics_tracking_enabled`, `tags`, ...) plus `details` (the details
+-- response without `message`) with --details and `series` (the `data` array
+-- of the data_series response) with --series.
+--
+-- CSV (RFC 4180, CRLF line ends, header row), columns in this order:
+--
+--     id,name,analytics_tracking_enabled,tags
+--     + description,created_at,updated_at                          (--details)
+--     + series_start,series_end,series_first,series_last,series_min,series_max (--series)
+--
+-- `tags` are joined with ';'; booleans are true/false; null is empty;
+-- series_start/series_end are the first and last dates, the others sizes.
+--
+-- Resume (--resume --output FILE): the ids already in FILE are skipped; a
+-- last record cut short by a crash is removed first; listing starts one page
+-- before the page the file stops in (in case segments were archived since).
+-- @module braze.cli.export
+local json = require("braze.cli.json")
+local fmt = require("braze.cli.format")
+local braze = require("braze")
+
+local M = {}
+
+local PAGE_SIZE = 100
+--- Concurrency asked of a batch API, when the client has one.
+M.CONCURRENCY = 8
+
+--- The CSV header for these options.
+---@param o {details?: boolean, series?: integer}
+---@return string[]
+function M.columns(o)
+  local cols = { "id", "name", "analytics_tracking_enabled", "tags" }
+  if o.details then
+    for _, c in ipairs({ "description", "created_at", "updated_at" }) do cols[#cols + 1] = c end
+  end
+  if o.series then
+    for _, c in ipairs({ "series_start", "series_end", "series_first", "series_last",
+      "series_min", "series_max" }) do
+      cols[#cols + 1] = c
+    end
+  end
+  return cols
+end
+
+local function without_message(t)
+  if type(t) ~= "table" then return t end
+  local copy = {}
+  for k, v in pairs(t) do if k ~= "message" then copy[k] = v end end
+  return copy
+end
+M.without_message = without_message
+
+--- Summary of a `data` array: start, end (dates), first, last, min, max (sizes).
+function M.series_stats(data)
+  local s = {}
+  if type(data) ~= "table" then return s end
+  for _, p in ipairs(data) do
+    if type(p) == "table" and type(p.size) == "number" then
+      local t = type(p.time) == "string" and p.time:sub(1, 10) or nil
+      if s.first == nil then s.first, s.start = p.size, t end
+      s.last, s["end"] = p.size, t
+      s.min = (s.min == nil or p.size < s.min) and p.size or s.min
+      s.max = (s.max == nil or p.size > s.max) and p.size or s.max
+    end
+  end
+  return s
+end
+
+--- The JSON Lines line (with its newline) for one segment.
+function M.jsonl_record(seg, extra, o)
+  local obj = {}
+  for k, v in pairs(seg) do obj[k] = v end
+  if o.details then obj.details = without_message(extra.details) end
+  if o.series then
+    local data = type(extra.series) == "table" and extra.series.data or nil
+    obj.series = type(data) == "table" and data or {}
+  end
+  return json.encode(obj) .. "\n"
+end
+
+--- The CSV record (with its CRLF) for one segment.
+function M.csv_record(seg, extra, o)
+  local v = { seg.id, seg.name, seg.analytics_tracking_enabled, seg.tags }
+  if o.details then
+    local d = type(extra.details) == "table" and extra.details or {}
+    v[#v + 1], v[#v + 2], v[#v + 3] = d.description, d.created_at, d.updated_at
+  end
+  if o.series then
+    local s = M.series_stats(type(extra.series) == "table" and extra.series.data)
+    local n = #v
+    v[n + 1], v[n + 2], v[n + 3], v[n + 4], v[n + 5], v[n + 6] =
+      s.start, s["end"], s.first, s.last, s.min, s.max
+  end
+  return fmt.csv_row(v, #M.columns(o))
+end
+
+-- -------------------------------------------------------------------------
+-- Details and series for a page of segments: the one place that talks to
+-- the per-segment endpoints, so that a batch API slots in here.
+
+local function raise(err) error(err, 0) end
+
+-- Details of `ids`, in order. Uses client:details_many when the client has
+-- it (accepting results in order or keyed by id, errors alongside).
+local function fetch_details(client, ids)
+  if client.details_many then
+    local results, errs = client:details_many(ids, { concurrency = M.CONCURRENCY })
+    if results == nil then raise(errs) end
+    local out = {}
+    for i, id in ipairs(ids) do
+      local r = results[i]
+      if r == nil then r = results[id] end
+      local e = type(errs) == "table" and not braze.errors.is(errs) and (errs[i] or errs[id]) or nil
+      if e then raise(e) end
+      if r == nil or braze.errors.is(r) then raise(r or ("braze-segments: no details for " .. id)) end
+      out[i] = r
+    end
+    return out
+  end
+  local out = {}
+  for i, id in ipairs(ids) do
+    local r, err = client:details(id)
+    if not r then raise(err) end
+    out[i] = r
+  end
+  return out
+end
+
+--- Fetch what the options ask for, for a page of segments, calling
+-- `each_done(i, extra)` as soon as segment i is complete (so it is written
+-- before the next request). Raises the error object on failure.
+function M.enrich(client, segs, o, each_done)
+  local ids = {}
+  for i, s in ipairs(segs) do ids[i] = s.id end
+  if not o.details and not o.series then
+    for i = 1, #segs do each_done(i, {}) end
+    return
+  end
+  local batch = o.details and client.details_many and fetch_details(client, ids) or nil
+  for i, id in ipairs(ids) do
+    local extra = {}
+    if o.details then
+      if batch then
+        extra.details = batch[i]
+      else
+        local r, err = client:details(id)
+        if not r then raise(err) end
+        extra.details = r
+      end
+    end
+    if o.series then
+      local r, err = client:data_series({ segment_id = id, length = o.series,
+        ending_at = o.ending_at })
+      if not r then raise(err) end
+      extra.series = r
+    end
+    each_done(i, extra)
+  end
+end
+
+-- -------------------------------------------------------------------------
+-- Resume
+
+--- Read an earlier export. Returns `{ids=set, count=, keep=bytes to keep,
+-- size=bytes in file, header=bool}`, or nil, message when the file cannot
+-- be continued (different columns or options, a corrupt record).
+---@return table|nil state
+---@return string|nil message
+function M.scan(path, o)
+  local f = io.open(path, "rb")
+  if not f then return { ids = {}, count = 0, keep = 0, size = 0, missing = true } end
+  local text = f:read("a")
+  f:close()
+  local st = { ids = {}, count = 0, keep = 0, size = #text }
+  local function add(id)
+    if type(id) == "string" and not st.ids[id] then
+      st.ids[id] = true
+      st.count = st.count + 1
+    end
+  end
+  if o.format == "csv" then
+    local records, ends = fmt.parse_csv(text)
+    if #records == 0 then return st end
+    local want = M.columns(o)
+    local got = records[1]
+    if table.concat(got, ",") ~= table.concat(want, ",") then
+      return nil, string.format("%s has the columns %s, but this export writes %s: use the "
+        .. "same --details/--series options, or another --output", path,
+        table.concat(got, ","), table.concat(want, ","))
+    end
+    st.keep, st.header = ends[1], true
+    for i = 2, #records do
+      if #records[i] ~= #want then
+        if i == #records then break end -- a damaged last record: dropped
+        return nil, string.format("%s: record %d has %d fields, expected %d", path, i - 1,
+          #records[i], #want)
+      end
+      add(records[i][1])
+      st.keep = ends[i]
+    end
+    return st
+  end
+  -- JSON Lines: a record is complete when its newline was written.
+  local pos, lineno, checked = 1, 0, false
+  while true do
+    local nl = text:find("\n", pos, true)
+    if not nl then break end
+    lineno = lineno + 1
+    local line = text:sub(pos, nl - 1)
+    if line:find("%S") then
+      local obj = braze.decode(line)
+      if type(obj) ~= "table" or type(obj.id) ~= "string" then
+        if not text:find("%S", nl + 1) then break end -- damaged last line: dropped
+        return nil, string.format("%s: line %d is not a segment record", path, lineno)
+      end
+      if not checked then
+        checked = true
+        local has_d, has_s = obj.details ~= nil, obj.series ~= nil
+        if has_d ~= (o.details == true) or has_s ~= (o.series ~= nil) then
+          return nil, string.format("%s was written %s --details and %s --series: resume with "
+            .. "the same options, or use another --output", path, has_d and "with" or "without",
+            has_s and "with" or "without")
+        end
+      end
+      add(obj.id)
+    end
+    st.keep, pos = nl, nl + 1
+  end
+  return st
+end
+
+-- Keep the first `keep` bytes of `path`: write them to a temporary file and
+-- rename it over the original, so a crash now cannot lose the rest.
+local function truncate(path, keep)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  local tmp = path .. ".resume-tmp"
+  local out, err = io.open(tmp, "wb")
+  if not out then return nil, err end
+  local ok, werr = out:write(text:sub(1, keep))
+  if ok then ok, werr = out:flush() end
+  out:close()
+  if not ok then os.remove(tmp); return nil, werr end
+  local renamed, rerr = os.rename(tmp, path)
+  if not renamed then os.remove(tmp); return nil, rerr end
+  return true
+end
+
+-- -------------------------------------------------------------------------
+-- The export
+
+--- Run an export.
+-- `o`: `format` ("jsonl"|"csv"), `details`, `series` (days), `ending_at`,
+-- `output` (path, else `stdout`), `resume`, `sort`, `progress` (a
+-- braze.cli.progress object), `stdout`, `note(message)` for stderr notes.
+-- Returns a summary table, or nil, err, exit_code.
+function M.run(client, o)
+  local progress = o.progress
+  local known, start_page, skipped_before = {}, 0, 0
+  local out, close_out
+  local write_header = o.format == "csv"
+  if o.output then
+    local mode = "wb"
+    if o.resume then
+      local st, why = M.scan(o.output, o)
+      if not st then return nil, "braze-segments: " .. why, 2 end
+      if st.keep < st.size then
+        local ok, terr = truncate(o.output, st.keep)
+        if not ok then return nil, "braze-segments: " .. tostring(terr), 1 end
+        if o.note then
+          o.note(string.format("removed an incomplete last record (%d bytes) from %s",
+            st.size - st.keep, o.output))
+        end
+      end
+      known, skipped_before = st.ids, st.count
+      write_header = o.format == "csv" and not st.header
+      start_page = st.count // PAGE_SIZE
+      if start_page > 0 then start_page = start_page - 1 end
+      mode = "ab"
+    end
+    local f, err = io.open(o.output, mode)
+    if not f then return nil, "braze-segments: " .. tostring(err), 1 end
+    out, close_out = f, true
+  else
+    out = o.stdout or io.stdout
+  end
+
+  local function emit(s)
+    local ok, err = out:write(s)
+    if ok then ok, err = out:flush() end
+    if not ok then error({ io_error = err }, 0) end
+  end
+
+  local summary = { written = 0, skipped = 0, already = skipped_before, pages = 0,
+    start_page = start_page }
+  local record = o.format == "csv" and M.csv_record or M.jsonl_record
+
+  local function run()
+    if write_header then emit(fmt.csv_row(M.columns(o))) end
+    local iter = client:each({ sort_direction = o.sort, page = start_page })
+    local pending, pending_page = {}, nil
+    local function process(final)
+      if final and progress then progress:set_total(progress.done + #pending) end
+      local batch = pending
+      pending = {}
+      M.enrich(client, batch, o, function(i, extra)
+        emit(record(batch[i], extra, o))
+        summary.written = summary.written + 1
+        if progress then progress:segment() end
+      end)
+    end
+    while true do
+      local ok, seg, page_no = pcall(iter)
+      if not ok then
+        -- After an API failure, what was listed before it is still written
+        -- (an interrupt or a bug stops at once).
+        if braze.errors.is(seg) then
+          local pok, perr = pcall(process, false)
+          if not pok and type(perr) == "table" and perr.io_error then error(perr, 0) end
+        end
+        error(seg, 0)
+      end
+      if seg == nil then break end
+      if page_no ~= pending_page then
+        summary.pages = summary.pages + 1
+        if progress then progress:page() end
+        if #pending > 0 then process(false) end
+        pending_page = page_no
+      end
+      local id = type(seg) == "table" and seg.id or nil
+      if type(seg) ~= "table" then
+        summary.skipped = summary.skipped + 1
+      elseif type(id) == "string" and known[id] then
+        summary.skipped = summary.skipped + 1
+      else
+        if type(id) == "string" then known[id] = true end
+        pending[#pending + 1] = seg
+      end
+    end
+    process(true)
+  end
+
+  local ok, err = pcall(run)
+  if close_out then out:close() end
+  if progress then
+    if ok then progress:finish() else progress:clear() end
+  end
+  if not ok then return nil, err, 1 end
+  return summary
+end
+
+return M

@@ -1,0 +1,583 @@
+-- The braze-segments command, run as a separate process against the mock:
+-- output formats read back and compared with the API's own answers (fetched
+-- here with raw HTTP and lua-cjson, independently of the library), exit
+-- codes, --resume after a crash, the plot, and that the key never leaks.
+local helpers = require("spec.helpers")
+local cjson = require("cjson")
+
+local KEY = "spec-cli-secret-key-0123456789abcdef"
+local WRONG_KEY = "wrong-cli-key-fedcba9876543210"
+local SEGMENTS = 250 -- three pages, the last one short
+local END = "2024-06-30"
+
+local BIN = helpers.root .. "/bin/braze-segments"
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function spit(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local tmpdir
+local function tmp(name) return tmpdir .. "/" .. name end
+
+local mock
+local runs = {} -- every run, for the final leak check
+
+-- Run braze-segments with `args`. env: table of variables (false unsets);
+-- BRAZE_API_KEY and BRAZE_REST_ENDPOINT default to the mock's.
+local function run(args, env)
+  env = env or {}
+  local vars = { BRAZE_API_KEY = KEY, BRAZE_REST_ENDPOINT = mock.url }
+  for k, v in pairs(env) do vars[k] = v end
+  local parts = { "env", "-u", "BRAZE_API_KEY", "-u", "BRAZE_REST_ENDPOINT" }
+  local names = {}
+  for k in pairs(vars) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    if vars[k] then parts[#parts + 1] = shell_quote(k .. "=" .. vars[k]) end
+  end
+  parts[#parts + 1] = helpers.lua
+  parts[#parts + 1] = shell_quote(BIN)
+  for _, a in ipairs(args) do parts[#parts + 1] = shell_quote(a) end
+  local cmd = table.concat(parts, " ") .. " >" .. tmp("stdout") .. " 2>" .. tmp("stderr")
+    .. " </dev/null; echo $?"
+  local p = assert(io.popen(cmd, "r"))
+  local code = tonumber(p:read("a"):match("%d+"))
+  p:close()
+  local r = { code = code, stdout = slurp(tmp("stdout")), stderr = slurp(tmp("stderr")),
+    args = args }
+  runs[#runs + 1] = r
+  return r
+end
+
+-- The API's own answer, decoded with cjson.
+local function api(target, key)
+  local resp = assert(mock:api(target, { auth = key or KEY }))
+  assert(resp.status == 200, "API " .. target .. ": HTTP " .. resp.status)
+  return cjson.decode(resp.body)
+end
+
+local all_segments
+local function api_segments()
+  if not all_segments then
+    all_segments = {}
+    local page = 0
+    repeat
+      local r = api("/segments/list?page=" .. page)
+      for _, s in ipairs(r.segments) do all_segments[#all_segments + 1] = s end
+      page = page + 1
+    until #r.segments < 100
+  end
+  return all_segments
+end
+
+local function without_message(t)
+  local c = {}
+  for k, v in pairs(t) do if k ~= "message" then c[k] = v end end
+  return c
+end
+
+local details_cache, series_cache = {}, {}
+local function api_details(id)
+  details_cache[id] = details_cache[id]
+    or api("/segments/details?segment_id=" .. helpers.url_encode(id))
+  return details_cache[id]
+end
+local function api_series(id, days)
+  local k = id .. "/" .. days
+  series_cache[k] = series_cache[k] or api("/segments/data_series?segment_id="
+    .. helpers.url_encode(id) .. "&length=" .. days .. "&ending_at=" .. END)
+  return series_cache[k]
+end
+
+-- A small RFC 4180 reader, independent of the command's own: returns the
+-- records, and whether the text ended exactly at a record's end.
+local function parse_csv(text)
+  local records, record, field = {}, {}, {}
+  local i, n, quoted = 1, #text, false
+  while i <= n do
+    local c = text:sub(i, i)
+    if quoted then
+      if c == '"' then
+        if text:sub(i + 1, i + 1) == '"' then field[#field + 1] = '"'; i = i + 1
+        else quoted = false end
+      else
+        field[#field + 1] = c
+      end
+    elseif c == '"' then
+      assert(#field == 0, "quote inside an unquoted field at byte " .. i)
+      quoted = true
+    elseif c == "," then
+      record[#record + 1] = table.concat(field); field = {}
+    elseif c == "\r" and text:sub(i + 1, i + 1) == "\n" then
+      record[#record + 1] = table.concat(field); field = {}
+      records[#records + 1] = record; record = {}
+      i = i + 1
+    else
+      assert(c ~= "\r" and c ~= "\n", "bare line break outside quotes at byte " .. i)
+      field[#field + 1] = c
+    end
+    i = i + 1
+  end
+  return records, (#record == 0 and #field == 0 and not quoted)
+end
+
+local function csv_text(v)
+  if v == nil or v == cjson.null then return "" end
+  if type(v) == "boolean" then return tostring(v) end
+  if type(v) == "number" then return string.format("%d", v) end
+  if type(v) == "table" then return table.concat(v, ";") end
+  return v
+end
+
+local function jsonl(text)
+  local out = {}
+  for line in text:gmatch("([^\n]*)\n") do out[#out + 1] = cjson.decode(line) end
+  return out
+end
+
+local function ids_of(records)
+  local ids = {}
+  for i, r in ipairs(records) do ids[i] = r.id or r[1] end
+  return ids
+end
+
+describe("braze-segments", function()
+  setup(function()
+    mock = helpers.start_mock({ segments = SEGMENTS, api_key = KEY })
+    local p = io.popen("mktemp -d")
+    tmpdir = p:read("l")
+    p:close()
+  end)
+
+  teardown(function()
+    if mock then mock:stop() end
+    if tmpdir and tmpdir:match("^/tmp/") then os.execute("rm -rf " .. shell_quote(tmpdir)) end
+  end)
+
+  before_each(function() mock:reset() end)
+
+  describe("list", function()
+    it("writes every segment as RFC 4180 CSV, names with commas, quotes and newlines intact", function()
+      local r = run({ "list", "--format", "csv" })
+      assert.are.equal(0, r.code)
+      local records, complete = parse_csv(r.stdout)
+      assert.is_true(complete)
+      assert.are.same({ "id", "name", "analytics_tracking_enabled", "tags" }, records[1])
+      local segs = api_segments()
+      assert.are.equal(#segs + 1, #records)
+      local tricky = { comma = false, quote = false, newline = false }
+      for i, s in ipairs(segs) do
+        local row = records[i + 1]
+        assert.are.same({ s.id, s.name, tostring(s.analytics_tracking_enabled),
+          table.concat(s.tags, ";") }, row)
+        tricky.comma = tricky.comma or s.name:find(",", 1, true) ~= nil
+        tricky.quote = tricky.quote or s.name:find('"', 1, true) ~= nil
+        tricky.newline = tricky.newline or s.name:find("\n", 1, true) ~= nil
+      end
+      assert.are.same({ comma = true, quote = true, newline = true }, tricky)
+    end)
+
+    it("writes JSON that reads back to the API's segments", function()
+      local r = run({ "list", "--format", "json" })
+      assert.are.equal(0, r.code)
+      assert.are.same(api_segments(), cjson.decode(r.stdout))
+    end)
+
+    it("lists newest first with --sort desc", function()
+      local r = run({ "list", "--format", "json", "--sort", "desc" })
+      local got, segs = cjson.decode(r.stdout), api_segments()
+      assert.are.equal(#segs, #got)
+      assert.are.equal(segs[#segs].id, got[1].id)
+    end)
+
+    it("draws a table with a count", function()
+      local r = run({ "list" })
+      assert.are.equal(0, r.code)
+      assert.matches("^ID%s+NAME%s+TRACKED%s+TAGS\n", r.stdout)
+      assert.matches("\n" .. SEGMENTS .. " segments\n$", r.stdout)
+      assert.is_nil(r.stdout:find("\n(iOS)", 1, true)) -- newlines in names are shown as ↵
+    end)
+  end)
+
+  describe("details and series", function()
+    local id
+    before_each(function() id = api_segments()[2].id end)
+
+    it("details --format json is the API's object without message", function()
+      local r = run({ "details", id, "--format", "json" })
+      assert.are.equal(0, r.code)
+      assert.are.same(without_message(api_details(id)), cjson.decode(r.stdout))
+    end)
+
+    it("details --format csv quotes the fields that need it", function()
+      local r = run({ "details", id, "--format", "csv" })
+      local records = parse_csv(r.stdout)
+      local d = api_details(id)
+      assert.are.equal("id", records[1][1])
+      assert.are.equal(id, records[2][1])
+      assert.are.equal(d.name, records[2][2])
+      assert.are.equal(csv_text(d.description), records[2][3])
+    end)
+
+    it("series --format json and csv carry the API's data, sizes as integers", function()
+      local want = api_series(api_segments()[1].id, 10)
+      local r = run({ "series", api_segments()[1].id, "--days", "10", "--end", END, "--format", "json" })
+      assert.are.equal(0, r.code)
+      assert.are.same(without_message(want), cjson.decode(r.stdout))
+      assert.is_nil(r.stdout:find("%d%.0[,}]"))
+      local c = run({ "series", api_segments()[1].id, "--days", "10", "--end", END, "--format", "csv" })
+      local records = parse_csv(c.stdout)
+      assert.are.same({ "time", "size" }, records[1])
+      for i, p in ipairs(want.data) do
+        assert.are.same({ p.time, string.format("%d", p.size) }, records[i + 1])
+      end
+    end)
+
+    it("series --format plot draws a sparkline, labelled axes and a summary in 80 columns", function()
+      local r = run({ "series", id, "--days", "30", "--end", END, "--format", "plot" })
+      assert.are.equal(0, r.code)
+      local out = r.stdout
+      assert.matches("[▁▂▃▄▅▆▇█][▁▂▃▄▅▆▇█][▁▂▃▄▅▆▇█][▁▂▃▄▅▆▇█]", out) -- the sparkline
+      assert.matches("\n%s*[%d.]+[KMBT]? ┤", out)                     -- y labels
+      assert.matches("└─+", out)                                      -- x axis
+      assert.matches("06%-01", out)                                   -- first date
+      assert.matches("06%-30", out)                                   -- last date
+      assert.matches("\nmin [%d,]+ ", out)
+      assert.matches("\nmax [%d,]+ ", out)
+      assert.matches("\nchange [+-][%d,]+", out)
+      for line in out:gmatch("[^\n]+") do
+        assert.is_true(utf8.len(line) <= 80, "too wide: " .. line)
+      end
+    end)
+  end)
+
+  describe("export", function()
+    it("writes JSON Lines that read back to the API's list entries, details and series", function()
+      local out = tmp("e.jsonl")
+      local r = run({ "export", "--details", "--series", "7", "--end", END, "--output", out })
+      assert.are.equal(0, r.code)
+      local text = slurp(out)
+      assert.is_nil(text:find('"size":%d+%.0'))
+      local lines, segs = jsonl(text), api_segments()
+      assert.are.equal(#segs, #lines)
+      for i, s in ipairs(segs) do
+        local want = {}
+        for k, v in pairs(s) do want[k] = v end
+        want.details = without_message(api_details(s.id))
+        want.series = api_series(s.id, 7).data
+        assert.are.same(want, lines[i])
+      end
+    end)
+
+    it("writes CSV with the documented columns", function()
+      local out = tmp("e.csv")
+      local r = run({ "export", "--format", "csv", "--details", "--series", "7", "--end", END,
+        "-o", out })
+      assert.are.equal(0, r.code)
+      local records, complete = parse_csv(slurp(out))
+      assert.is_true(complete)
+      assert.are.same({ "id", "name", "analytics_tracking_enabled", "tags", "description",
+        "created_at", "updated_at", "series_start", "series_end", "series_first", "series_last",
+        "series_min", "series_max" }, records[1])
+      for i, s in ipairs(api_segments()) do
+        local d, data = api_details(s.id), api_series(s.id, 7).data
+        local lo, hi = math.huge, -math.huge
+        for _, p in ipairs(data) do lo, hi = math.min(lo, p.size), math.max(hi, p.size) end
+        assert.are.same({ s.id, s.name, tostring(s.analytics_tracking_enabled),
+          table.concat(s.tags, ";"), csv_text(d.description), d.created_at, d.updated_at,
+          data[1].time, data[#data].time, csv_text(data[1].size), csv_text(data[#data].size),
+          csv_text(lo), csv_text(hi) }, records[i + 1])
+      end
+    end)
+
+    it("writes JSON Lines to stdout without --output", function()
+      local r = run({ "--quiet", "export" })
+      assert.are.equal(0, r.code)
+      assert.are.same(api_segments(), jsonl(r.stdout))
+      assert.are.equal("", r.stderr)
+    end)
+
+    describe("--resume", function()
+      local full
+      before_each(function()
+        full = tmp("full.jsonl")
+        assert.are.equal(0, run({ "export", "--details", "--series", "5", "--end", END,
+          "-o", full }).code)
+      end)
+
+      local function assert_complete(path)
+        local got = jsonl(slurp(path))
+        local seen = {}
+        for _, r in ipairs(got) do
+          assert.is_nil(seen[r.id], "duplicate " .. r.id)
+          seen[r.id] = true
+        end
+        assert.are.same(ids_of(api_segments()), ids_of(got))
+        assert.are.equal(slurp(full), slurp(path))
+      end
+
+      it("drops a record cut mid-line, then adds the rest once, in order", function()
+        local part = tmp("part.jsonl")
+        local text = slurp(full)
+        local cut = select(2, text:find("\n", 140 * 1000, true)) or #text // 2
+        spit(part, text:sub(1, cut + 57)) -- 57 bytes into the next record
+        local r = run({ "export", "--details", "--series", "5", "--end", END, "-o", part,
+          "--resume" })
+        assert.are.equal(0, r.code)
+        assert.matches("incomplete last record", r.stderr)
+        assert_complete(part)
+      end)
+
+      it("continues after the API failed (exit 1, what was written is kept)", function()
+        local part = tmp("failed.jsonl")
+        local text = slurp(full)
+        local cut = 0
+        for _ = 1, 230 do cut = text:find("\n", cut + 1, true) end
+        spit(part, text:sub(1, cut)) -- 230 records: pages 0 and 1 and 30 of page 2
+        mock:fault({ type = "500", count = 5, path = "/segments/list" })
+        local r1 = run({ "--max-retries", "0", "export", "--details", "--series", "5", "--end",
+          END, "-o", part, "--resume" })
+        assert.are.equal(1, r1.code)
+        assert.matches("HTTP 500", r1.stderr)
+        assert.matches("%-%-resume", r1.stderr)
+        assert.are.equal(text:sub(1, cut), slurp(part))
+        mock:reset()
+        local r2 = run({ "export", "--details", "--series", "5", "--end", END, "-o", part,
+          "--resume" })
+        assert.are.equal(0, r2.code)
+        assert_complete(part)
+        -- It went on from page 1 (one page of overlap), not from page 0.
+        local pages = {}
+        for _, req in ipairs(mock:requests()) do
+          if req.path == "/segments/list" then pages[#pages + 1] = req.query.page end
+        end
+        assert.are.same({ "1", "2" }, pages)
+      end)
+
+      it("completes an export that was killed (SIGKILL) part way through", function()
+        local part = tmp("killed.jsonl")
+        spit(part, "")
+        -- Every list page after the first is slow, so the kill lands after
+        -- the first page's records are on disk and before the export ends,
+        -- however fast or slow this machine is.
+        mock:reset()
+        local cmd = table.concat({ "env", shell_quote("BRAZE_API_KEY=" .. KEY),
+          shell_quote("BRAZE_REST_ENDPOINT=" .. mock.url), helpers.lua, shell_quote(BIN),
+          "export --details --series 5 --end", END, "-o", shell_quote(part) }, " ")
+        mock:fault({ type = "delay", ms = 0, count = 1, path = "/segments/list" })
+        mock:fault({ type = "delay", ms = 5000, count = 10, path = "/segments/list" })
+        os.execute("(" .. cmd .. " >/dev/null 2>&1 & pid=$!; i=0; "
+          .. "while [ ! -s " .. shell_quote(part) .. " ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; "
+          .. "sleep 0.2; kill -9 $pid; wait $pid) 2>/dev/null")
+        local written = #slurp(part)
+        assert.is_true(written > 0 and written < #slurp(full), "killed too early or too late")
+        mock:reset()
+        local r = run({ "export", "--details", "--series", "5", "--end", END, "-o", part,
+          "--resume" })
+        assert.are.equal(0, r.code)
+        assert_complete(part)
+      end)
+
+      it("resumes a CSV cut inside a quoted name that holds a newline", function()
+        local fullcsv, part = tmp("full.csv"), tmp("part.csv")
+        local args = { "export", "--format", "csv", "--details", "--end", END, "--series", "5" }
+        local function with(extra)
+          local a = {}
+          for _, v in ipairs(args) do a[#a + 1] = v end
+          for _, v in ipairs(extra) do a[#a + 1] = v end
+          return a
+        end
+        assert.are.equal(0, run(with({ "-o", fullcsv })).code)
+        local text = slurp(fullcsv)
+        local at
+        local from = 1
+        while true do
+          local a, b = text:find("Push opt-ins\n", from, true)
+          if not a then break end
+          at, from = b, b + 1
+        end
+        assert.is_not_nil(at)
+        spit(part, text:sub(1, at)) -- ends with a newline, but inside quotes
+        local r = run(with({ "-o", part, "--resume" }))
+        assert.are.equal(0, r.code)
+        assert.are.equal(text, slurp(part))
+        local records = parse_csv(slurp(part))
+        assert.are.equal(SEGMENTS + 1, #records)
+      end)
+
+      it("refuses to resume a file written with other options", function()
+        local r = run({ "export", "--series", "5", "--end", END, "-o", full, "--resume" })
+        assert.are.equal(2, r.code)
+        assert.matches("same options", r.stderr)
+      end)
+    end)
+  end)
+
+  describe("exit codes", function()
+    it("is 0 on success and prints --help for every command", function()
+      for _, cmd in ipairs({ "list", "details", "series", "export" }) do
+        local r = run({ cmd, "--help" })
+        assert.are.equal(0, r.code)
+        assert.matches("Usage: braze%-segments " .. cmd, r.stdout)
+      end
+      assert.are.equal(0, run({ "--help" }).code)
+    end)
+
+    it("is 1 on a 401, with the key redacted even though the server echoes it", function()
+      local r = run({ "list" }, { BRAZE_API_KEY = WRONG_KEY })
+      assert.are.equal(1, r.code)
+      assert.matches("HTTP 401", r.stderr)
+      assert.matches("Invalid API key", r.stderr)
+      assert.is_nil(r.stderr:find(WRONG_KEY, 1, true))
+      assert.is_nil(r.stdout:find(WRONG_KEY, 1, true))
+    end)
+
+    it("is 1 when the endpoint is unreachable", function()
+      local r = run({ "--endpoint", "http://127.0.0.1:1", "--max-retries", "0", "list" })
+      assert.are.equal(1, r.code)
+      assert.matches("network error", r.stderr)
+    end)
+
+    it("is 1 after retries run out on 5xx", function()
+      mock:fault({ type = "503", count = 2 })
+      local r = run({ "--max-retries", "1", "details", api_segments()[1].id })
+      assert.are.equal(1, r.code)
+      assert.matches("HTTP 503.*after 2 attempts", r.stderr)
+    end)
+
+    it("is 2 on usage errors", function()
+      local cases = {
+        {}, { "frobnicate" }, { "list", "--format", "xml" }, { "details" },
+        { "series", "x", "--days", "0" }, { "series", "x", "--days", "101" },
+        { "series", "x", "--end", "2024-02-30" }, { "export", "--resume" },
+        { "export", "--series", "abc" }, { "--timeout", "-1", "list" },
+        { "--endpoint", "http://127.0.0.1:1", "--instance", "US-01", "list" },
+        { "--instance", "US-09", "list" },
+      }
+      for _, args in ipairs(cases) do
+        local r = run(args)
+        assert.are.equal(2, r.code, table.concat(args, " "))
+        assert.are_not.equal("", r.stderr)
+      end
+    end)
+
+    it("is 2 without BRAZE_API_KEY or an endpoint", function()
+      local r = run({ "list" }, { BRAZE_API_KEY = false })
+      assert.are.equal(2, r.code)
+      assert.matches("BRAZE_API_KEY", r.stderr)
+      r = run({ "list" }, { BRAZE_REST_ENDPOINT = false })
+      assert.are.equal(2, r.code)
+      assert.matches("endpoint", r.stderr)
+    end)
+
+    it("is 2 when a key is passed on the command line, and does not echo it", function()
+      for _, args in ipairs({ { "--api-key", WRONG_KEY, "list" }, { "list", "--api-key=" .. WRONG_KEY },
+        { "--api_key", WRONG_KEY, "export" } }) do
+        local r = run(args)
+        assert.are.equal(2, r.code)
+        assert.matches("BRAZE_API_KEY", r.stderr)
+        assert.matches("not accepted", r.stderr)
+        assert.is_nil(r.stderr:find(WRONG_KEY, 1, true))
+      end
+    end)
+  end)
+
+  describe("progress", function()
+    it("goes to stderr with --progress and never to stdout", function()
+      local r = run({ "--progress", "export", "--series", "3", "--end", END })
+      assert.are.equal(0, r.code)
+      assert.matches("%d+ segments of " .. SEGMENTS .. ", 3 pages", r.stderr)
+      assert.are.equal(SEGMENTS, #jsonl(r.stdout))
+    end)
+
+    it("is silenced by --quiet and off when stderr is not a terminal", function()
+      assert.are.equal("", run({ "list", "--format", "csv" }).stderr)
+      assert.are.equal("", run({ "--quiet", "--progress", "list", "--format", "csv" }).stderr)
+    end)
+  end)
+
+  it("never prints the API key, in any run above", function()
+    assert.is_true(#runs > 30)
+    for _, r in ipairs(runs) do
+      for _, key in ipairs({ KEY, WRONG_KEY }) do
+        assert.is_nil(r.stdout:find(key, 1, true), table.concat(r.args, " "))
+        assert.is_nil(r.stderr:find(key, 1, true), table.concat(r.args, " "))
+      end
+    end
+  end)
+end)
+
+describe("braze.cli.json", function()
+  local json = require("braze.cli.json")
+  local braze = require("braze")
+
+  it("encodes null, integers without .0, exact large integers and short floats", function()
+    assert.are.equal("null", json.encode(braze.null))
+    assert.are.equal("[1,2.5,9007199254740993,1000,0.1,-3]",
+      json.encode({ 1, 2.5, 9007199254740993, 1000.0, 0.1, -3 }))
+    assert.are.equal("[null,null]", json.encode({ 0 / 0, math.huge }))
+  end)
+
+  it("escapes strings and repairs invalid UTF-8", function()
+    assert.are.equal([["a\"b\\c\n\r\t\u0001é"]], json.encode('a"b\\c\n\r\t\1é'))
+    assert.are.equal('"x\u{FFFD}y"', json.encode("x\255y"))
+    assert.are.equal([["\u2028"]], json.encode("\u{2028}"))
+  end)
+
+  it("keeps a stable key order and knows which empty fields are arrays", function()
+    assert.are.equal('{"id":"i","name":"n","tags":[],"teams":[],"x":{},"z":1}',
+      json.encode({ z = 1, x = {}, teams = {}, tags = {}, name = "n", id = "i" }))
+    assert.are.same({ a = { 1, 2 }, tags = {} },
+      cjson.decode(json.encode({ a = { 1, 2 }, tags = {} })))
+  end)
+end)
+
+describe("braze.cli.export", function()
+  local export = require("braze.cli.export")
+
+  it("fetches a page's details in one call when the client has details_many", function()
+    local segs = {}
+    for i = 1, 3 do segs[i] = { id = "s" .. i, name = "n" .. i, tags = {} } end
+    local batches = {}
+    local fake = {
+      each = function()
+        local i = 0
+        return function()
+          i = i + 1
+          if segs[i] then return segs[i], 0 end
+        end
+      end,
+      details = function() error("details called one by one") end,
+      details_many = function(_, ids, opts)
+        batches[#batches + 1] = { ids = ids, concurrency = opts.concurrency }
+        local out = {}
+        for i, id in ipairs(ids) do out[i] = { message = "success", name = "d-" .. id } end
+        return out
+      end,
+    }
+    local lines = {}
+    local sink = {
+      write = function(_, s) lines[#lines + 1] = s; return true end,
+      flush = function() return true end,
+    }
+    local summary = assert(export.run(fake, { format = "jsonl", details = true, stdout = sink }))
+    assert.are.equal(3, summary.written)
+    assert.are.equal(1, #batches)
+    assert.are.same({ "s1", "s2", "s3" }, batches[1].ids)
+    assert.are.same({ id = "s2", name = "n2", tags = {}, details = { name = "d-s2" } },
+      cjson.decode(lines[2]))
+  end)
+end)
