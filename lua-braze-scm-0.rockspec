@@ -18,8 +18,11 @@ command; needs argparse).
 -- (braze-segments): Debian's lua-socket and lua-argparse serve.
 dependencies = { "lua >= 5.1" }
 test_dependencies = { "lua-cjson", "busted" }
+-- Only the library is looked up: Debian keeps curl/curl.h in a multiarch
+-- directory (/usr/include/<triplet>) that LuaRocks does not search but the
+-- C compiler does.
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
+  CURL = { library = "curl" },
 }
 build = {
   type = "builtin",
@@ -33,14 +36,22 @@ build = {
     },
     ["braze"] = "lua/braze/init.lua",
     ["braze.args"] = "lua/braze/args.lua",
+    ["braze.cli"] = "lua/braze/cli.lua",
+    ["braze.cli.export"] = "lua/braze/cli/export.lua",
+    ["braze.cli.format"] = "lua/braze/cli/format.lua",
+    ["braze.cli.json"] = "lua/braze/cli/json.lua",
+    ["braze.cli.plot"] = "lua/braze/cli/plot.lua",
+    ["braze.cli.progress"] = "lua/braze/cli/progress.lua",
     ["braze.errors"] = "lua/braze/errors.lua",
     ["braze.instances"] = "lua/braze/instances.lua",
-    ["braze.retry"] = "lua/braze/retry.lua",
     ["braze.mock"] = "lua/braze/mock.lua",
+    ["braze.retry"] = "lua/braze/retry.lua",
+    ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
   },
   install = {
     bin = {
       ["braze-mock"] = "bin/braze-mock",
+      ["braze-segments"] = "bin/braze-segments",
     },
   },
 }

@@ -176,8 +176,9 @@ describe("each mid-way", function()
     assert.equal(503, err.status)
     assert.equal(2, err.attempts)
     assert.equal(100, n)
-    -- resume where it failed: page 1, nothing lost
-    failed_page = 1
+    -- resume where it failed: the error names the page, nothing is lost
+    failed_page = err.page
+    assert.equal(1, failed_page)
     for _ in c:each{ page = failed_page } do n = n + 1 end
     assert.equal(250, n)
   end)

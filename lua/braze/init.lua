@@ -536,7 +536,10 @@ function Client:each(opts)
           .. "max_pages to go on", max_pages), 2)
       end
       local res, err = client:list({ page = next_page, sort_direction = opts.sort_direction })
-      if not res then error(err, 2) end
+      if not res then
+        err.page = next_page -- where to resume: client:each{ page = err.page }
+        error(err, 2)
+      end
       local segments = res.segments
       if segments == nil then segments = {} end
       if type(segments) ~= "table" then
