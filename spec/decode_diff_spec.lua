@@ -303,8 +303,38 @@ end
 
 -- Returns the number (1..5, see the header) of the intentional difference the
 -- document shows, or nil.
+-- Strict UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above
+-- U+10FFFF). Not utf8.len: Lua 5.3's accepts 5- and 6-byte forms.
+local function valid_utf8(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len, lo, hi = 1, 0x80, 0xBF
+    if c < 0x80 then len = 1
+    elseif c >= 0xC2 and c <= 0xDF then len = 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      len = 3
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      len = 4
+      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else return false end
+    if len > 1 then
+      if i + len - 1 > n then return false end
+      local b = s:byte(i + 1)
+      if b < lo or b > hi then return false end
+      for k = i + 2, i + len - 1 do
+        local t = s:byte(k)
+        if t < 0x80 or t > 0xBF then return false end
+      end
+    end
+    i = i + len
+  end
+  return true
+end
+
 local function intentional_difference(doc)
-  if utf8.len(doc) == nil then return 1 end -- strict: no surrogates, overlongs, > U+10FFFF
+  if not valid_utf8(doc) then return 1 end -- strict: no surrogates, overlongs, > U+10FFFF
   -- Walk the text, telling string contents from the rest.
   local i, n = 1, #doc
   while i <= n do

@@ -209,6 +209,11 @@ function M.endpoint(url, allow_http)
       return bad("endpoint %s has a bad port %s", show(url), show(port))
     end
   end
+  -- Only a real boolean: allow_http = "false" or 0 (truthy in Lua, as read
+  -- from an environment variable, say) must not quietly allow plain http.
+  if allow_http ~= nil and type(allow_http) ~= "boolean" then
+    return bad("allow_http must be true or false (got %s)", show(allow_http))
+  end
   if scheme == "http" and not allow_http and not is_loopback(host) then
     return bad("endpoint %s: plain http is only allowed for loopback hosts "
       .. "(use https, or allow_http = true if you really mean it)", show(url))

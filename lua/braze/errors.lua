@@ -51,6 +51,13 @@ local function describe(e)
   return format("%s error on %s", tostring(e.kind), endpoint)
 end
 
+-- Control characters from a server (CR/LF forging log lines, ESC sequences
+-- driving a terminal) are shown escaped, so the line stays one inert line.
+local CONTROL_ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+local function one_line(s)
+  return (s:gsub("%c", function(c) return CONTROL_ESCAPES[c] or format("\\%03d", c:byte()) end))
+end
+
 function Error.__tostring(e)
   local line = "braze: " .. describe(e) .. ": " .. tostring(e.message)
   if e.errors and #e.errors > 0 then
@@ -61,8 +68,8 @@ function Error.__tostring(e)
   if e.attempts and e.attempts > 1 then
     line = line .. format(" after %d attempts", e.attempts)
   end
-  if e.request_id then line = line .. " [request id " .. e.request_id .. "]" end
-  return line
+  if e.request_id then line = line .. " [request id " .. tostring(e.request_id) .. "]" end
+  return one_line(line)
 end
 
 function Error.__concat(a, b)
@@ -104,18 +111,33 @@ function M.redactor(key)
   end
 end
 
---- Make an error object. `fields.message` and `fields.errors` pass through
--- `redact` (from M.redactor) before they are stored.
+-- A copy of `v` with every string in it (keys too, at any depth) passed
+-- through `redact`; tables with a metatable and other values as they are.
+local function redact_deep(v, redact, seen)
+  if type(v) == "string" then return redact(v) end
+  if type(v) ~= "table" or getmetatable(v) ~= nil then return v end
+  if seen[v] then return seen[v] end
+  local copy = {}
+  seen[v] = copy
+  for k, x in pairs(v) do copy[redact_deep(k, redact, seen)] = redact_deep(x, redact, seen) end
+  return copy
+end
+
+--- Make an error object. Every string field (`message`, `request_id`...)
+-- and every string inside `errors` pass through `redact` (from
+-- M.redactor) before they are stored: a hostile or misconfigured server
+-- may echo the key in any of them.
 function M.new(fields, redact)
   redact = redact or function(s) return s end
   local e = setmetatable({}, Error)
-  for k, v in pairs(fields) do e[k] = v end
+  for k, v in pairs(fields) do
+    if type(v) == "string" and k ~= "kind" then v = redact(v) end
+    e[k] = v
+  end
   e.message = redact(tostring(fields.message or e.kind))
   if type(fields.errors) == "table" then
-    local list = {}
-    for i, v in ipairs(fields.errors) do
-      list[i] = type(v) == "string" and redact(v) or v
-    end
+    local list, seen = {}, {}
+    for i, v in ipairs(fields.errors) do list[i] = redact_deep(v, redact, seen) end
     e.errors = list
   else
     e.errors = nil

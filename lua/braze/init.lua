@@ -140,6 +140,9 @@ function braze.new(opts)
       error(format("braze: %s must be a string without control characters", name), 2)
     end
   end
+  if opts.allow_http ~= nil and type(opts.allow_http) ~= "boolean" then
+    error("braze: allow_http must be true or false (got " .. args.show(opts.allow_http) .. ")", 2)
+  end
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
     error("braze: sleep must be a function(seconds)", 2)
   end
