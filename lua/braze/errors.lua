@@ -81,10 +81,13 @@ function M.is(v)
   return getmetatable(v) == Error
 end
 
+--- How a secret is shown: its first 4 characters then "...", or "***"
+-- for one too short to show any of it.
 local function mask(secret)
   if #secret >= 12 then return secret:sub(1, 4) .. "..." end
   return rep("*", 3)
 end
+M.mask = mask
 
 --- A function that removes `key` (and whatever Braze echoes after
 -- "Invalid API key:") from a string.

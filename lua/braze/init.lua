@@ -158,6 +158,13 @@ function braze.new(opts)
     max_depth = number_option(opts, "max_depth", 1000, 1, 10000),
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
   }
+  -- Every option is checked before a connection is made.
+  local policy = {
+    max_retries = number_option(opts, "max_retries", 3, 0, 100),
+    retry_base = number_option(opts, "retry_base", 0.5, 0, 3600),
+    retry_max = number_option(opts, "retry_max", 8, 0, 3600),
+    max_wait = number_option(opts, "max_wait", 60, 0, 86400),
+  }
   local transport = opts.transport
   local conn
   if transport == nil then
@@ -174,11 +181,11 @@ function braze.new(opts)
     conn = conn,
     base = base,
     redact = errors.redactor(key),
-    key_hint = #key >= 12 and key:sub(1, 4) .. "..." or "***",
-    max_retries = number_option(opts, "max_retries", 3, 0, 100),
-    retry_base = number_option(opts, "retry_base", 0.5, 0, 3600),
-    retry_max = number_option(opts, "retry_max", 8, 0, 3600),
-    max_wait = number_option(opts, "max_wait", 60, 0, 86400),
+    key_hint = errors.mask(key),
+    max_retries = policy.max_retries,
+    retry_base = policy.retry_base,
+    retry_max = policy.retry_max,
+    max_wait = policy.max_wait,
     -- A transport may bring its own sleep (ngx.sleep for OpenResty), so
     -- retries never block an event loop the user forgot about.
     sleep = opts.sleep or (transport and type(transport.sleep) == "function" and transport.sleep)
