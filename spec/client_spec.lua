@@ -93,7 +93,7 @@ describe("braze.new", function()
   describe("from the environment", function()
     local function run(env, code)
       -- the interpreter running this spec, with the build it loaded
-      local lua = (arg and arg[-1]) or "lua5.4"
+      local lua = helpers.interpreter()
       local cmd = string.format("env -u BRAZE_API_KEY -u BRAZE_REST_ENDPOINT %s LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
         .. "LUA_CPATH='%s' %s -e %q 2>&1", env, package.cpath, lua, code)
       local p = io.popen(cmd)

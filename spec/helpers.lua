@@ -24,6 +24,13 @@ local spec_dir = here:match("^(.*)/[^/]*$") or "."
 helpers.root = spec_dir:match("^(.*)/[^/]*$") or "."
 if spec_dir == "spec" then helpers.root = "." end
 
+--- The interpreter running the specs (lua5.3 under `lua5.3 busted`, and
+--- lua5.4, not valgrind's tool, under `valgrind lua5.4 busted`), for child
+--- processes that must load the same build of braze.core.
+function helpers.interpreter()
+  return (arg and arg[-1]) or helpers.lua
+end
+
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end

@@ -84,16 +84,7 @@ local function read_pipe(cmd)
   return out
 end
 
--- The interpreter running this spec, for children that load braze.core
--- from the same build (package.cpath): lua5.3 under `lua5.3 busted`.
-local function own_interpreter()
-  local f = io.open("/proc/self/stat", "r")
-  local pid = f and (f:read("*l") or ""):match("^%d+")
-  if f then f:close() end
-  local exe = pid and read_pipe("readlink /proc/" .. pid .. "/exe 2>/dev/null"):gsub("%s+$", "")
-  if exe and exe ~= "" then return exe end
-  return helpers.lua
-end
+local own_interpreter = helpers.interpreter
 
 local mock_a, mock_b
 
