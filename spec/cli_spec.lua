@@ -12,22 +12,11 @@ local END = "2024-06-30"
 
 local BIN = helpers.root .. "/bin/braze-segments"
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = helpers.shell_quote
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function slurp(path) return assert(helpers.read_file(path)) end
 
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local spit = helpers.write_file
 
 local tmpdir
 local function tmp(name) return tmpdir .. "/" .. name end

@@ -10,22 +10,7 @@ local function new_client(mock, extra)
   return braze.new(opts)
 end
 
--- A transport that records URLs and answers a canned success: for checks of
--- what would be sent, without a server.
-local function recording_transport(answer)
-  local t = { urls = {}, configs = {} }
-  function t.new(config)
-    t.configs[#t.configs + 1] = config
-    return {
-      get = function(_, url)
-        t.urls[#t.urls + 1] = url
-        return answer or { status = 200, headers = {}, body = { message = "success", segments = {} } }
-      end,
-      close = function() t.closed = true end,
-    }
-  end
-  return t
-end
+local recording_transport = helpers.recording_transport
 
 describe("braze.new", function()
   it("raises on a missing API key, naming what to set", function()

@@ -34,6 +34,50 @@ end
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
+helpers.shell_quote = shell_quote
+
+--- A file's bytes, or nil when it cannot be read.
+function helpers.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function helpers.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+--- Everything a shell command prints on stdout.
+function helpers.read_pipe(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+--- A transport (braze.new's `transport` option) that records the URLs and
+--- configs it is given and answers `answer`: a response table, or a
+--- function(url) returning what session:get would (default: an empty page).
+--- For checks of what would be sent, without a server.
+function helpers.recording_transport(answer)
+  local t = { urls = {}, configs = {} }
+  function t.new(config)
+    t.configs[#t.configs + 1] = config
+    return {
+      get = function(_, url)
+        t.urls[#t.urls + 1] = url
+        if type(answer) == "function" then return answer(url) end
+        return answer or { status = 200, headers = {}, body = { message = "success", segments = {} } }
+      end,
+      close = function() t.closed = true end,
+    }
+  end
+  return t
+end
 
 --- Percent-encode every byte but the unreserved ones (RFC 3986).
 function helpers.url_encode(s)

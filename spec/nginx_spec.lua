@@ -30,19 +30,9 @@ local function sh(cmd)
   return ok == true or ok == 0
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = helpers.read_file
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write_file = helpers.write_file
 
 local function free_port()
   local s = assert(socket.bind("127.0.0.1", 0))

@@ -59,30 +59,8 @@ local function expect_error(kind, res, err)
   return err
 end
 
--- A transport (see client_spec.lua) that records URLs and answers `answer`
--- (a response table, or a function(url) returning what session:get would).
-local function recording_transport(answer)
-  local t = { urls = {}, configs = {} }
-  function t.new(config)
-    t.configs[#t.configs + 1] = config
-    return {
-      get = function(_, url)
-        t.urls[#t.urls + 1] = url
-        if type(answer) == "function" then return answer(url) end
-        return answer or { status = 200, headers = {}, body = { message = "success", segments = {} } }
-      end,
-      close = function() end,
-    }
-  end
-  return t
-end
-
-local function read_pipe(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local recording_transport = helpers.recording_transport
+local read_pipe = helpers.read_pipe
 
 local own_interpreter = helpers.interpreter
 

@@ -14,6 +14,7 @@
 -- Needs only nginx (with its ssl and proxy modules, as Debian's has) and the
 -- openssl command; no Lua module in nginx. Every server listens on 127.0.0.1.
 local socket = require("socket")
+local helpers = require("spec.helpers")
 
 local M = {}
 
@@ -25,22 +26,11 @@ local function sh(cmd)
 end
 M.sh = sh
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = helpers.shell_quote
 M.quote = q
 
-function M.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-function M.write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+M.read_file = helpers.read_file
+M.write_file = helpers.write_file
 
 --- A fresh directory under /tmp.
 function M.tempdir(prefix)
