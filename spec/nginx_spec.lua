@@ -352,6 +352,18 @@ describe("#nginx braze.transport.ngx in nginx", function()
     end)
   end)
 
+  describe("details_many", function()
+    it("runs its requests concurrently in light threads", function()
+      local status, body, took = get(port, "/details_many?mock=slow&fresh=1&n=8&concurrency=8")
+      assert.equal(200, status)
+      assert.is_true(body.ok, cjson.encode(body))
+      assert.equal(8, #body.result.kinds)
+      for _, kind in ipairs(body.result.kinds) do assert.equal("http", kind) end
+      -- eight 500 ms answers, side by side: about 0.5 s, far from 8 x 0.5 s
+      assert.is_true(took < 2, "took " .. took .. " s")
+    end)
+  end)
+
   describe("errors match the libcurl transport", function()
     local function both(fault, target, opts)
       opts = opts or {}

@@ -102,6 +102,17 @@ function M.series()
   }))
 end
 
+--- /details_many?n=N&concurrency=C: N unknown ids (the mock answers 400
+--- to each after its latency); answers how many came back, and their kinds.
+function M.details_many()
+  local ids = {}
+  for i = 1, number_arg("n") or 8 do ids[i] = "x" .. i end
+  local res, errs = client():details_many(ids, { concurrency = number_arg("concurrency") })
+  local kinds = {}
+  for i = 1, #ids do kinds[i] = res[i] and "ok" or errs[i].kind end
+  answer({ kinds = kinds })
+end
+
 function M.each()
   local c = client()
   local count, first, last, pages = 0, nil, nil, {}

@@ -345,4 +345,32 @@ function Session:get(url)
   return res
 end
 
+--- Many GETs, at most `concurrency` at once, each in its own nginx light
+-- thread (ngx.thread.spawn): the same contract as braze.core's
+-- session:get_many, so client:details_many runs concurrently here too.
+---@param urls string[]
+---@param concurrency? integer
+---@return table results one per URL: a response table, or { error = kind, message = }
+function Session:get_many(urls, concurrency)
+  if self.closed then error("braze: session is closed", 2) end
+  local n = #urls
+  local width = math.min(concurrency or 8, n)
+  local out, next_index = {}, 1
+  local function worker()
+    while next_index <= n do
+      local i = next_index
+      next_index = i + 1
+      local res, kind, msg = self:get(urls[i])
+      out[i] = res or { error = kind, message = msg }
+    end
+  end
+  local threads = {}
+  for k = 1, width do threads[k] = ngx.thread.spawn(worker) end
+  for k = 1, width do
+    local ok, err = ngx.thread.wait(threads[k])
+    if not ok then error(err, 0) end
+  end
+  return out
+end
+
 return M
