@@ -25,21 +25,13 @@ end
 local LUAJIT_BUILD = os.getenv("BRAZE_LUAJIT_BUILD") or (ROOT .. "/build-luajit")
 if LUAJIT_BUILD:sub(1, 1) ~= "/" then LUAJIT_BUILD = ROOT .. "/" .. LUAJIT_BUILD end
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
+local tls = require("spec.tls_nginx")
+local sh = tls.sh
 
 local read_file = helpers.read_file
-
 local write_file = helpers.write_file
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = tls.free_port
 
 -- load_module lines for Debian's dynamic modules; nothing when nginx has
 -- the Lua module built in (OpenResty).
@@ -57,23 +49,9 @@ end
 
 -- A CA, a certificate it signs for 127.0.0.1 and one for another name.
 local function make_certs(dir)
-  local q = "'" .. dir .. "'"
-  local cmds = {
-    "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=braze-test-ca "
-      .. "-keyout " .. q .. "/ca.key -out " .. q .. "/ca.pem",
-  }
-  for name, san in pairs({ good = "IP:127.0.0.1,DNS:127.0.0.1", bad = "DNS:not-this-host.example" }) do
-    local ext = dir .. "/" .. name .. ".ext"
-    write_file(ext, "subjectAltName=" .. san .. "\n")
-    cmds[#cmds + 1] = "openssl req -newkey rsa:2048 -nodes -subj /CN=" .. name
-      .. " -keyout " .. q .. "/" .. name .. ".key -out " .. q .. "/" .. name .. ".csr"
-    cmds[#cmds + 1] = "openssl x509 -req -days 2 -in " .. q .. "/" .. name .. ".csr -CA " .. q
-      .. "/ca.pem -CAkey " .. q .. "/ca.key -CAcreateserial -extfile '" .. ext .. "' -out "
-      .. q .. "/" .. name .. ".pem"
-  end
-  for _, c in ipairs(cmds) do
-    assert(sh(c .. " >/dev/null 2>&1"), "failed: " .. c)
-  end
+  tls.make_ca(dir, "ca")
+  tls.make_cert(dir, "good", "ca", "IP:127.0.0.1,DNS:127.0.0.1")
+  tls.make_cert(dir, "bad", "ca", "DNS:not-this-host.example")
 end
 
 -- GET target from nginx; returns status, decoded JSON (or raw body), seconds.
@@ -152,18 +130,7 @@ local function concurrent(port, targets, probe, limit)
   return out, probes, total
 end
 
--- Stop the nginx whose pid file is `pid_file`: QUIT, then KILL after 5 s.
-local function stop_nginx(pid_file)
-  local pid = pid_file and read_file(pid_file)
-  pid = pid and pid:match("%d+")
-  if not pid then return end
-  sh("kill -QUIT " .. pid .. " 2>/dev/null")
-  for _ = 1, 100 do
-    if not helpers.alive(pid) then return end
-    socket.sleep(0.05)
-  end
-  sh("kill -KILL " .. pid .. " 2>/dev/null")
-end
+local stop_nginx = tls.stop_nginx
 
 -- Wait until GET /path on port answers 200; false after 5 s.
 local function wait_up(port, path)
