@@ -23,6 +23,45 @@
 
 #include "decode.h"
 
+/*
+ * Speed (measured by bench/run.sh; see bench/README.md). Most of a decode
+ * is Lua building tables and strings, so the point is to ask it for less:
+ * - arrays: values wait on the Lua stack and the table is made at ']' with
+ *   its exact size (chunks of ARRAY_CHUNK for longer ones): no rehash;
+ * - objects are presized from the key count of the last object at the same
+ *   depth (an array of alike objects, as every Braze list is);
+ * - keys go through a cache of Lua strings held in stack slots below the
+ *   result (so the collector keeps them, and their bytes, alive), found by
+ *   a cheap hash and compared by length and bytes: a repeated key is not
+ *   hashed, looked up in the string table or allocated again;
+ * - strings are scanned, and integer digits read, eight bytes at a time;
+ * - the locale's decimal point is looked up only on the strtod path.
+ */
+#define KEY_CACHE 64          /* key-cache slots (a power of two) */
+#define KEY_CACHE_MAXLEN 40   /* longer keys are not cached (LUAI_MAXSHORTLEN) */
+#define ARRAY_CHUNK 256       /* array values waiting on the stack, per array */
+#define PENDING_MAX 1024      /* ... and in all open arrays together */
+#define STACK_STEP 16         /* array values reserved per lua_checkstack */
+#define STACK_SLACK 4         /* what pushing one value may need on top */
+#define OBJ_HINTS 32          /* depths whose last object size is kept */
+
+/*
+ * Stack slots one C function may use: LuaJIT and 5.1 allow 8000, the
+ * others a million. The key cache and the waiting array values need more
+ * of it than one or two slots per level, so they are used only when the
+ * document cannot reach that limit even at max_depth: where it could (a
+ * max_depth of several thousand on LuaJIT), the decoder uses the stack
+ * exactly as it always did, and fails ("nesting too deep for the Lua
+ * stack") at exactly the same byte.
+ */
+#if LUA_VERSION_NUM < 502 && defined(LUAI_MAXCSTACK)
+#define STACK_LIMIT LUAI_MAXCSTACK
+#elif defined(LUAI_MAXSTACK)
+#define STACK_LIMIT LUAI_MAXSTACK
+#else
+#define STACK_LIMIT 8000
+#endif
+
 typedef struct {
   lua_State *L;
   char *start;      /* first byte of the document (for positions) */
@@ -30,8 +69,13 @@ typedef struct {
   char *end;        /* one past the last byte */
   int depth;
   int max_depth;
-  char decimal_point[8]; /* the C library's (may be multibyte), for strtod */
+  int cache_base;   /* stack index of key-cache slot 0, or 0: no cache */
+  int collect;      /* room for the key cache and waiting array values */
+  int pending;      /* stack slots reserved for array values, all levels */
   braze_decode_error *err;
+  unsigned char obj_hint[OBJ_HINTS]; /* 1 + keys of the last object at a depth; 0: none */
+  const char *key_ptr[KEY_CACHE];    /* the bytes of the string in each slot */
+  unsigned char key_len[KEY_CACHE];  /* 0: slot empty */
 } decoder;
 
 /* Bytes a string may hold as they are: printable ASCII except '"' and '\'. */
@@ -81,8 +125,9 @@ static int fail_expected(decoder *d, const char *at, const char *expected) {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void skip_ws(decoder *d) {
+static inline void skip_ws(decoder *d) {
   char *p = d->p, *end = d->end;
+  if (p < end && (unsigned char)*p > ' ') return; /* compact JSON: nothing to skip */
   while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
   d->p = p;
 }
@@ -167,6 +212,41 @@ static int unicode_escape(decoder *d, char *r, char **w) {
   return 5;
 }
 
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FIRST_FLAGGED_BYTE(m) (__builtin_ctzll(m) >> 3)
+#endif
+
+/*
+ * The first byte at or after r that is not plain_char (or end), eight
+ * bytes at a time. A byte needs a look when it is < 0x20, '"', '\\' or
+ * >= 0x80. The word tests below ("has a byte less than n", "has a zero
+ * byte" after an XOR) set the high bit of every matching byte, and may
+ * set it in false ones too, but only in bytes above a true match (the
+ * borrow runs upwards): so the test is exact about whether a word has a
+ * match, and on little-endian machines the lowest flag is the first one.
+ */
+static inline char *scan_plain(char *r, char *const end) {
+  while (end - r >= 8) {
+    uint64_t x;
+    memcpy(&x, r, 8);
+    uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+    uint64_t flags = (((x - ONES * 0x20) | (q - ONES) | (b - ONES)) & ~x & HIGHS) | (x & HIGHS);
+    if (flags != 0) {
+#ifdef FIRST_FLAGGED_BYTE
+      return r + FIRST_FLAGGED_BYTE(flags);
+#else
+      break;
+#endif
+    }
+    r += 8;
+  }
+  while (r < end && plain_char[(unsigned char)*r]) r++;
+  return r;
+}
+
 /* d->p is just past the opening quote. Pushes the string. */
 static int parse_string(decoder *d) {
   char *const s = d->p;
@@ -176,7 +256,7 @@ static int parse_string(decoder *d) {
 
   /* Fast path: no escapes, so the bytes can be pushed where they lie. */
   for (;;) {
-    while (r < end && plain_char[(unsigned char)*r]) r++;
+    r = scan_plain(r, end);
     if (r >= end) return fail(d, s - 1, "unterminated string");
     unsigned char c = (unsigned char)*r;
     if (c == '"') {
@@ -237,6 +317,27 @@ static int parse_string(decoder *d) {
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
+#ifdef FIRST_FLAGGED_BYTE
+/*
+ * If s[0..8) are all ASCII digits, their value (s[0] the most significant)
+ * into *out, eight digits at a time (the simdjson tests and arithmetic).
+ */
+static inline int eight_digits(const char *s, uint64_t *out) {
+  uint64_t v;
+  memcpy(&v, s, 8);
+  if (((v & UINT64_C(0xF0F0F0F0F0F0F0F0)) |
+       (((v + UINT64_C(0x0606060606060606)) & UINT64_C(0xF0F0F0F0F0F0F0F0)) >> 4)) !=
+      UINT64_C(0x3333333333333333))
+    return 0;
+  v -= UINT64_C(0x3030303030303030);
+  v = v * 10 + (v >> 8); /* adjacent pairs: byte 2i holds 10*s[2i] + s[2i+1] */
+  v = ((v & UINT64_C(0x000000FF000000FF)) * (100 + (UINT64_C(1000000) << 32)) +
+       ((v >> 16) & UINT64_C(0x000000FF000000FF)) * (1 + (UINT64_C(10000) << 32))) >> 32;
+  *out = (uint32_t)v;
+  return 1;
+}
+#endif
+
 /*
  * The exact-but-slow path: the C library, made locale-proof by putting the
  * locale's decimal point, which may be several bytes (ps_AF: U+066B), in
@@ -245,8 +346,11 @@ static int is_digit(char c) { return c >= '0' && c <= '9'; }
 static int push_strtod(decoder *d, const char *begin, size_t n) {
   char small[64];
   char *tmp = small;
+  char decimal_point[8]; /* the C library's (may be multibyte) */
   const char *dot = (const char *)memchr(begin, '.', n);
-  size_t dp_len = (dot != NULL && strcmp(d->decimal_point, ".") != 0) ? strlen(d->decimal_point) : 0;
+  size_t dp_len;
+  snprintf(decimal_point, sizeof decimal_point, "%s", localeconv()->decimal_point);
+  dp_len = (dot != NULL && strcmp(decimal_point, ".") != 0) ? strlen(decimal_point) : 0;
   size_t size = n + dp_len + 1; /* a longer decimal point and the NUL fit */
   if (size > sizeof small) /* a Lua-owned scratch, so an error cannot leak it */
     tmp = (char *)lua_newuserdatauv(d->L, size, 0);
@@ -256,7 +360,7 @@ static int push_strtod(decoder *d, const char *begin, size_t n) {
   } else {
     size_t head = (size_t)(dot - begin);
     memcpy(tmp, begin, head);
-    memcpy(tmp + head, d->decimal_point, dp_len);
+    memcpy(tmp + head, decimal_point, dp_len);
     memcpy(tmp + head + dp_len, dot + 1, n - head - 1);
     tmp[n - 1 + dp_len] = '\0';
   }
@@ -281,10 +385,21 @@ static int parse_number(decoder *d) {
     p++;
     if (p < end && is_digit(*p)) return fail(d, p - 1, "leading zero in number");
   } else {
-    for (; p < end && is_digit(*p); p++) {
-      if (digits < 19) { mantissa = mantissa * 10 + (uint64_t)(*p - '0'); digits++; }
-      else { exp10++; if (*p != '0') inexact = 1; }
+    /* The first 19 digits of the run fit in the mantissa. */
+    char *run = p, *acc;
+#ifdef FIRST_FLAGGED_BYTE
+    uint64_t eight;
+    while (end - p >= 8 && p - run <= 11 && eight_digits(p, &eight)) {
+      mantissa = mantissa * 100000000u + eight;
+      p += 8;
     }
+#endif
+    acc = p; /* digits before acc are in the mantissa already */
+    while (p < end && is_digit(*p)) p++;
+    char *kept = p - run > 19 ? run + 19 : p;
+    for (char *q = acc; q < kept; q++) mantissa = mantissa * 10 + (uint64_t)(*q - '0');
+    digits = (int)(kept - run);
+    for (char *q = kept; q < p; q++) { exp10++; if (*q != '0') inexact = 1; }
   }
   if (p < end && *p == '.') {
     is_float = 1;
@@ -368,56 +483,160 @@ static int enter(decoder *d, const char *at) {
   return 1;
 }
 
+/*
+ * Move the k values on top of the stack into the array at stack index
+ * base, as elements *stored + 1 .. *stored + k. Until the first flush
+ * that slot holds a nil placeholder; the table made then has exactly k
+ * slots (the whole array, unless it is longer than ARRAY_CHUNK).
+ */
+static void flush_array(lua_State *L, int base, int k, lua_Integer *stored) {
+  if (*stored == 0 && lua_type(L, base) == LUA_TNIL) {
+    lua_createtable(L, k, 0);
+    lua_replace(L, base);
+  }
+  for (int j = k; j >= 1; j--) lua_rawseti(L, base, *stored + j);
+  *stored += k;
+}
+
 /* d->p is just past '['. */
 static int parse_array(decoder *d) {
   lua_State *L = d->L;
+  int base, k = 0, room = 0;
+  lua_Integer stored = 0;
   if (!enter(d, d->p - 1)) return 0;
-  lua_createtable(L, 0, 0);
   skip_ws(d);
-  if (d->p < d->end && *d->p == ']') { d->p++; d->depth--; return 1; }
-  for (lua_Integer i = 1;; i++) {
-    if (!parse_value(d)) { lua_pop(L, 1); return 0; }
-    lua_rawseti(L, -2, i);
+  if (d->p < d->end && *d->p == ']') {
+    d->p++;
+    d->depth--;
+    lua_createtable(L, 0, 0);
+    return 1;
+  }
+  lua_pushnil(L); /* where the table goes */
+  base = lua_gettop(L);
+  /* Values wait on the stack above it, k of them, with room for `room`. */
+  for (;;) {
+    if (k == room) {
+      if (!d->collect) {
+        /* One value at a time, in the room enter() made (as it always was). */
+        flush_array(L, base, k, &stored);
+        k = 0;
+        room = 1;
+      } else if (k < ARRAY_CHUNK && d->pending < PENDING_MAX &&
+                 lua_checkstack(L, STACK_STEP + STACK_SLACK)) {
+        room += STACK_STEP;
+        d->pending += STACK_STEP;
+      } else {
+        /*
+         * Into the table with them. The caps keep this collecting from
+         * using much more of the Lua stack than one value per level (LuaJIT
+         * and 5.1 allow a C function 8000 slots): when they are reached,
+         * values go in one by one, as they used to.
+         */
+        flush_array(L, base, k, &stored);
+        d->pending -= room - 1;
+        k = 0;
+        room = 1;
+        if (!lua_checkstack(L, 1 + STACK_SLACK)) {
+          lua_settop(L, base - 1);
+          return fail(d, d->p, "nesting too deep for the Lua stack");
+        }
+      }
+    }
+    if (!parse_value(d)) { lua_settop(L, base - 1); return 0; }
+    k++;
     skip_ws(d);
     if (d->p < d->end && *d->p == ',') { d->p++; continue; }
     if (d->p < d->end && *d->p == ']') { d->p++; break; }
-    lua_pop(L, 1);
+    lua_settop(L, base - 1);
     return fail_expected(d, d->p, "',' or ']' in array");
   }
+  flush_array(L, base, k, &stored);
+  if (d->collect) d->pending -= room;
   d->depth--;
   return 1;
+}
+
+/* memcmp(a, b, n) == 0 for the short n of keys, without a call. */
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+  for (; n >= 8; a += 8, b += 8, n -= 8) {
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    if (x != y) return 0;
+  }
+  for (; n > 0; n--)
+    if (*a++ != *b++) return 0;
+  return 1;
+}
+
+/*
+ * d->p is just past the opening quote of an object key. Pushes the key,
+ * from the key cache when the same bytes were pushed before. Keys with
+ * escapes or non-ASCII bytes, and long ones, take parse_string.
+ */
+static int parse_key(decoder *d) {
+  char *const s = d->p;
+  char *r = scan_plain(s, d->end);
+  size_t len = (size_t)(r - s);
+  if (r < d->end && *r == '"' && len - 1 < KEY_CACHE_MAXLEN && d->cache_base != 0) {
+    lua_State *L = d->L;
+    unsigned h = (unsigned)len * 31u + (unsigned char)s[0] * 7u + (unsigned char)s[len - 1];
+    h = (h ^ (h >> 6) ^ ((unsigned)(unsigned char)s[len >> 1] << 2)) & (KEY_CACHE - 1);
+    d->p = r + 1;
+    if (d->key_len[h] == len && same_bytes(d->key_ptr[h], s, len)) {
+      lua_pushvalue(L, d->cache_base + (int)h);
+      return 1;
+    }
+    lua_pushlstring(L, s, len);
+    d->key_ptr[h] = lua_tolstring(L, -1, NULL);
+    d->key_len[h] = (unsigned char)len;
+    /* The slot keeps the string, so key_ptr, alive (lua_copy is 5.2+). */
+    lua_pushvalue(L, -1);
+    lua_replace(L, d->cache_base + (int)h);
+    return 1;
+  }
+  return parse_string(d);
 }
 
 /* d->p is just past '{'. */
 static int parse_object(decoder *d) {
   lua_State *L = d->L;
+  int depth, n = 0;
   if (!enter(d, d->p - 1)) return 0;
-  lua_createtable(L, 0, 4);
+  depth = d->depth;
+  /* Presize like the last object at this depth (an array of alike objects). */
+  if (depth < OBJ_HINTS && d->obj_hint[depth] != 0) lua_createtable(L, 0, d->obj_hint[depth] - 1);
+  else lua_createtable(L, 0, 4);
   skip_ws(d);
-  if (d->p < d->end && *d->p == '}') { d->p++; d->depth--; return 1; }
-  for (;;) {
-    if (d->p >= d->end || *d->p != '"') {
-      fail_expected(d, d->p, "a string key in object");
+  if (d->p < d->end && *d->p == '}') {
+    d->p++;
+  } else {
+    for (;;) {
+      if (d->p >= d->end || *d->p != '"') {
+        fail_expected(d, d->p, "a string key in object");
+        lua_pop(L, 1);
+        return 0;
+      }
+      d->p++;
+      if (!parse_key(d)) { lua_pop(L, 1); return 0; }
+      skip_ws(d);
+      if (d->p >= d->end || *d->p != ':') {
+        fail_expected(d, d->p, "':' after object key");
+        lua_pop(L, 2);
+        return 0;
+      }
+      d->p++;
+      if (!parse_value(d)) { lua_pop(L, 2); return 0; }
+      lua_rawset(L, -3);
+      n++;
+      skip_ws(d);
+      if (d->p < d->end && *d->p == ',') { d->p++; skip_ws(d); continue; }
+      if (d->p < d->end && *d->p == '}') { d->p++; break; }
       lua_pop(L, 1);
-      return 0;
+      return fail_expected(d, d->p, "',' or '}' in object");
     }
-    d->p++;
-    if (!parse_string(d)) { lua_pop(L, 1); return 0; }
-    skip_ws(d);
-    if (d->p >= d->end || *d->p != ':') {
-      fail_expected(d, d->p, "':' after object key");
-      lua_pop(L, 2);
-      return 0;
-    }
-    d->p++;
-    if (!parse_value(d)) { lua_pop(L, 2); return 0; }
-    lua_rawset(L, -3);
-    skip_ws(d);
-    if (d->p < d->end && *d->p == ',') { d->p++; skip_ws(d); continue; }
-    if (d->p < d->end && *d->p == '}') { d->p++; break; }
-    lua_pop(L, 1);
-    return fail_expected(d, d->p, "',' or '}' in object");
   }
+  if (depth < OBJ_HINTS) d->obj_hint[depth] = (unsigned char)(n < 254 ? n + 1 : 255);
   d->depth--;
   return 1;
 }
@@ -463,12 +682,24 @@ int braze_decode(lua_State *L, char *buf, size_t len, int max_depth, braze_decod
   d.end = buf + len;
   d.depth = 0;
   d.max_depth = max_depth;
-  snprintf(d.decimal_point, sizeof d.decimal_point, "%s", localeconv()->decimal_point);
+  d.cache_base = 0;
+  d.pending = 0;
   d.err = err;
   err->message[0] = '\0';
   err->position = 0;
 
   if (!lua_checkstack(L, 4)) return fail(&d, buf, "no room on the Lua stack");
+  skip_ws(&d);
+  /* A document that can hold keys gets a key cache: nil slots, below it all. */
+  memset(d.obj_hint, 0, sizeof d.obj_hint);
+  /* Objects take 2 slots a level, arrays 1 (the waiting values are capped). */
+  d.collect = (long)top + 2L * max_depth + KEY_CACHE + PENDING_MAX + 64 <= (long)STACK_LIMIT;
+  if (d.collect && d.p < d.end && (*d.p == '{' || *d.p == '[') &&
+      lua_checkstack(L, KEY_CACHE + 4)) {
+    memset(d.key_len, 0, sizeof d.key_len);
+    lua_settop(L, top + KEY_CACHE);
+    d.cache_base = top + 1;
+  }
   if (!parse_value(&d)) {
     lua_settop(L, top);
     return 0;
@@ -477,6 +708,10 @@ int braze_decode(lua_State *L, char *buf, size_t len, int max_depth, braze_decod
   if (d.p != d.end) {
     lua_settop(L, top);
     return fail_expected(&d, d.p, "end of input after the JSON value");
+  }
+  if (d.cache_base != 0) {
+    lua_replace(L, d.cache_base); /* the value into slot 0, the rest dropped */
+    lua_settop(L, d.cache_base);
   }
   return 1;
 }
