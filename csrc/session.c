@@ -204,13 +204,15 @@ static void push_response(lua_State *L, transfer *t, int max_depth) {
     lua_setfield(L, -2, "decode_error");
   } else {
     braze_decode_error err;
-    /* Keep the raw prefix first: decoding unescapes the buffer in place. */
+    /* Keep the raw prefix first (decoding unescapes the buffer in place),
+       in C: it becomes a Lua string only when decoding fails. */
+    char snippet[SNIPPET_MAX];
     size_t keep = t->body_len < SNIPPET_MAX ? t->body_len : SNIPPET_MAX;
-    lua_pushlstring(L, t->body, keep);
+    memcpy(snippet, t->body, keep);
     if (braze_decode(L, t->body, t->body_len, max_depth, &err)) {
-      lua_setfield(L, -3, "body");
-      lua_pop(L, 1); /* the snippet is not needed */
+      lua_setfield(L, -2, "body");
     } else {
+      lua_pushlstring(L, snippet, keep);
       lua_setfield(L, -2, "snippet");
       lua_pushstring(L, err.message);
       lua_setfield(L, -2, "decode_error");
