@@ -9,6 +9,7 @@ packages=(
   build-essential cmake pkg-config
   lua5.4 liblua5.4-dev libcurl4-openssl-dev
   lua-socket lua-argparse lua-cjson lua-busted
+  procps  # pgrep/pkill, used by the test scripts
 )
 if [ "${BRAZE_DEPS:-}" = full ]; then
   packages+=(
