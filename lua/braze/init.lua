@@ -246,44 +246,58 @@ local function rate_limited_error(p, path, wait, attempts, fields)
   return errors.new(e, p.redact)
 end
 
+-- Before a request: wait out a window that the last response said is used
+-- up, instead of spending a request on a certain 429. Returns the
+-- rate_limited error when that wait is longer than max_wait.
+local function await_window(p, path, attempts)
+  local wait = retry.exhausted_wait(p.rate_limit, os_time())
+  if not wait then return nil end
+  if wait > p.max_wait then return rate_limited_error(p, path, wait, attempts) end
+  p.sleep(wait)
+  p.rate_limit.remaining = nil -- the window has turned over
+end
+
+-- One attempt's outcome (what a transport's get returned) under the policy:
+-- the body; or nil and the final error object; or nil, nil, the seconds to
+-- wait before the next attempt and whether the server asked for that wait.
+local function judge(p, path, attempts, res, kind, msg)
+  if res then
+    local rl = retry.rate_limit(res.headers)
+    if rl then p.rate_limit = rl end
+  end
+  local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time())
+  if body then return body end
+  fields.endpoint, fields.attempts, fields.rate_limit = path, attempts, p.rate_limit
+  if retry_wait then fields.retry_after = retry_wait end
+  if not retryable or attempts > p.max_retries then return nil, errors.new(fields, p.redact) end
+  if retry_wait then
+    if retry_wait > p.max_wait then
+      return nil, rate_limited_error(p, path, retry_wait, attempts, fields)
+    end
+    return nil, nil, retry_wait, true
+  end
+  return nil, nil, retry.backoff(attempts, p.retry_base, p.retry_max), false
+end
+
+-- Sleep before the next attempt. A wait the server asked for (Retry-After,
+-- X-RateLimit-Reset) was its own answer: do not wait again for the window
+-- its headers announced.
+local function pause(p, wait, from_server)
+  p.sleep(wait)
+  if from_server and p.rate_limit then p.rate_limit.remaining = nil end
+end
+
 -- GET path?query with the retry policy. Returns the decoded body or nil, err.
 local function request(p, path, query)
   local url = p.base .. path .. query
   local attempts = 0
   while true do
-    -- Do not spend a request on a certain 429.
-    local wait = retry.exhausted_wait(p.rate_limit, os_time())
-    if wait then
-      if wait > p.max_wait then return nil, rate_limited_error(p, path, wait, attempts) end
-      p.sleep(wait)
-      p.rate_limit.remaining = nil -- the window has turned over
-    end
-
+    local too_long = await_window(p, path, attempts)
+    if too_long then return nil, too_long end
     attempts = attempts + 1
-    local res, kind, msg = p.conn:get(url)
-    if res then
-      local rl = retry.rate_limit(res.headers)
-      if rl then p.rate_limit = rl end
-    end
-    local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time())
-    if body then return body end
-
-    fields.endpoint, fields.attempts, fields.rate_limit = path, attempts, p.rate_limit
-    if retry_wait then fields.retry_after = retry_wait end
-    if not retryable or attempts > p.max_retries then
-      return nil, errors.new(fields, p.redact)
-    end
-    if retry_wait then
-      if retry_wait > p.max_wait then
-        return nil, rate_limited_error(p, path, retry_wait, attempts, fields)
-      end
-      p.sleep(retry_wait)
-      -- That wait was the server's own answer: do not wait again for the
-      -- window its headers announced.
-      if p.rate_limit then p.rate_limit.remaining = nil end
-    else
-      p.sleep(retry.backoff(attempts, p.retry_base, p.retry_max))
-    end
+    local body, err, wait, from_server = judge(p, path, attempts, p.conn:get(url))
+    if body or err then return body, err end
+    pause(p, wait, from_server)
   end
 end
 
@@ -314,14 +328,12 @@ local function request_many(p, path, queries, concurrency)
   local results, errs, attempts, pending = {}, {}, {}, {}
   for i = 1, #queries do attempts[i], pending[i] = 0, i end
   while #pending > 0 do
-    local wait = retry.exhausted_wait(p.rate_limit, os_time())
-    if wait then
-      if wait > p.max_wait then
-        for _, i in ipairs(pending) do errs[i] = rate_limited_error(p, path, wait, attempts[i]) end
-        break
+    local too_long = await_window(p, path, 0)
+    if too_long then
+      for _, i in ipairs(pending) do
+        errs[i] = rate_limited_error(p, path, too_long.retry_after, attempts[i])
       end
-      p.sleep(wait)
-      p.rate_limit.remaining = nil
+      break
     end
     local room = p.rate_limit and p.rate_limit.remaining
     local batch, later = pending, {}
@@ -335,37 +347,22 @@ local function request_many(p, path, queries, concurrency)
     for k, i in ipairs(batch) do urls[k] = p.base .. path .. queries[i] end
     local outs = get_each(p.conn, urls, concurrency)
 
-    local round_wait, server_wait = nil, false
+    local round_wait, from_server = nil, false
     for k, i in ipairs(batch) do
-      local res, kind, msg = unpack_outcome(outs[k])
       attempts[i] = attempts[i] + 1
-      if res then
-        local rl = retry.rate_limit(res.headers)
-        if rl then p.rate_limit = rl end
-      end
-      local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time())
+      local body, err, wait, asked = judge(p, path, attempts[i], unpack_outcome(outs[k]))
       if body then
         results[i] = body
+      elseif err then
+        errs[i] = err
       else
-        fields.endpoint, fields.attempts, fields.rate_limit = path, attempts[i], p.rate_limit
-        if retry_wait then fields.retry_after = retry_wait end
-        if not retryable or attempts[i] > p.max_retries then
-          errs[i] = errors.new(fields, p.redact)
-        elseif retry_wait and retry_wait > p.max_wait then
-          errs[i] = rate_limited_error(p, path, retry_wait, attempts[i], fields)
-        else
-          later[#later + 1] = i
-          server_wait = server_wait or retry_wait ~= nil
-          round_wait = math.max(round_wait or 0,
-            retry_wait or retry.backoff(attempts[i], p.retry_base, p.retry_max))
-        end
+        later[#later + 1] = i
+        round_wait = math.max(round_wait or 0, wait)
+        from_server = from_server or asked
       end
     end
     pending = later
-    if round_wait and #pending > 0 then
-      p.sleep(round_wait)
-      if server_wait and p.rate_limit then p.rate_limit.remaining = nil end
-    end
+    if round_wait and #pending > 0 then pause(p, round_wait, from_server) end
   end
   return results, errs
 end
