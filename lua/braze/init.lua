@@ -195,12 +195,6 @@ function braze.new(opts)
   return client
 end
 
--- Raise `msg` at the caller of the public function when v is nil.
-local function check(v, msg)
-  if v == nil then error(msg, 3) end
-  return v
-end
-
 local function state(client)
   local p = private[client]
   if not p then error("braze: expected a client (use client:method, not client.method)", 3) end
@@ -423,7 +417,8 @@ function Client:details(segment_id)
     args.check_options(segment_id, { segment_id = true }, "details")
     segment_id = segment_id.segment_id
   end
-  check(args.segment_id(segment_id, "details"))
+  local _, why = args.segment_id(segment_id, "details")
+  if why then error(why, 2) end
   return request(p, "/segments/details", args.query({ { "segment_id", segment_id } }))
 end
 
