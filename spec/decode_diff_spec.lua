@@ -36,6 +36,7 @@
 -- and LuaJIT alike, e.g.
 --   luajit /usr/bin/busted --cpath='build-luajit/?.so' spec/decode_diff_spec.lua
 local braze = require("braze")
+local support = require("spec.json_support")
 local decode = braze.decode
 
 local has_cjson, cjson = pcall(require, "cjson")
@@ -65,28 +66,13 @@ local function utf8char(cp)
     0x80 + cp % 64)
 end
 
--- A JSON integer lexeme (no fraction, no exponent) beyond +-2^53: what a Lua
--- without an integer subtype gets as a string of its digits.
-local function integer_beyond_2_53(text)
-  local digits = text:match("^%-?([1-9]%d*)$")
-  if not digits then return false end
-  return #digits > 16 or (#digits == 16 and digits > "9007199254740992")
-end
+local integer_beyond_2_53 = support.integer_beyond_2_53
 
 ---------------------------------------------------------------------------
--- PRNG: Marsaglia's two 16-bit multiply-with-carry generators, combined. Every
--- product stays below 2^53, so the arithmetic is exact alike on 5.3+ integers
--- and 5.1/LuaJIT doubles: a seed means the same documents on every platform
--- and Lua build.
-local z, w
-local function seed(n)
-  z, w = 362436069 + n % 1048576, 521288629 + floor(n / 1048576) % 1048576
-end
-local function next32() -- 32 random bits, as a whole number
-  z = 36969 * (z % 65536) + floor(z / 65536)
-  w = 18000 * (w % 65536) + floor(w / 65536)
-  return ((z % 65536) * 65536 + w) % 4294967296
-end
+-- PRNG: spec/json_support.lua's multiply-with-carry, so a seed means the
+-- same documents on every platform and Lua build.
+local next32 -- 32 random bits, as a whole number
+local function seed(n) next32 = support.mwc32(n) end
 local function bits(k) return floor(next32() / 2 ^ (32 - k)) end -- k <= 32 random bits
 local function rand(lo, hi) -- integer in [lo, hi], for ranges up to 2^21
   local n = hi - lo + 1

@@ -15,6 +15,7 @@
 --     gives out first: the error is "nesting too deep for the Lua stack".
 local braze = require("braze")
 local core = require("braze.core")
+local support = require("spec.json_support")
 local decode = braze.decode
 
 local HAS_INTEGERS = math.type ~= nil -- 5.3+
@@ -81,12 +82,7 @@ local function gives_digits(text)
   gives_string(text, text)
 end
 
--- A JSON integer lexeme (no fraction, no exponent) beyond +-2^53.
-local function integer_beyond_2_53(text)
-  local digits = text:match("^%-?([1-9]%d*)$")
-  if not digits then return false end
-  return #digits > 16 or (#digits == 16 and digits > "9007199254740992")
-end
+local integer_beyond_2_53 = support.integer_beyond_2_53
 
 -- What decode must give for the JSON number `text`: Lua's own reader is the
 -- oracle, except for the integers a Lua without an integer subtype keeps as digits.
@@ -95,15 +91,10 @@ local function expected_number(text)
   return tonumber(text)
 end
 
--- Marsaglia's multiply-with-carry pair: 32 bits a step with products below 2^53,
--- so exact alike on 5.4 integers and 5.1/LuaJIT doubles (same numbers everywhere).
+-- k random bits (1..32) a call, the same on every Lua (see spec/json_support.lua).
 local function mwc(seed)
-  local z, w = 362436069 + seed % 1048576, 521288629 + floor(seed / 1048576) % 1048576
-  return function(k) -- k random bits (1..32), as a whole number
-    z = 36969 * (z % 65536) + floor(z / 65536)
-    w = 18000 * (w % 65536) + floor(w / 65536)
-    return floor(((z % 65536) * 65536 + w) % 4294967296 / 2 ^ (32 - k))
-  end
+  local next32 = support.mwc32(seed)
+  return function(k) return floor(next32() / 2 ^ (32 - k)) end
 end
 
 -- A uniformly random finite bit pattern (sign, 11-bit exponent below 2047,
