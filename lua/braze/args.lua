@@ -155,16 +155,17 @@ function M.escape(s)
   return (s:gsub("[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
 end
 
---- `?k=v&...` from an array of {key, value} pairs (nil values skipped).
-function M.query(pairs_list)
-  local parts = {}
-  for _, kv in ipairs(pairs_list) do
-    if kv[2] ~= nil then
-      parts[#parts + 1] = M.escape(kv[1]) .. "=" .. M.escape(tostring(kv[2]))
+--- `?k=v&...` from key, value, key, value, ... (pairs with a nil value are
+-- skipped; "" when none is left). No table is made: this runs on every call.
+function M.query(...)
+  local q = ""
+  for i = 1, select("#", ...), 2 do
+    local k, v = select(i, ...)
+    if v ~= nil then
+      q = q .. (q == "" and "?" or "&") .. M.escape(k) .. "=" .. M.escape(tostring(v))
     end
   end
-  if #parts == 0 then return "" end
-  return "?" .. table.concat(parts, "&")
+  return q
 end
 
 local function is_loopback(host)

@@ -244,7 +244,9 @@ end
 -- up, instead of spending a request on a certain 429. Returns the
 -- rate_limited error when that wait is longer than max_wait.
 local function await_window(p, path, attempts)
-  local wait = retry.exhausted_wait(p.rate_limit, os_time())
+  local rl = p.rate_limit
+  if not (rl and rl.remaining == 0) then return nil end -- the common case: no clock read
+  local wait = retry.exhausted_wait(rl, os_time())
   if not wait then return nil end
   if wait > p.max_wait then return rate_limited_error(p, path, wait, attempts) end
   p.sleep(wait)
@@ -259,7 +261,7 @@ local function judge(p, path, attempts, res, kind, msg)
     local rl = retry.rate_limit(res.headers)
     if rl then p.rate_limit = rl end
   end
-  local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time())
+  local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time)
   if body then return body end
   fields.endpoint, fields.attempts, fields.rate_limit = path, attempts, p.rate_limit
   if retry_wait then fields.retry_after = retry_wait end
@@ -404,7 +406,7 @@ function Client:list(opts)
   check_sort(opts.sort_direction, "list")
   local page = opts.page and format("%d", opts.page)
   return request(p, "/segments/list",
-    args.query({ { "page", page }, { "sort_direction", opts.sort_direction } }))
+    args.query("page", page, "sort_direction", opts.sort_direction))
 end
 
 --- One segment's details.
@@ -419,7 +421,7 @@ function Client:details(segment_id)
   end
   local _, why = args.segment_id(segment_id, "details")
   if why then error(why, 2) end
-  return request(p, "/segments/details", args.query({ { "segment_id", segment_id } }))
+  return request(p, "/segments/details", args.query("segment_id", segment_id))
 end
 
 local series_options = { segment_id = true, length = true, ending_at = true }
@@ -439,8 +441,7 @@ series_query = function(opts, what)
     ending_at, why = args.ending_at(opts.ending_at, what)
     if not ending_at then return nil, why end
   end
-  return args.query({ { "segment_id", id }, { "length", format("%d", length) },
-    { "ending_at", ending_at } })
+  return args.query("segment_id", id, "length", format("%d", length), "ending_at", ending_at)
 end
 
 --- A segment's estimated size, one point a day.
@@ -475,7 +476,7 @@ function Client:details_many(ids, opts)
       error(format("braze: details_many: ids[%d] must be a non-empty string (got %s)", i,
         args.show(id)), 2)
     end
-    queries[i] = args.query({ { "segment_id", id } })
+    queries[i] = args.query("segment_id", id)
   end
   return request_many(p, "/segments/details", queries, concurrency)
 end

@@ -75,15 +75,16 @@ end
 --- Judge one attempt: what a transport's get returned (`res`, or nil,
 -- `kind`, `msg`). Returns the decoded body on success, else nil, the fields
 -- of an error object, whether to retry, and the wait a 429 asked for.
-function M.outcome(res, kind, msg, now)
+-- `clock()` gives the current time (os.time); it is read only for a 429.
+function M.outcome(res, kind, msg, clock)
   if not res then
     return nil, { kind = kind, message = msg }, M.retry_kind[kind] or false
   end
   local status, headers, body = res.status, res.headers, res.body
-  local base = { status = status, request_id = headers["x-request-id"] }
   local ok_status = status >= 200 and status < 300
+  if ok_status and type(body) == "table" then return body end -- the common case, no garbage
+  local base = { status = status, request_id = headers["x-request-id"] }
   if ok_status then
-    if type(body) == "table" then return body end
     base.kind = "decode"
     if res.decode_error then
       base.message = format("%s%s (content-type %s)", res.decode_error,
@@ -116,7 +117,7 @@ function M.outcome(res, kind, msg, now)
       .. "workspace's instance: Braze answers 401 for the wrong instance too)"
   end
   local wait
-  if status == 429 then wait = M.rate_limit_wait(headers, now) end
+  if status == 429 then wait = M.rate_limit_wait(headers, clock()) end
   return nil, base, M.retry_status[status] or false, wait
 end
 
