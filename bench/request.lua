@@ -2,6 +2,9 @@
 --
 --   lua5.4 bench/request.lua braze  BASE_URL N [WARMUP [SEGMENTS]]
 --       client:list{} over the client's one keep-alive connection
+--   lua5.4 bench/request.lua session BASE_URL N [WARMUP [SEGMENTS]]
+--       braze.core's session:get alone (the C core: the transfer and the
+--       decoding into Lua tables, without the Lua front): a diagnostic
 --   lua5.4 bench/request.lua socket BASE_URL N [WARMUP [SEGMENTS]]
 --       socket.http.request + cjson.decode (LuaSocket's http opens a
 --       connection per request: it has no keep-alive)
@@ -9,7 +12,7 @@
 -- Prints: RATE <requests/s> segments=<n>
 local mode, base, n, warmup = arg[1], arg[2], tonumber(arg[3] or "1000"), tonumber(arg[4] or "")
 local expect = tonumber(arg[5] or "100")
-assert(base and n, "usage: request.lua braze|socket BASE_URL N [WARMUP]")
+assert(base and n, "usage: request.lua braze|session|socket BASE_URL N [WARMUP [SEGMENTS]]")
 warmup = warmup or (n // 10 + 1)
 local now = require("braze.core").monotonic
 
@@ -21,6 +24,14 @@ if mode == "braze" then
     local page, err = client:list({})
     if not page then error(tostring(err)) end
     return page
+  end
+elseif mode == "session" then
+  local session = require("braze.core").session({ api_key = "bench-key" })
+  local url = base .. "/segments/list"
+  get = function()
+    local res, kind, msg = session:get(url)
+    if not res or res.status ~= 200 then error(tostring(res and res.status or msg or kind)) end
+    return res.body
   end
 elseif mode == "socket" then
   local http = require("socket.http")
@@ -35,7 +46,7 @@ elseif mode == "socket" then
     return cjson.decode(table.concat(chunks))
   end
 else
-  error("mode must be braze or socket")
+  error("mode must be braze, session or socket")
 end
 
 local page

@@ -35,7 +35,7 @@ if [ "$quick" = 1 ]; then
 else
   DEC_LIST_N=2000 DEC_SERIES_N=6000 DEC_RUNS=9
   IR_N=500 IR_REPS=3
-  REQ_RUNS=7 REQ_OURS=5000 REQ_CURL=5000 REQ_SOCKET=2000 REQ_NODE=3000
+  REQ_RUNS=11 REQ_OURS=4000 REQ_CURL=4000 REQ_SOCKET=2000 REQ_NODE=3000
   MEM_N=100000 MEM_WARMUP=5000
   MANY_COUNT=1000 MANY_RUNS=3
 fi
@@ -122,6 +122,7 @@ curl_loop() { "$work/curl_loop" "$base/segments/list" "$REQ_CURL" | rate; }
 socket_http() { lua5.4 "$here/request.lua" socket "$base" "$REQ_SOCKET" | rate; }
 node_peer() { (cd "$here" && node braze_api.js "$base" "$REQ_NODE") | rate; }
 ours_tiny() { lua5.4 "$here/request.lua" braze "$base/tiny" "$REQ_OURS" "" 0 | rate; }
+ours_session() { lua5.4 "$here/request.lua" session "$base" "$REQ_OURS" | rate; }
 curl_tiny() { "$work/curl_loop" "$base/tiny/segments/list" "$REQ_CURL" | rate; }
 
 log "request path: $REQ_RUNS runs, the four clients in a rotating order"
@@ -134,11 +135,14 @@ for r in $(seq "$REQ_RUNS"); do
   esac
   # Diagnostic: the same pair on an empty page, so without the decoding.
   if [ $((r % 2)) = 1 ]; then ot=$(ours_tiny); ct=$(curl_tiny); else ct=$(curl_tiny); ot=$(ours_tiny); fi
-  awk -v o="$o" -v c="$c" -v s="$s" -v n="$n" -v ot="$ot" -v ct="$ct" 'BEGIN {
+  # Diagnostic: the C core alone (transfer and decoding, no Lua front), with its own curl pair.
+  if [ $((r % 2)) = 1 ]; then os=$(ours_session); cs=$(curl_loop); else cs=$(curl_loop); os=$(ours_session); fi
+  awk -v o="$o" -v c="$c" -v s="$s" -v n="$n" -v ot="$ot" -v ct="$ct" -v os="$os" -v cs="$cs" 'BEGIN {
     printf "RESULT req_vs_curl %.4f ours=%.0f/s curl_loop=%.0f/s\n", o / c, o, c
     printf "RESULT req_vs_socket %.4f ours=%.0f/s socket.http+cjson=%.0f/s\n", o / s, o, s
     printf "RESULT req_vs_node %.4f ours=%.0f/s braze-api=%.0f/s\n", o / n, o, n
     printf "RESULT tiny_vs_curl %.4f ours=%.0f/s curl_loop=%.0f/s (36-byte page)\n", ot / ct, ot, ct
+    printf "RESULT session_vs_curl %.4f session=%.0f/s curl_loop=%.0f/s (C core alone)\n", os / cs, os, cs
     printf "RESULT rate_ours %.1f\nRESULT rate_curl_loop %.1f\nRESULT rate_socket_http %.1f\n", o, c, s
     printf "RESULT rate_braze_api %.1f\n", n }' | tee -a "$results"
 done
