@@ -244,9 +244,7 @@ end
 -- up, instead of spending a request on a certain 429. Returns the
 -- rate_limited error when that wait is longer than max_wait.
 local function await_window(p, path, attempts)
-  local rl = p.rate_limit
-  if not (rl and rl.remaining == 0) then return nil end -- the common case: no clock read
-  local wait = retry.exhausted_wait(rl, os_time())
+  local wait = retry.exhausted_wait(p.rate_limit, os_time)
   if not wait then return nil end
   if wait > p.max_wait then return rate_limited_error(p, path, wait, attempts) end
   p.sleep(wait)

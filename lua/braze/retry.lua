@@ -64,11 +64,12 @@ function M.rate_limit_wait(headers, now)
 end
 
 --- Seconds until the window resets when the last response said no request
--- is left (remaining == 0), else nil.
-function M.exhausted_wait(rl, now)
-  if rl and rl.remaining == 0 and rl.reset and rl.reset > now then
-    return rl.reset - now
-  end
+-- is left (remaining == 0), else nil. `clock()` gives the current time
+-- (os.time); it is read only when the window is used up.
+function M.exhausted_wait(rl, clock)
+  if not (rl and rl.remaining == 0 and rl.reset) then return nil end
+  local now = clock()
+  if rl.reset > now then return rl.reset - now end
   return nil
 end
 
