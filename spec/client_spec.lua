@@ -347,12 +347,22 @@ describe("against the mock", function()
     end)
 
     it("treats garbage header values as absent", function()
+      local c = new_client(mock)
+      finally(function() c:close() end)
       mock:fault{ type = "badheaders" }
-      assert(client:list())
-      local rl = client:rate_limit()
+      assert(c:list())
+      local rl = c:rate_limit()
       assert.is_nil(rl.limit)
       assert.is_nil(rl.remaining)
       assert.is_nil(rl.reset)
+    end)
+
+    it("keeps what it knew of the window when a response's headers are garbage", function()
+      assert(client:list())
+      local before = client:rate_limit()
+      mock:fault{ type = "badheaders" }
+      assert(client:list())
+      assert.same(before, client:rate_limit())
     end)
   end)
 

@@ -9,7 +9,8 @@
 -- * `"network"`: no usable answer (connection refused, reset, TLS failure...);
 -- * `"timeout"`: the request did not finish within `timeout` seconds;
 -- * `"decode"`: a success status with a body that is not the JSON expected;
--- * `"too_large"`: the response was larger than `max_body` (aborted early).
+-- * `"too_large"`: the response was larger than `max_body` (aborted early);
+-- * `"closed"`: the client was closed while the call waited to retry.
 --
 -- `tostring(err)` (and `..`) gives one line such as
 -- `braze: HTTP 401 on /segments/list: Invalid API key: abcd...`.
@@ -21,7 +22,7 @@ local M = {}
 local format, rep = string.format, string.rep
 
 ---@class braze.Error
----@field kind "http"|"rate_limited"|"network"|"timeout"|"decode"|"too_large"
+---@field kind "http"|"rate_limited"|"network"|"timeout"|"decode"|"too_large"|"closed"
 ---@field status integer|nil HTTP status, when there was a response
 ---@field message string Braze's `message`, or a description of the failure
 ---@field errors string[]|nil Braze's `errors` array, when present
@@ -29,7 +30,7 @@ local format, rep = string.format, string.rep
 ---@field endpoint string the API path, e.g. "/segments/list"
 ---@field attempts integer how many requests were made for this call
 ---@field retry_after number|nil seconds to wait before trying again (rate_limited)
----@field rate_limit table|nil `{limit=, remaining=, reset=}` of the last response
+---@field rate_limit table|nil `{limit=, remaining=, reset=}`: a copy of the window when the error was made
 local Error = {}
 Error.__index = Error
 Error.__name = "braze.Error"

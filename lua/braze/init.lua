@@ -11,6 +11,7 @@ local core = require("braze.core")
 local args = require("braze.args")
 local errors = require("braze.errors")
 local retry = require("braze.retry")
+local shape = require("braze.shape")
 local instances = require("braze.instances")
 
 local type, pairs, setmetatable, tostring, error = type, pairs, setmetatable, tostring, error
@@ -218,9 +219,10 @@ function Client:close()
 end
 Client.__close = Client.close
 
---- The rate-limit state from the last response that carried X-RateLimit-*
--- headers: `{limit=, remaining=, reset=}` (numbers, nil when a header was
--- empty or garbage), or nil before any such response.
+--- A copy of the rate-limit window as the client knows it from the
+-- responses' X-RateLimit-* headers: `{limit=, remaining=, reset=}` (the
+-- lowest remaining seen in the current window; a field is nil when no
+-- header gave it), or nil before any such response.
 ---@return {limit: integer?, remaining: integer?, reset: integer?}|nil
 function Client:rate_limit()
   local rl = state(self).rate_limit
@@ -234,21 +236,31 @@ local function rate_limited_error(p, path, wait, attempts, fields)
   local e = {}
   for k, v in pairs(fields or {}) do e[k] = v end
   e.kind, e.endpoint, e.attempts, e.retry_after = "rate_limited", path, attempts, wait
-  e.rate_limit = p.rate_limit
+  e.rate_limit = retry.copy_window(p.rate_limit)
   e.message = format("rate limit window resets in %d s, longer than max_wait (%s s)",
     math.ceil(wait), tostring(p.max_wait))
   return errors.new(e, p.redact)
 end
 
--- Before a request: wait out a window that the last response said is used
--- up, instead of spending a request on a certain 429. Returns the
--- rate_limited error when that wait is longer than max_wait.
+-- The error that ends a call whose client was closed while it waited
+-- (from the sleep callback, or from another request while ngx.sleep yields).
+local function closed_error(p, path, attempts)
+  return errors.new({ kind = "closed", endpoint = path, attempts = attempts,
+    message = "client is closed (closed while this call waited to retry)" }, p.redact)
+end
+
+-- Before each attempt: end the call if the client was closed meanwhile;
+-- wait out a window that the responses said is used up, instead of
+-- spending a request on a certain 429. Returns the error that ends the
+-- call: closed, or rate_limited when that wait is longer than max_wait.
 local function await_window(p, path, attempts)
+  if not p.conn then return closed_error(p, path, attempts) end
   local wait = retry.exhausted_wait(p.rate_limit, os_time)
   if not wait then return nil end
   if wait > p.max_wait then return rate_limited_error(p, path, wait, attempts) end
   p.sleep(wait)
-  p.rate_limit.remaining = nil -- the window has turned over
+  if p.rate_limit then p.rate_limit.remaining = nil end -- the window has turned over
+  if not p.conn then return closed_error(p, path, attempts) end
 end
 
 -- One attempt's outcome (what a transport's get returned) under the policy:
@@ -257,11 +269,17 @@ end
 local function judge(p, path, attempts, res, kind, msg)
   if res then
     local rl = retry.rate_limit(res.headers)
-    if rl then p.rate_limit = rl end
+    if rl then p.rate_limit = retry.merge_window(p.rate_limit, rl) end
   end
   local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time)
-  if body then return body end
-  fields.endpoint, fields.attempts, fields.rate_limit = path, attempts, p.rate_limit
+  if body then
+    local wrong = shape.check(path, body)
+    if not wrong then return body end
+    fields, retryable = { kind = "decode", status = res.status,
+      request_id = res.headers["x-request-id"], message = wrong }, false
+  end
+  fields.endpoint, fields.attempts = path, attempts
+  fields.rate_limit = retry.copy_window(p.rate_limit)
   if retry_wait then fields.retry_after = retry_wait end
   if not retryable or attempts > p.max_retries then return nil, errors.new(fields, p.redact) end
   if retry_wait then
@@ -286,8 +304,8 @@ local function request(p, path, query)
   local url = p.base .. path .. query
   local attempts = 0
   while true do
-    local too_long = await_window(p, path, attempts)
-    if too_long then return nil, too_long end
+    local stop = await_window(p, path, attempts)
+    if stop then return nil, stop end
     attempts = attempts + 1
     local body, err, wait, from_server = judge(p, path, attempts, p.conn:get(url))
     if body or err then return body, err end
@@ -322,10 +340,11 @@ local function request_many(p, path, queries, concurrency)
   local results, errs, attempts, pending = {}, {}, {}, {}
   for i = 1, #queries do attempts[i], pending[i] = 0, i end
   while #pending > 0 do
-    local too_long = await_window(p, path, 0)
-    if too_long then
+    local stop = await_window(p, path, 0)
+    if stop then
       for _, i in ipairs(pending) do
-        errs[i] = rate_limited_error(p, path, too_long.retry_after, attempts[i])
+        errs[i] = stop.kind == "closed" and closed_error(p, path, attempts[i])
+          or rate_limited_error(p, path, stop.retry_after, attempts[i])
       end
       break
     end
@@ -532,6 +551,9 @@ function Client:each(opts)
         return items[i], page_no
       end
       if done then return nil end
+      if not private[client].conn then
+        error(format("braze: each: client is closed (next page would be %d)", next_page), 2)
+      end
       if fetched >= max_pages then
         error(format("braze: each: stopped after max_pages (%d) pages; pass a larger "
           .. "max_pages to go on", max_pages), 2)
@@ -541,12 +563,7 @@ function Client:each(opts)
         err.page = next_page -- where to resume: client:each{ page = err.page }
         error(err, 2)
       end
-      local segments = res.segments
-      if segments == nil then segments = {} end
-      if type(segments) ~= "table" then
-        error(errors.new({ kind = "decode", endpoint = "/segments/list", status = 200,
-          message = "\"segments\" is not an array" }), 2)
-      end
+      local segments = res.segments -- an array: braze.shape checked it
       items, i, page_no = segments, 0, next_page
       fetched, next_page = fetched + 1, next_page + 1
       if #segments < PAGE_SIZE then done = true end

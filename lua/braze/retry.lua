@@ -6,6 +6,7 @@
 -- that does not decode, never a body over max_body.
 -- @module braze.retry
 local args = require("braze.args")
+local shape = require("braze.shape")
 
 local M = {}
 
@@ -32,6 +33,32 @@ function M.rate_limit(headers)
   return { limit = M.uint(l), remaining = M.uint(r), reset = M.uint(t) }
 end
 
+--- The window state after a response whose headers said `new`, when the
+-- state so far was `old` (either may be nil). Concurrent answers arrive in
+-- any order: within one window (same `reset`) the lowest `remaining` is the
+-- truth; a later `reset` starts a new window; an answer from an earlier
+-- window, arriving late, changes nothing. Returns a new table.
+function M.merge_window(old, new)
+  if not old then return new end
+  if not new then return old end
+  if new.reset and old.reset then
+    if new.reset < old.reset then return old end
+    if new.reset > old.reset then return new end
+  end
+  local remaining = new.remaining
+  if old.remaining and (remaining == nil or old.remaining < remaining) then
+    remaining = old.remaining
+  end
+  return { limit = new.limit or old.limit, remaining = remaining, reset = new.reset or old.reset }
+end
+
+--- A copy of a window state (for error objects: a snapshot, not the
+-- client's live state).
+function M.copy_window(rl)
+  if not rl then return nil end
+  return { limit = rl.limit, remaining = rl.remaining, reset = rl.reset }
+end
+
 local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
   Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
@@ -54,12 +81,15 @@ function M.backoff(attempt, base, cap)
 end
 
 --- How long a 429 asks us to wait: Retry-After, else until X-RateLimit-Reset,
--- else nil (the caller then backs off).
+-- else nil (the caller then backs off). A wait of zero or less (a reset that
+-- is now or past, as a client clock ahead of Braze's sees it; a
+-- `Retry-After: 0`) is no answer: retrying at once would only spend another
+-- request on another 429, so the next source is asked, then the backoff.
 function M.rate_limit_wait(headers, now)
   local wait = M.retry_after(headers["retry-after"], now)
-  if wait then return wait end
+  if wait and wait > 0 then return wait end
   local reset = M.uint(headers["x-ratelimit-reset"])
-  if reset then return math.max(0, reset - now) end
+  if reset and reset > now then return reset - now end
   return nil
 end
 
@@ -93,7 +123,7 @@ function M.outcome(res, kind, msg, clock)
         headers["content-type"] or "none")
       base.position = res.decode_position
     else
-      base.message = "expected a JSON object, got a JSON " .. type(body)
+      base.message = "expected a JSON object, got " .. shape.json_type(body)
     end
     return nil, base, false
   end
