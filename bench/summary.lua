@@ -15,7 +15,8 @@ local ROWS = {
   { "req_vs_socket", "client:list{} req/s / socket.http + cjson.decode req/s", ">= 2", 2 },
   { "req_vs_node", "client:list{} req/s / npm braze-api segments.list req/s", ">= 1.5", 1.5 },
   { "tiny_vs_curl", "diagnostic: the same on a 36-byte page (transport alone, no decoding)", "(none)", nil },
-  { "session_vs_curl", "diagnostic: braze.core session:get alone (transfer + decoding, no Lua front) / curl loop", "(none)", nil },
+  { "session_vs_curl", "diagnostic: braze.core session:get alone (transfer + decoding, no Lua front)"
+    .. " / curl loop", "(none)", nil },
   { "rate_ours", "requests/s: client:list{} (100-segment page, 14,011 bytes)", "", nil },
   { "rate_curl_loop", "requests/s: bench/curl_loop.c on the same URL", "", nil },
   { "rate_socket_http", "requests/s: socket.http + cjson.decode (a connection per request)", "", nil },
@@ -24,13 +25,12 @@ local ROWS = {
   { "details_many_speedup", "details (1,000; 32 with --quick): sequential time / details_many at concurrency 16", "(none)", nil },
 }
 
-local values, details = {}, {}
+local values = {}
 for line in io.lines(file) do
-  local name, v, rest = line:match("^RESULT%s+(%S+)%s+(%S+)%s*(.*)$")
+  local name, v = line:match("^RESULT%s+(%S+)%s+(%S+)")
   if name and tonumber(v) then
     values[name] = values[name] or {}
     table.insert(values[name], tonumber(v))
-    details[name] = rest
   end
 end
 

@@ -18,6 +18,7 @@ if [ "${BRAZE_DEPS:-}" = full ]; then
     # OpenResty's luajit2, not Debian's luajit: libnginx-mod-http-lua needs it.
     luajit2 libluajit2-5.1-dev
     nginx-core libnginx-mod-http-lua openssl
+    lua-check lua-ldoc cppcheck  # scripts/lint.sh
   )
 fi
 

@@ -487,7 +487,7 @@ describe("each", function()
       local c = new_client(mock)
       local first
       local count = 0
-      for seg, page_no in c:each{ page = 2 } do
+      for _, page_no in c:each{ page = 2 } do
         first = first or page_no
         count = count + 1
       end

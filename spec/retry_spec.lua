@@ -172,9 +172,9 @@ describe("each mid-way", function()
     local c = braze.new{ api_key = mock.api_key, endpoint = mock.url, sleep = function() end,
       max_retries = 1 }
     finally(function() c:close() end)
-    local n, failed_page = 0, nil
+    local n = 0
     local ok, err = pcall(function()
-      for _, page_no in c:each() do
+      for _ in c:each() do
         n = n + 1
         if n == 100 then mock:fault{ type = "503", count = 2, path = "/segments/list" } end
       end
@@ -185,7 +185,7 @@ describe("each mid-way", function()
     assert.equal(2, err.attempts)
     assert.equal(100, n)
     -- resume where it failed: the error names the page, nothing is lost
-    failed_page = err.page
+    local failed_page = err.page
     assert.equal(1, failed_page)
     for _ in c:each{ page = failed_page } do n = n + 1 end
     assert.equal(250, n)

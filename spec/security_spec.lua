@@ -157,6 +157,8 @@ describe("#tls verified TLS against a real TLS front (nginx + test CA)", functio
     assert.equal(0, mock_a:stats().requests)
     local page = assert(client_for(url("good"), { ca_file = ca_file }):list())
     res, errs = client_for(url("other"), { ca_file = ca_file }):details_many({ page.segments[1].id })
+    assert.is_nil(res[1]) -- nothing came back from the host whose name does not match
+    assert.equal("network", errs[1].kind)
     assert.matches("host name", errs[1].message)
     res, errs = client_for(url("good"), { ca_file = ca_file }):details_many(
       { page.segments[1].id, page.segments[2].id }, { concurrency = 2 })

@@ -147,7 +147,7 @@ function M.ending_at(v, what)
   return bad("%s: ending_at must be an ISO 8601 string or epoch seconds (got %s)", what, type(v))
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- URLs
 
 --- Percent-encode everything but RFC 3986 unreserved characters.

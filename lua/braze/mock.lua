@@ -1075,7 +1075,7 @@ local FAULTS = {
     end,
   },
   ["502"] = {
-    replace = function(self)
+    replace = function()
       return { status = 502, body = HTML_502, headers = { { "Content-Type", "text/html" }, { "Server", "nginx" } } }
     end,
   },
