@@ -512,6 +512,29 @@ describe("#nginx braze.transport.ngx in nginx", function()
     end)
   end)
 
+  describe("timeout is a deadline for the whole attempt", function()
+    for _, case in ipairs({
+      { mode = "trickle_header", what = "a header line" },
+      { mode = "trickle_body", what = "a body with a Content-Length" },
+      { mode = "trickle_chunked", what = "a chunked body" },
+    }) do
+      it("a server trickling " .. case.what .. " (200 bytes / 100 ms) ends as a timeout", function()
+        local _, doc, took = misbehaving(case.mode, "&timeout=1")
+        assert.is_false(doc.ok, cjson.encode(doc))
+        assert.equal("timeout", doc.error.kind, cjson.encode(doc.error))
+        assert.is_true(took < 2.5, "timeout=1 took " .. took .. " s")
+      end)
+    end
+
+    it("details_many: each light thread stops at its own deadline", function()
+      local _, doc, took = get(port, "/details_many?mock=trickle&mode=trickle_body&fresh=1"
+        .. "&timeout=1&n=4&concurrency=4", 30)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.same({ "timeout", "timeout", "timeout", "timeout" }, doc.result.kinds)
+      assert.is_true(took < 2.5, "timeout=1 took " .. took .. " s")
+    end)
+  end)
+
   describe("examples/nginx", function()
     local example_port, example_pid
 

@@ -239,6 +239,8 @@ local function exchange(self, scheme, host, port, host_header, target, deadline)
     return true
   end
 
+  -- Every step gets only what is left of the attempt's deadline.
+  if left_ms() <= 0 then return io_fail("before connecting", "timeout") end
   sock:settimeout(max(1, min(left_ms(), floor(self.connect_timeout * 1000))))
   -- nginx parses "host:port" itself, so an IPv6 literal keeps its brackets.
   local address = host:find(":", 1, true) and ("[" .. host .. "]") or host
