@@ -132,6 +132,43 @@ end
 
 local stop_nginx = tls.stop_nginx
 
+-- spec/trickle_server.lua in the background: { url =, pid =, stop = }.
+local function start_trickle_server()
+  local pipe = assert(io.popen(helpers.interpreter() .. " " .. tls.quote(ROOT .. "/spec/trickle_server.lua")
+    .. " </dev/null &", "r"))
+  local line = pipe:read("*l")
+  local url, pid = (line or ""):match("^trickle server listening on (http://%S+) pid (%d+)$")
+  if not url then
+    pipe:close()
+    error("spec/trickle_server.lua did not start: " .. tostring(line))
+  end
+  return {
+    url = url, pid = tonumber(pid),
+    stop = function()
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      pipe:close()
+    end,
+  }
+end
+
+-- The resident set of a process and its peak so far, in kB (Linux /proc).
+-- reset_peak first sets the peak back to the current RSS (clear_refs "5"),
+-- so one test's peak does not hide the next one's.
+local function memory_kb(pid, reset_peak)
+  if reset_peak then
+    local f = io.open("/proc/" .. pid .. "/clear_refs", "w")
+    if f then
+      f:write("5")
+      f:close()
+    end
+  end
+  local status = assert(read_file("/proc/" .. pid .. "/status"), "no /proc/" .. pid .. "/status")
+  return {
+    rss = tonumber(status:match("VmRSS:%s*(%d+) kB")),
+    peak = tonumber(status:match("VmHWM:%s*(%d+) kB")),
+  }
+end
+
 -- Wait until GET /path on port answers 200; false after 5 s.
 local function wait_up(port, path)
   for _ = 1, 100 do
@@ -152,7 +189,7 @@ local function comparable(e)
 end
 
 describe("#nginx braze.transport.ngx in nginx", function()
-  local tmp, port, fast, slow, segments
+  local tmp, port, fast, slow, segments, trickle
 
 
   setup(function()
@@ -165,6 +202,7 @@ describe("#nginx braze.transport.ngx in nginx", function()
     make_certs(tmp)
     fast = helpers.start_mock{ segments = 250 }
     slow = helpers.start_mock{ segments = 5, latency = 500 }
+    trickle = start_trickle_server()
     local template = assert(read_file(ROOT .. "/spec/nginx/nginx.conf.in"))
     -- A port found free can be taken before nginx binds it: try a few times.
     for attempt = 1, 3 do
@@ -173,7 +211,7 @@ describe("#nginx braze.transport.ngx in nginx", function()
         LOAD_MODULES = load_modules(), PREFIX = tmp, ROOT = ROOT, PORT = port,
         TLS_PORT = free_port(), BADTLS_PORT = free_port(),
         CPATH = LUAJIT_BUILD .. "/?.so", API_KEY = fast.api_key,
-        FAST_URL = fast.url, SLOW_URL = slow.url,
+        FAST_URL = fast.url, SLOW_URL = slow.url, TRICKLE_URL = trickle.url,
       }
       local conf = template:gsub("%${([%w_]+)}", function(k)
         return assert(vars[k], "no value for ${" .. k .. "}")
@@ -196,6 +234,7 @@ describe("#nginx braze.transport.ngx in nginx", function()
     stop_nginx(tmp and tmp .. "/nginx.pid")
     if fast then fast:stop() end
     if slow then slow:stop() end
+    if trickle then trickle.stop() end
     if tmp and os.getenv("BRAZE_KEEP_NGINX") == nil then sh("rm -rf '" .. tmp .. "'") end
   end)
 
@@ -418,6 +457,82 @@ describe("#nginx braze.transport.ngx in nginx", function()
         assert.equal(direct.segments[#direct.segments].id, doc.result.segments[#direct.segments].id)
       end)
     end
+  end)
+
+  -- spec/trickle_server.lua's misbehaviours (its path prefix `mode`).
+  local function misbehaving(mode, query)
+    return get(port, "/list?mock=trickle&fresh=1&mode=" .. mode .. (query or ""), 30)
+  end
+  local function worker_pid()
+    return assert(tonumber(read_file(tmp .. "/nginx.pid"):match("%d+")), "no nginx pid")
+  end
+  local MB = 1024 -- kB
+
+  describe("every line read is bounded by the header limit", function()
+    for _, case in ipairs({
+      { mode = "endless_status", what = "status line" },
+      { mode = "endless_header", what = "header line" },
+      { mode = "endless_chunk", what = "chunk-size line" },
+    }) do
+      it("an endless " .. case.what .. " fails at once as too_large, not retried, "
+        .. "and the worker stays small", function()
+        local pid = worker_pid()
+        local before = memory_kb(pid, true)
+        local _, doc, took = misbehaving(case.mode, "&timeout=10&max_retries=2")
+        local after = memory_kb(pid)
+        assert.is_false(doc.ok, cjson.encode(doc))
+        assert.equal("too_large", doc.error.kind, cjson.encode(doc.error))
+        assert.matches(case.what .. " longer than 65536 bytes", doc.error.message, 1, true)
+        assert.equal(1, doc.error.attempts)
+        assert.is_true(took < 3, "took " .. took .. " s")
+        assert.is_true(after.peak - before.peak < 64 * MB, string.format(
+          "worker peak RSS grew by %.0f MB (RSS %d -> %d kB)", (after.peak - before.peak) / MB,
+          before.rss, after.rss))
+      end)
+    end
+
+    it("more than 200 header lines are too_large", function()
+      local _, doc = misbehaving("many_headers", "&timeout=10")
+      assert.is_false(doc.ok, cjson.encode(doc))
+      assert.equal("too_large", doc.error.kind, cjson.encode(doc.error))
+      assert.matches("more than 200 response header lines", doc.error.message, 1, true)
+    end)
+
+    it("details_many: every light thread stops at the limit, the worker stays small", function()
+      local pid = worker_pid()
+      local before = memory_kb(pid, true)
+      local _, doc, took = get(port, "/details_many?mock=trickle&mode=endless_header&fresh=1"
+        .. "&timeout=10&n=4&concurrency=4", 30)
+      local after = memory_kb(pid)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.same({ "too_large", "too_large", "too_large", "too_large" }, doc.result.kinds)
+      assert.is_true(took < 3, "took " .. took .. " s")
+      assert.is_true(after.peak - before.peak < 64 * MB, string.format(
+        "worker peak RSS grew by %.0f MB", (after.peak - before.peak) / MB))
+    end)
+  end)
+
+  describe("timeout is a deadline for the whole attempt", function()
+    for _, case in ipairs({
+      { mode = "trickle_header", what = "a header line" },
+      { mode = "trickle_body", what = "a body with a Content-Length" },
+      { mode = "trickle_chunked", what = "a chunked body" },
+    }) do
+      it("a server trickling " .. case.what .. " (200 bytes / 100 ms) ends as a timeout", function()
+        local _, doc, took = misbehaving(case.mode, "&timeout=1")
+        assert.is_false(doc.ok, cjson.encode(doc))
+        assert.equal("timeout", doc.error.kind, cjson.encode(doc.error))
+        assert.is_true(took < 2.5, "timeout=1 took " .. took .. " s")
+      end)
+    end
+
+    it("details_many: each light thread stops at its own deadline", function()
+      local _, doc, took = get(port, "/details_many?mock=trickle&mode=trickle_body&fresh=1"
+        .. "&timeout=1&n=4&concurrency=4", 30)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.same({ "timeout", "timeout", "timeout", "timeout" }, doc.result.kinds)
+      assert.is_true(took < 2.5, "timeout=1 took " .. took .. " s")
+    end)
   end)
 
   describe("examples/nginx", function()

@@ -7,10 +7,12 @@
 --   /series?segment_id=&length=N
 --   /each?max_pages=N     iterates client:each(), answers counts and ids
 --
--- Every handler takes, as query arguments: mock=fast|slow|tls|badtls (which
--- endpoint, set as nginx variables by the config), max_retries, timeout,
--- max_body, max_depth, and fresh=1 for a client made for this request only
--- (otherwise clients are cached per worker and shared by concurrent requests).
+-- Every handler takes, as query arguments: mock=fast|slow|tls|badtls|trickle
+-- (which endpoint, set as nginx variables by the config), mode= (a path
+-- prefix added to the endpoint: spec/trickle_server.lua's misbehaviour),
+-- max_retries, timeout, max_body, max_depth, and fresh=1 for a client made
+-- for this request only (otherwise clients are cached per worker and shared
+-- by concurrent requests).
 --
 -- Answers: 200 {"ok":true,"result":...} or 200 {"ok":false,"error":{fields of
 -- the braze.Error},"text":tostring(err)}.
@@ -20,7 +22,7 @@ local cjson = require("cjson")
 
 local M = {}
 
-local clients = {} -- per worker: "mock|retries|timeout|max_body|max_depth" -> client
+local clients = {} -- per worker: "endpoint|retries|timeout|max_body|max_depth" -> client
 
 -- A query argument, percent-decoded (the last one when repeated).
 local function arg(name)
@@ -39,6 +41,8 @@ local function client()
   local mock = arg("mock") or "fast"
   local endpoint = ngx.var["braze_" .. mock .. "_endpoint"]
   if not endpoint or endpoint == "" then error("no endpoint for mock=" .. mock) end
+  local mode = arg("mode")
+  if mode then endpoint = endpoint .. "/" .. mode end
   local opts = {
     endpoint = endpoint,
     api_key = ngx.var.braze_api_key,
@@ -51,7 +55,7 @@ local function client()
     max_depth = number_arg("max_depth"),
   }
   if arg("fresh") == "1" then return braze.new(opts) end
-  local key = table.concat({ mock, tostring(opts.max_retries), tostring(opts.timeout),
+  local key = table.concat({ endpoint, tostring(opts.max_retries), tostring(opts.timeout),
     tostring(opts.max_body), tostring(opts.max_depth) }, "|")
   local c = clients[key]
   if not c then

@@ -24,6 +24,13 @@
 -- holds no socket between calls, so one client can be shared by all the
 -- requests of a worker; connections are pooled with `setkeepalive`.
 --
+-- Like the libcurl transport, it bounds every read. `timeout` is a deadline
+-- for the whole attempt: connect, TLS handshake and request each get only
+-- the time left, and so does every read of the response, however slowly the
+-- server trickles it (then kind "timeout"). A status, header or chunk-size
+-- line longer than 64 KiB, headers over 64 KiB in all, or more than 200
+-- header lines fail at once as "too_large", without buffering the rest.
+--
 -- get(url) returns what braze.core's session:get returns: a response table
 -- `{status=, headers={lower-case name=value}, body=|decode_error=,
 -- decode_position=, snippet=}` or nil, kind ("network" | "timeout" |
@@ -34,6 +41,7 @@ local core = require("braze.core")
 local decode, monotonic = core.decode, core.monotonic
 local type, tonumber, tostring, setmetatable, error = type, tonumber, tostring, setmetatable, error
 local format, concat, floor, min, max = string.format, table.concat, math.floor, math.min, math.max
+local find, sub, byte = string.find, string.sub, string.byte
 
 local M = {
   --- Seconds an idle pooled connection is kept (setkeepalive's max_idle_timeout).
@@ -54,9 +62,96 @@ local wanted = {
 }
 local HEADER_VALUE_MAX = 255 -- as braze.core: values are cut to this many bytes
 local MAX_HEADER_LINES = 200
-local MAX_HEADER_BYTES = 65536
+local MAX_HEADER_BYTES = 65536 -- the longest line (status, header, chunk size), and all headers
 local SNIPPET_MAX = 512
 local READ_CHUNK = 65536
+
+-- Buffered reads from one cosocket, each bounded in size and ending by the
+-- attempt's deadline. sock:receive(n) and receive("*l") are neither: a
+-- cosocket's read timeout restarts with every packet (a trickling server
+-- stretches one call without end), and "*l" buffers a whole line before the
+-- caller can look at its length. receiveany returns as soon as some bytes
+-- arrive, so each call here waits only for the time left and takes at most
+-- READ_CHUNK bytes.
+local Reader = {}
+Reader.__index = Reader
+
+local function reader(sock, deadline)
+  return setmetatable({ sock = sock, deadline = deadline, buf = "", pos = 1 }, Reader)
+end
+
+-- Up to n new bytes (replacing the buffer), or nil, "timeout" | cosocket error.
+function Reader:fill(n)
+  local ms = floor((self.deadline - monotonic()) * 1000)
+  if ms <= 0 then return nil, "timeout" end
+  self.sock:settimeout(ms)
+  local data, err = self.sock:receiveany(n)
+  if not data then return nil, err end
+  self.buf, self.pos = data, 1
+  return true
+end
+
+--- The next line without its CRLF (or LF); nil, "too long" once it exceeds
+-- limit bytes (without reading further); nil, err when the read fails.
+function Reader:line(limit)
+  local parts, n = nil, 0 -- the line's pieces from earlier reads, their length
+  while true do
+    local buf, pos = self.buf, self.pos
+    local nl = find(buf, "\n", pos, true)
+    if nl then
+      if n + nl - pos > limit + 1 then return nil, "too long" end -- +1: the CR
+      local piece = sub(buf, pos, nl - 1)
+      self.pos = nl + 1
+      if parts then
+        parts[#parts + 1] = piece
+        piece = concat(parts)
+      end
+      if byte(piece, -1) == 13 then piece = sub(piece, 1, -2) end
+      if #piece > limit then return nil, "too long" end
+      return piece
+    end
+    if pos <= #buf then
+      n = n + #buf - pos + 1
+      if n > limit + 1 then return nil, "too long" end
+      parts = parts or {}
+      parts[#parts + 1] = pos == 1 and buf or sub(buf, pos)
+    end
+    local ok, err = self:fill(READ_CHUNK)
+    if not ok then return nil, err end
+  end
+end
+
+--- Exactly n bytes; nil, err when the read fails first. Reads no further.
+function Reader:bytes(n)
+  local buf, pos = self.buf, self.pos
+  local have = #buf - pos + 1
+  if have >= n then
+    self.pos = pos + n
+    return sub(buf, pos, pos + n - 1)
+  end
+  local parts, need = { sub(buf, pos) }, n - have
+  self.buf, self.pos = "", 1
+  while need > 0 do
+    local ok, err = self:fill(min(need, READ_CHUNK))
+    if not ok then return nil, err end
+    parts[#parts + 1] = self.buf
+    need = need - #self.buf
+    self.buf = ""
+  end
+  return concat(parts)
+end
+
+--- What is buffered and not read yet, emptying the buffer.
+function Reader:take_buffered()
+  local rest = sub(self.buf, self.pos)
+  self.buf, self.pos = "", 1
+  return rest
+end
+
+--- Bytes already received beyond what was read?
+function Reader:has_extra()
+  return self.pos <= #self.buf
+end
 
 ---@class braze.transport.ngx.Session
 local Session = {}
@@ -144,6 +239,8 @@ local function exchange(self, scheme, host, port, host_header, target, deadline)
     return true
   end
 
+  -- Every step gets only what is left of the attempt's deadline.
+  if left_ms() <= 0 then return io_fail("before connecting", "timeout") end
   sock:settimeout(max(1, min(left_ms(), floor(self.connect_timeout * 1000))))
   -- nginx parses "host:port" itself, so an IPv6 literal keeps its brackets.
   local address = host:find(":", 1, true) and ("[" .. host .. "]") or host
@@ -173,30 +270,53 @@ local function exchange(self, scheme, host, port, host_header, target, deadline)
   sent, err = sock:send(request)
   if not sent then return io_fail("sending the request", err, reused) end
 
-  -- Status line and headers; 1xx interim responses are skipped.
-  local status, version, headers, framing, content_length, keepalive
+  -- Status line and headers; 1xx interim responses are skipped. Every line,
+  -- and all of them together, within MAX_HEADER_BYTES; every read by the
+  -- deadline.
+  local r = reader(sock, deadline)
+  local function too_long(what)
+    return fail("too_large", format("response %s longer than %d bytes", what, MAX_HEADER_BYTES))
+  end
   local header_lines, header_bytes = 0, 0
-  while true do
-    if not set_timeout() then return io_fail("waiting for the response", "timeout") end
-    local line
-    line, err = sock:receive("*l")
+  -- The next header (or trailer) line, counted against the header limits.
+  local function header_line(what)
+    local line, lerr = r:line(MAX_HEADER_BYTES)
     if not line then
+      if lerr == "too long" then return too_long(what .. " line") end
+      return io_fail("reading the headers", lerr)
+    end
+    if line ~= "" then
+      header_lines, header_bytes = header_lines + 1, header_bytes + #line
+      if header_lines > MAX_HEADER_LINES then
+        return fail("too_large", format("more than %d response header lines", MAX_HEADER_LINES))
+      end
+      if header_bytes > MAX_HEADER_BYTES then
+        return fail("too_large", format("response headers longer than %d bytes in all",
+          MAX_HEADER_BYTES))
+      end
+    end
+    return line
+  end
+
+  local status, version, headers, framing, content_length, keepalive
+  while true do
+    local line
+    line, err = r:line(MAX_HEADER_BYTES)
+    if not line then
+      if err == "too long" then return too_long("status line") end
       return io_fail("reading the status line", err, reused and status == nil)
     end
     local v, code = line:match("^HTTP/(%d%.%d) (%d%d%d)")
     if not v then return fail("network", "malformed status line from the server") end
+    header_bytes = header_bytes + #line
     version, status = v, tonumber(code)
-    headers, framing, content_length, keepalive = {}, nil, nil, nil
+    headers, framing, content_length = {}, nil, nil
     local connection_header
     while true do
-      if not set_timeout() then return io_fail("reading the headers", "timeout") end
-      line, err = sock:receive("*l")
-      if not line then return io_fail("reading the headers", err) end
+      local kind, msg
+      line, kind, msg = header_line("header")
+      if not line then return nil, kind, msg end
       if line == "" then break end
-      header_lines, header_bytes = header_lines + 1, header_bytes + #line
-      if header_lines > MAX_HEADER_LINES or header_bytes > MAX_HEADER_BYTES then
-        return fail("network", "response headers too large")
-      end
       local name, value = line:match("^([^:]*):(.*)$")
       if name then
         name = name:lower()
@@ -240,62 +360,62 @@ local function exchange(self, scheme, host, port, host_header, target, deadline)
     if content_length then keepalive = false end -- both framings: do not trust the rest
     local parts, total = {}, 0
     while true do
-      if not set_timeout() then return io_fail("reading the body", "timeout") end
       local line
-      line, err = sock:receive("*l")
-      if not line then return io_fail("reading the body", err) end
+      line, err = r:line(MAX_HEADER_BYTES)
+      if not line then
+        if err == "too long" then return too_long("chunk-size line") end
+        return io_fail("reading the body", err)
+      end
       local hex = line:match("^(%x+)[ \t]*;?") or line:match("^(%x+)[ \t]*$")
       if not hex or #hex > 12 then return fail("network", "malformed chunk size in the response") end
       local size = tonumber(hex, 16)
       if size == 0 then
         repeat -- trailers, up to the blank line
-          if not set_timeout() then return io_fail("reading the body", "timeout") end
-          line, err = sock:receive("*l")
-          if not line then return io_fail("reading the body", err) end
+          local kind, msg
+          line, kind, msg = header_line("trailer")
+          if not line then return nil, kind, msg end
         until line == ""
         break
       end
       total = total + size
       if total > max_body then return too_large() end
-      if not set_timeout() then return io_fail("reading the body", "timeout") end
       local data
-      data, err = sock:receive(size)
+      data, err = r:bytes(size)
       if not data then return io_fail("reading the body", err) end
       parts[#parts + 1] = data
-      if not set_timeout() then return io_fail("reading the body", "timeout") end
-      line, err = sock:receive("*l")
-      if not line then return io_fail("reading the body", err) end
-      if line ~= "" then return fail("network", "malformed chunk in the response") end
+      line, err = r:line(0)
+      if not line then
+        if err == "too long" then return fail("network", "malformed chunk in the response") end
+        return io_fail("reading the body", err)
+      end
     end
     body = concat(parts)
   elseif content_length and framing == nil then
     if content_length > max_body then return too_large() end
-    if content_length == 0 then
-      body = ""
-    else
-      if not set_timeout() then return io_fail("reading the body", "timeout") end
-      body, err = sock:receive(content_length)
-      if not body then return io_fail("reading the body", err) end
-    end
+    body, err = r:bytes(content_length)
+    if not body then return io_fail("reading the body", err) end
   else
     -- No length: the body ends when the server closes the connection.
     keepalive = false
     local parts, total = {}, 0
+    local data = r:take_buffered()
     while true do
-      if not set_timeout() then return io_fail("reading the body", "timeout") end
-      local data
-      data, err = sock:receiveany(READ_CHUNK)
-      if not data then
-        if err == "closed" then break end
-        return io_fail("reading the body", err)
-      end
       total = total + #data
       if total > max_body then return too_large() end
       parts[#parts + 1] = data
+      local got
+      got, err = r:fill(READ_CHUNK)
+      if not got then
+        if err == "closed" then break end
+        return io_fail("reading the body", err)
+      end
+      data = r:take_buffered()
     end
     body = concat(parts)
   end
 
+  -- Bytes past the response: the connection is out of step, do not pool it.
+  if r:has_extra() then keepalive = false end
   if keepalive then
     -- A failure here only means the connection is not kept.
     local kept = sock:setkeepalive(floor(M.keepalive_timeout * 1000), M.pool_size)
