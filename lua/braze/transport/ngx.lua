@@ -159,7 +159,9 @@ Session.__index = Session
 Session.__name = "braze.transport.ngx"
 
 --- Make a transport object from braze.new's connection settings.
+-- luacheck: push ignore 631 (a type annotation is one line)
 ---@param config {api_key: string, timeout: number, connect_timeout: number, user_agent: string, max_body: number, max_depth: integer, ca_file?: string, ca_path?: string, proxy?: string}
+-- luacheck: pop
 ---@return braze.transport.ngx.Session
 function M.new(config)
   if type(ngx) ~= "table" or type(ngx.socket) ~= "table" then
