@@ -144,3 +144,13 @@ describe("the commands started from a checkout", function()
     assert.matches("install luasocket argparse", r.stderr, 1, true)
   end)
 end)
+
+describe("README", function()
+  it("the mock's section names the key the mock accepts by default", function()
+    local readme = assert(read_file(ROOT .. "/README.md"))
+    local section = assert(readme:match("\n## The mock server\n(.-)\n## "))
+    local key = require("braze.mock").DEFAULTS.api_key
+    assert.matches("`" .. key .. "`", section, 1, true)
+    assert.matches("BRAZE_API_KEY=" .. key, section, 1, true)
+  end)
+end)
