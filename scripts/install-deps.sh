@@ -18,6 +18,7 @@ if [ "${BRAZE_DEPS:-}" = full ]; then
     # OpenResty's luajit2, not Debian's luajit: libnginx-mod-http-lua needs it.
     luajit2 libluajit2-5.1-dev
     nginx-core libnginx-mod-http-lua openssl
+    luarocks curl  # spec/rock_spec.lua (README's rock install); curl: spec/example_nginx_spec.lua
   )
 fi
 
