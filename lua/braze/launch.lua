@@ -17,6 +17,16 @@ local M = {}
 
 local format, concat = string.format, table.concat
 
+---@class braze.launch.Spec
+---@field name string the command's name, for messages
+---@field script? string the script's path (default arg[0]), to run it again
+---@field tree? string the LuaRocks tree it is installed in, if any
+---@field checkout? boolean run from a checkout (hints say cmake, not luarocks)
+---@field min_lua? number the oldest Lua it runs on (5.3 for braze-segments)
+---@field core? boolean whether it needs braze.core
+---@field needs? string[] third-party modules it requires
+---@field main? string the module with its code, loaded as the last check
+
 --- Where the third-party modules the commands need come from: the Debian
 --- package and the rock that provide each.
 M.PROVIDERS = {
@@ -106,7 +116,7 @@ end
 --- Everything wrong with running `spec` on this Lua: nil when nothing is,
 --- else a table { reexec = whether another Lua may do better, text = the
 --- message lines }.
----@param spec {name: string, script?: string, tree?: string, min_lua?: number, core?: boolean, needs?: string[], main?: string, checkout?: boolean}
+---@param spec braze.launch.Spec
 function M.problem(spec)
   local version = M.running_version()
   local interp = M.interpreter() or "lua"
@@ -223,7 +233,7 @@ end
 
 --- Return when the command can run on this Lua; otherwise run it with a
 --- Lua that can and exit with its status, or explain and exit 2.
----@param spec {name: string, script?: string, tree?: string, min_lua?: number, core?: boolean, needs?: string[], main?: string, checkout?: boolean}
+---@param spec braze.launch.Spec
 function M.check(spec)
   local problem = M.problem(spec)
   if os.getenv("BRAZE_LAUNCH_PROBE") then os.exit(problem and 3 or 0) end
