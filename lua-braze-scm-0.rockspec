@@ -8,14 +8,22 @@ description = {
 A C core (libcurl, keep-alive, JSON straight into Lua tables) with a small
 Lua front: list, details, data_series, a pagination iterator, typed errors,
 retries that respect Braze's rate limits. Ships braze-mock (a local server
-that behaves like Braze; needs LuaSocket) and braze-segments (an export
-command; needs argparse).
+that behaves like Braze; needs LuaSocket and argparse) and braze-segments
+(an export command; needs Lua 5.3+ and argparse).
 ]],
   license = "MIT",
 }
--- Only the core module's needs are listed, so `luarocks make` works offline.
--- The two commands also need LuaSocket (braze-mock) and argparse
--- (braze-segments): Debian's lua-socket and lua-argparse serve.
+-- Only the library's needs are listed, so `luarocks make` works offline:
+-- a rock listed here that is not in the tree makes LuaRocks fetch it from a
+-- server, and it does not see Debian's packages (lua-argparse,
+-- lua-socket), which serve as well. The two commands need more, and say
+-- exactly what is missing, with the Debian package and the rock, when it is:
+--   braze-segments  Lua 5.3 or 5.4 (on a 5.1/LuaJIT tree it re-runs itself
+--                   with a lua5.4/lua5.3 that has lua-braze, or says so),
+--                   argparse (Debian lua-argparse, rock argparse)
+--   braze-mock      any Lua; LuaSocket (lua-socket, rock luasocket) and argparse
+-- Online, `luarocks install argparse luasocket` first gives both commands
+-- everything.
 dependencies = { "lua >= 5.1" }
 test_dependencies = { "lua-cjson", "busted" }
 -- Only the library is looked up: Debian keeps curl/curl.h in a multiarch
@@ -44,6 +52,7 @@ build = {
     ["braze.cli.progress"] = "lua/braze/cli/progress.lua",
     ["braze.errors"] = "lua/braze/errors.lua",
     ["braze.instances"] = "lua/braze/instances.lua",
+    ["braze.launch"] = "lua/braze/launch.lua",
     ["braze.mock"] = "lua/braze/mock.lua",
     ["braze.retry"] = "lua/braze/retry.lua",
     ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",

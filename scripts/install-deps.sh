@@ -19,6 +19,7 @@ if [ "${BRAZE_DEPS:-}" = full ]; then
     luajit2 libluajit2-5.1-dev
     nginx-core libnginx-mod-http-lua openssl
     lua-check lua-ldoc cppcheck  # scripts/lint.sh
+    luarocks curl  # spec/rock_spec.lua (README's rock install); curl: spec/example_nginx_spec.lua
   )
 fi
 

@@ -23,23 +23,54 @@ local M = {
   max_wait = 10,    -- seconds a request waits for another's fetch
 }
 
-local cache = ngx.shared.braze_series
-local client -- one per worker, made on first use; it holds no socket between calls
+local transport = require("braze.transport.ngx")
 
-local function get_client()
-  if not client then
-    -- api_key and endpoint come from BRAZE_API_KEY / BRAZE_REST_ENDPOINT
-    -- (made visible to the workers by `env` in nginx.conf).
-    client = braze.new({
-      transport = require("braze.transport.ngx"),
-      sleep = ngx.sleep, -- retry backoff without blocking the worker
-      timeout = 10,
-      max_retries = 2,
-      max_wait = 5,      -- do not hold a request longer than that for a rate limit
-    })
+local cache = ngx.shared.braze_series
+local client -- one per worker, made when it starts; it holds no socket between calls
+
+--- braze.new's options. api_key comes from BRAZE_API_KEY, the endpoint from
+-- BRAZE_REST_ENDPOINT (made visible to the workers by `env` in nginx.conf).
+function M.options()
+  local endpoint = os.getenv("BRAZE_REST_ENDPOINT")
+  if endpoint then
+    -- Cosockets resolve names with nginx's `resolver`, a DNS server that
+    -- knows nothing of /etc/hosts: a local endpoint (the mock) at
+    -- localhost goes to 127.0.0.1 instead, with no DNS at all.
+    endpoint = endpoint:gsub("^(https?://)localhost([:/]?)", "%1127.0.0.1%2")
   end
-  return client
+  return {
+    endpoint = endpoint,
+    transport = transport,
+    sleep = ngx.sleep, -- retry backoff without blocking the worker
+    timeout = 10,
+    max_retries = 2,
+    max_wait = 5,      -- do not hold a request longer than that for a rate limit
+  }
 end
+
+--- init_by_lua, in the master before the workers exist: this module and
+-- lua-braze are loaded here (the workers inherit them, so workers running
+-- as `nobody` need not read a clone under /root), and a configuration
+-- mistake stops nginx from starting, naming what to set.
+function M.init()
+  local ok, res = pcall(braze.new, M.options())
+  if not ok then
+    error("examples/nginx: cannot make a Braze client: " .. tostring(res)
+      .. " (set BRAZE_API_KEY and BRAZE_REST_ENDPOINT where nginx starts)", 0)
+  end
+  res:close()
+end
+
+--- init_worker_by_lua: each worker makes its client when it starts.
+function M.init_worker()
+  local ok, res = pcall(braze.new, M.options())
+  if ok then
+    client = res
+  else
+    ngx.log(ngx.CRIT, "examples/nginx: cannot make a Braze client: ", tostring(res))
+  end
+end
+
 
 local function send(status, doc, headers)
   ngx.status = status
@@ -62,7 +93,7 @@ local status_for = {
 
 -- The series from Braze, as the JSON text we serve; or nil, braze.Error.
 local function fetch(segment_id, days)
-  local res, err = get_client():data_series({ segment_id = segment_id, length = days })
+  local res, err = client:data_series({ segment_id = segment_id, length = days })
   if not res then return nil, err end
   local series = {}
   for i, point in ipairs(type(res.data) == "table" and res.data or {}) do
@@ -72,6 +103,13 @@ local function fetch(segment_id, days)
 end
 
 function M.serve()
+  if not client then -- init_worker logged why
+    local ok, res = pcall(braze.new, M.options())
+    if not ok then
+      return send(503, { error = "configuration", message = tostring(res) })
+    end
+    client = res
+  end
   local args = ngx.req.get_uri_args()
   local segment_id, days = args.segment_id, tonumber(args.days or 30)
   if type(segment_id) ~= "string" or segment_id == "" or #segment_id > 200 then
