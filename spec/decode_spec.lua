@@ -697,18 +697,113 @@ describe("braze.decode", function()
       it("accepts max_depth 10000, but stops where the Lua stack does (5.1, LuaJIT: < 8000 levels)", function()
         local v, msg, pos = decode(nest("[", "]", 10000), 10000)
         assert.is_nil(v)
-        assert.are.equal("nesting too deep for the Lua stack at byte " .. tostring(pos), msg)
+        -- the message names the level that did not fit: the pos-th bracket
+        assert.are.equal("nesting too deep for the Lua stack (" .. pos .. " levels) at byte " .. tostring(pos), msg)
         assert_whole(pos)
         assert.is_true(pos > 1000 and pos <= 8000, tostring(pos))
         assert.are.equal("[", nest("[", "]", 10000):sub(pos, pos))
         -- every level below that point fits, with the same max_depth
         assert.are.equal(pos - 1, depth_of(decode(nest("[", "]", pos - 1), 10000)))
-        rejects(nest("[", "]", 10001), "nesting too deep for the Lua stack", pos, 10000)
+        rejects(nest("[", "]", 10001), "nesting too deep for the Lua stack (" .. pos .. " levels)", pos, 10000)
         -- and a max_depth below that point is still the limit
         local half = floor(pos / 2)
         rejects(nest("[", "]", 10000), "nesting deeper than " .. half .. " levels", half + 1, half)
       end)
     end
+
+    -- Regression (issue 11, item 13): the decoder recursed, ~190 bytes of C stack a
+    -- level, and crashed (SIGSEGV) at the default 1000 levels in a 192 KiB stack and
+    -- at 10000 in 1 MiB. Now the open levels wait on an explicit stack: every allowed
+    -- max_depth fits a 128 KiB thread stack. A child process gets that stack
+    -- (ulimit -s 128: plain Lua starts fine in it) and prints one line a case, so a
+    -- crash shows as missing lines and the exit status.
+    it("decodes max_depth and max_depth + 1 levels for max_depth 1, 1000, 10000 in a 128 KiB C stack", function()
+      local script = os.tmpname()
+      finally(function() os.remove(script) end)
+      local f = assert(io.open(script, "w"))
+      f:write([[
+        local decode = require("braze.core").decode
+        io.write("lua runs\n")
+        for _, md in ipairs { 1, 1000, 10000 } do
+          for _, kind in ipairs { "array", "object" } do
+            for n = md, md + 1 do
+              local doc = kind == "array" and ("["):rep(n) .. ("]"):rep(n)
+                or ('{"a":'):rep(n) .. "1" .. ("}"):rep(n)
+              local v, err = decode(doc, md)
+              local d = 0
+              while type(v) == "table" do d, v = d + 1, v[1] or v.a end
+              io.write(md, " ", kind, " ", n, ": ", err or ("depth " .. d), "\n")
+              io.stdout:flush()
+            end
+          end
+        end
+      ]])
+      f:close()
+      local interpreter = (arg and arg[-1]) or "lua5.4"
+      local p = assert(io.popen("(ulimit -s 128 && exec env -u LUA_CPATH_5_4 -u LUA_CPATH_5_3 LUA_CPATH='"
+        .. package.cpath .. "' " .. interpreter .. " " .. script .. ") 2>&1; echo \"exit $?\""))
+      local out = p:read("*a")
+      p:close()
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.are.equal("lua runs", lines[1], out)
+      local i = 1
+      for _, md in ipairs { 1, 1000, 10000 } do
+        for _, kind in ipairs { "array", "object" } do
+          for n = md, md + 1 do
+            i = i + 1
+            local head = md .. " " .. kind .. " " .. n .. ": "
+            local at = kind == "array" and n or 5 * (n - 1) + 1 -- the bracket past the limit
+            if md == 10000 and not HAS_INTEGERS then
+              -- 5.1 and LuaJIT: the Lua stack (8000 slots) gives out first, cleanly
+              assert.matches("^" .. head .. "nesting too deep for the Lua stack %(%d+ levels%) at byte %d+$",
+                lines[i], nil, false, out)
+            elseif n == md then
+              assert.are.equal(head .. "depth " .. n, lines[i], out)
+            else
+              assert.are.equal(head .. "nesting deeper than " .. md .. " levels at byte " .. at, lines[i], out)
+            end
+          end
+        end
+      end
+      assert.are.equal("exit 0", lines[i + 1], out)
+      assert.are.equal(i + 1, #lines, out)
+    end)
+
+    -- Past the first 32 levels the enclosing ones move to a Lua-owned userdata,
+    -- grown as the document goes deeper: each level must come back intact.
+    it("puts every value back in its own container at 300 levels of mixed arrays and objects", function()
+      local n = 300
+      local parts, tail = {}, {}
+      for i = 1, n do
+        if i % 2 == 1 then
+          parts[i] = '{"i":' .. i .. ',"pad":[' .. (i % 7 == 0 and ("1,"):rep(299) .. "1" or "") .. '],"x":'
+          tail[n + 1 - i] = ',"after":"' .. i .. '"}'
+        else
+          -- a long array (past the 256 values that wait on the stack) around the child
+          parts[i] = "[" .. (i % 6 == 0 and ("0,"):rep(300) or "") .. i .. ","
+          tail[n + 1 - i] = "," .. -i .. ",{}]"
+        end
+      end
+      local t, err = decode(table.concat(parts) .. "null" .. table.concat(tail), n + 1) -- {} and pad: one deeper
+      assert.is_nil(err)
+      for i = 1, n do
+        if i % 2 == 1 then
+          assert.are.equal(i, t.i)
+          assert.are.equal(i % 7 == 0 and 300 or 0, #t.pad)
+          assert.are.equal(tostring(i), t.after)
+          t = t.x
+        else
+          local lead = i % 6 == 0 and 300 or 0
+          assert.are.equal(lead + 4, #t, "level " .. i)
+          assert.are.equal(i, t[lead + 1])
+          assert.are.equal(-i, t[lead + 3])
+          assert.are.same({}, t[lead + 4])
+          t = t[lead + 2]
+        end
+      end
+      assert.are.equal(braze.null, t)
+    end)
 
     it("raises on a max_depth outside 1..10000 or not a number (argcheck)", function()
       assert.has_error(function() decode("[]", 0) end)
