@@ -18,12 +18,20 @@
  * byte position and restores the stack.
  * Only memory errors raise, and this file owns no allocation when they do.
  */
+/* strtod_l: glibc and musl declare it only for _GNU_SOURCE (newlocale is POSIX 2008). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__APPLE__) || defined(__FreeBSD__)
+#include <xlocale.h>
+#endif
 
 #include "decode.h"
 
@@ -39,7 +47,7 @@
  *   a cheap hash and compared by length and bytes: a repeated key is not
  *   hashed, looked up in the string table or allocated again;
  * - strings are scanned, and integer digits read, eight bytes at a time;
- * - the locale's decimal point is looked up only on the strtod path.
+ * - numbers the fast paths cannot make exactly go to strtod_l.
  */
 #define KEY_CACHE 64          /* key-cache slots (a power of two) */
 #define KEY_CACHE_MAXLEN 40   /* longer keys are not cached (LUAI_MAXSHORTLEN) */
@@ -358,33 +366,33 @@ static inline int eight_digits(const char *s, uint64_t *out) {
 #endif
 
 /*
- * The exact-but-slow path: the C library, made locale-proof by putting the
- * locale's decimal point, which may be several bytes (ps_AF: U+066B), in
- * place of the '.'.
+ * The exact-but-slow path: the C library's strtod, in a "C" locale object
+ * of our own (strtod_l), so the decimal point is '.' whatever setlocale()
+ * the program or another thread calls, and nothing reads the global
+ * locale (localeconv() is not thread-safe). The object is made once per
+ * process, thread-safely, and never freed.
  */
+static locale_t c_locale = (locale_t)0;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void make_c_locale(void) {
+  c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
 static int push_strtod(decoder *d, const char *begin, size_t n) {
   char small[64];
-  char *tmp = small;
-  char decimal_point[8]; /* the C library's (may be multibyte) */
-  const char *dot = (const char *)memchr(begin, '.', n);
-  size_t dp_len;
-  snprintf(decimal_point, sizeof decimal_point, "%s", localeconv()->decimal_point);
-  dp_len = (dot != NULL && strcmp(decimal_point, ".") != 0) ? strlen(decimal_point) : 0;
-  size_t size = n + dp_len + 1; /* a longer decimal point and the NUL fit */
-  if (size > sizeof small) /* a Lua-owned scratch, so an error cannot leak it */
-    tmp = (char *)lua_newuserdatauv(d->L, size, 0);
-  if (dp_len == 0) {
-    memcpy(tmp, begin, n);
-    tmp[n] = '\0';
-  } else {
-    size_t head = (size_t)(dot - begin);
-    memcpy(tmp, begin, head);
-    memcpy(tmp + head, decimal_point, dp_len);
-    memcpy(tmp + head + dp_len, dot + 1, n - head - 1);
-    tmp[n - 1 + dp_len] = '\0';
-  }
-  double v = strtod(tmp, NULL);
+  char *tmp = small, *stop;
+  if (pthread_once(&c_locale_once, make_c_locale) != 0 || c_locale == (locale_t)0)
+    return fail(d, begin, "cannot read the number: no C locale (newlocale failed)");
+  if (n + 1 > sizeof small) /* a Lua-owned scratch, so an error cannot leak it */
+    tmp = (char *)lua_newuserdatauv(d->L, n + 1, 0);
+  memcpy(tmp, begin, n); /* the document is not NUL-terminated */
+  tmp[n] = '\0';
+  double v = strtod_l(tmp, &stop, c_locale);
+  size_t used = (size_t)(stop - tmp);
   if (tmp != small) lua_pop(d->L, 1);
+  /* The lexeme is valid JSON, so all of it is a C number: anything else is a bug, not a value. */
+  if (used != n) return fail(d, begin + used, "number not read whole by strtod");
   if (isinf(v)) return fail(d, begin, "number out of range");
   lua_pushnumber(d->L, (lua_Number)v);
   return 1;
@@ -457,7 +465,8 @@ static int parse_number(decoder *d) {
     }
 #else
     if (mantissa <= ((uint64_t)1 << 53)) {
-      lua_pushnumber(d->L, negative ? -(lua_Number)mantissa : (lua_Number)mantissa);
+      /* "-0" is 0, not -0.0: an integer lexeme is an integer, as on 5.3+. */
+      lua_pushnumber(d->L, negative && mantissa != 0 ? -(lua_Number)mantissa : (lua_Number)mantissa);
       return 1;
     }
 #endif
