@@ -22,6 +22,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
@@ -117,10 +118,23 @@ static const unsigned char plain_char[256] = {
 #undef R16
 };
 
+/*
+ * Clinger's fast path (parse_number) needs the one multiply or divide to
+ * round once, to double. That holds when FLT_EVAL_METHOD is 0. Where
+ * double arithmetic is evaluated wider (2: the x87 FPU, i386 without SSE2
+ * or -mfpmath=387; -1: unknown), the product is rounded to 64 bits and
+ * then to 53, and about one number in two thousand comes out one ulp off
+ * (4370261077815615e-17): such builds read every float with strtod_l.
+ */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define FAST_FLOAT 1
 static const double pow10_exact[] = {
   1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
 };
+#else
+#define FAST_FLOAT 0
+#endif
 
 /* ---- errors ----------------------------------------------------------- */
 
@@ -487,6 +501,7 @@ static int parse_number(decoder *d) {
     return 1;
   }
 #endif
+#if FAST_FLOAT
   /* Clinger's fast path: both operands exact, so one rounding, the right one. */
   if (!inexact && mantissa <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
     double v = (double)mantissa;
@@ -494,6 +509,7 @@ static int parse_number(decoder *d) {
     lua_pushnumber(d->L, (lua_Number)(negative ? -v : v));
     return 1;
   }
+#endif
   return push_strtod(d, begin, (size_t)(p - begin));
 }
 

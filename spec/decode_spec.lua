@@ -541,10 +541,51 @@ describe("braze.decode", function()
         "2.2250738585072011e-308", "7.2057594037927933e16", "1.00000000000000011102230246251565404236316680908203125",
         "0.000000000000000000000000000001", "1234567890123456789.5",
         "9999999999999999999", -- a float on 5.3+ (beyond int64), digits on 5.1/LuaJIT
+        -- the fast path rounds these twice where doubles are evaluated wider (x87,
+        -- FLT_EVAL_METHOD 2: see the x87 spec below), one ulp off
+        "4370261077815615e-17", "6806966892800419e-15", "4782587389214069e-21",
+        "5958456979962965e6", "719409790649523e-17", "313759658535434e12",
         "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497791.9999",
       } do
         assert.are.equal(expected_number(text), decode(text), text)
       end
+    end)
+
+    -- Regression (issue 11, item 18): the fast path (an exact mantissa times an exact
+    -- power of ten) rounds once only where doubles are evaluated as doubles
+    -- (FLT_EVAL_METHOD 0). Built for the x87 FPU (-mfpmath=387: FLT_EVAL_METHOD 2) it
+    -- rounded twice, and about one float in 2000 came out one ulp off. A C harness
+    -- (spec/decode_numbers.c) built that way decodes such numbers (x86 only).
+    it("reads floats exactly where doubles are evaluated wider (x87, FLT_EVAL_METHOD 2)", function()
+      local tmp = os.tmpname()
+      finally(function() os.remove(tmp) end)
+      local bin = tmp .. ".x87"
+      finally(function() os.remove(bin) end)
+      local p = assert(io.popen("cc -O2 -mfpmath=387 $(pkg-config --cflags lua5.4) -Icsrc spec/decode_numbers.c "
+        .. "csrc/decode.c -o " .. bin .. " $(pkg-config --libs lua5.4) -lm 2>&1; echo \"exit $?\""))
+      local out = p:read("*a")
+      p:close()
+      if not out:find("exit 0\n$") then pending("cannot build with -mfpmath=387 (not x86?): " .. out) end
+      -- mantissas below 2^53 times 10^-22..10^22: what the fast path takes
+      local texts = { "4370261077815615e-17", "6806966892800419e-15", "4782587389214069e-21",
+        "5958456979962965e6", "719409790649523e-17", "313759658535434e12" }
+      local bits = mwc(20261201)
+      for _ = 1, 400 do
+        local m = bits(21) * 4294967296 + bits(32)
+        texts[#texts + 1] = string.format("%.0fe%d", m, bits(6) % 45 - 22)
+      end
+      p = assert(io.popen(bin .. " " .. table.concat(texts, " ") .. " 2>&1"))
+      out = p:read("*a")
+      p:close()
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.are.equal("FLT_EVAL_METHOD 2", lines[1]) -- the build is what this is about
+      assert.are.equal(#texts + 1, #lines)
+      local wrong = {}
+      for i, text in ipairs(texts) do
+        if tonumber(lines[i + 1]) ~= tonumber(text) then wrong[#wrong + 1] = text .. " -> " .. lines[i + 1] end
+      end
+      assert.are.same({}, wrong)
     end)
 
     it("rejects a leading zero", function()
