@@ -1,5 +1,5 @@
 /*
- * decode.c - JSON (RFC 8259) to Lua values, by recursive descent.
+ * decode.c - JSON (RFC 8259) to Lua values, in one loop (no recursion).
  *
  * Strict: no comments, no trailing commas, no NaN/Infinity, no leading
  * zeros, strings must be valid UTF-8 with no raw control characters and
@@ -9,17 +9,30 @@
  * parse_number). JSON null is lightuserdata NULL (equal to
  * cjson.null). Objects and arrays both become plain tables.
  *
- * Depth is bounded by max_depth, so the recursion (a few dozen bytes of C
- * stack per level) is bounded too. Malformed input never raises: the
- * parser reports a message and a byte position and restores the stack.
+ * Depth is bounded by max_depth (1..10000). The open containers wait on
+ * an explicit stack, not the C stack: the C stack used is the same at
+ * every depth (well under a kilobyte of frames), so any allowed depth
+ * decodes in a small thread stack; the Lua stack, which does grow with
+ * depth, is checked with lua_checkstack, and running out of it is a decode
+ * error. Malformed input never raises: the parser reports a message and a
+ * byte position and restores the stack.
  * Only memory errors raise, and this file owns no allocation when they do.
  */
+/* strtod_l: glibc and musl declare it only for _GNU_SOURCE (newlocale is POSIX 2008). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <float.h>
 #include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__APPLE__) || defined(__FreeBSD__)
+#include <xlocale.h>
+#endif
 
 #include "decode.h"
 
@@ -35,7 +48,7 @@
  *   a cheap hash and compared by length and bytes: a repeated key is not
  *   hashed, looked up in the string table or allocated again;
  * - strings are scanned, and integer digits read, eight bytes at a time;
- * - the locale's decimal point is looked up only on the strtod path.
+ * - numbers the fast paths cannot make exactly go to strtod_l.
  */
 #define KEY_CACHE 64          /* key-cache slots (a power of two) */
 #define KEY_CACHE_MAXLEN 40   /* longer keys are not cached (LUAI_MAXSHORTLEN) */
@@ -44,6 +57,7 @@
 #define STACK_STEP 16         /* array values reserved per lua_checkstack */
 #define STACK_SLACK 4         /* what pushing one value may need on top */
 #define OBJ_HINTS 32          /* depths whose last object size is kept */
+#define LEVELS_INLINE 32      /* enclosing levels kept in the decoder itself */
 
 /*
  * Stack slots one C function may use: LuaJIT and 5.1 allow 8000, the
@@ -52,7 +66,7 @@
  * document cannot reach that limit even at max_depth: where it could (a
  * max_depth of several thousand on LuaJIT), the decoder uses the stack
  * exactly as it always did, and fails ("nesting too deep for the Lua
- * stack") at exactly the same byte.
+ * stack (N levels)") at exactly the same byte.
  */
 #if LUA_VERSION_NUM < 502 && defined(LUAI_MAXCSTACK)
 #define STACK_LIMIT LUAI_MAXCSTACK
@@ -61,6 +75,16 @@
 #else
 #define STACK_LIMIT 8000
 #endif
+
+enum { IN_NONE, IN_ARRAY, IN_OBJECT };
+
+/* An open container, while a value inside it is being parsed. */
+typedef struct {
+  lua_Integer count;   /* array: values in the table already; object: members */
+  unsigned short k;    /* array: values waiting on the stack above its slot */
+  unsigned short room; /* array: stack slots reserved for them */
+  unsigned char kind;  /* IN_ARRAY, IN_OBJECT (IN_NONE: no container) */
+} level;
 
 typedef struct {
   lua_State *L;
@@ -73,6 +97,10 @@ typedef struct {
   int collect;      /* room for the key cache and waiting array values */
   int pending;      /* stack slots reserved for array values, all levels */
   braze_decode_error *err;
+  level *levels;    /* levels[i]: the open container at depth i + 1, while deeper ones are */
+  int levels_cap;   /* ... room for this many (LEVELS_INLINE, or a userdata's) */
+  int anchor;       /* stack index of the slot holding that userdata (a container document) */
+  level levels_inline[LEVELS_INLINE];
   unsigned char obj_hint[OBJ_HINTS]; /* 1 + keys of the last object at a depth; 0: none */
   const char *key_ptr[KEY_CACHE];    /* the bytes of the string in each slot */
   unsigned char key_len[KEY_CACHE];  /* 0: slot empty */
@@ -90,10 +118,23 @@ static const unsigned char plain_char[256] = {
 #undef R16
 };
 
+/*
+ * Clinger's fast path (parse_number) needs the one multiply or divide to
+ * round once, to double. That holds when FLT_EVAL_METHOD is 0. Where
+ * double arithmetic is evaluated wider (2: the x87 FPU, i386 without SSE2
+ * or -mfpmath=387; -1: unknown), the product is rounded to 64 bits and
+ * then to 53, and about one number in two thousand comes out one ulp off
+ * (4370261077815615e-17): such builds read every float with strtod_l.
+ */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define FAST_FLOAT 1
 static const double pow10_exact[] = {
   1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
 };
+#else
+#define FAST_FLOAT 0
+#endif
 
 /* ---- errors ----------------------------------------------------------- */
 
@@ -339,33 +380,33 @@ static inline int eight_digits(const char *s, uint64_t *out) {
 #endif
 
 /*
- * The exact-but-slow path: the C library, made locale-proof by putting the
- * locale's decimal point, which may be several bytes (ps_AF: U+066B), in
- * place of the '.'.
+ * The exact-but-slow path: the C library's strtod, in a "C" locale object
+ * of our own (strtod_l), so the decimal point is '.' whatever setlocale()
+ * the program or another thread calls, and nothing reads the global
+ * locale (localeconv() is not thread-safe). The object is made once per
+ * process, thread-safely, and never freed.
  */
+static locale_t c_locale = (locale_t)0;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void make_c_locale(void) {
+  c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
 static int push_strtod(decoder *d, const char *begin, size_t n) {
   char small[64];
-  char *tmp = small;
-  char decimal_point[8]; /* the C library's (may be multibyte) */
-  const char *dot = (const char *)memchr(begin, '.', n);
-  size_t dp_len;
-  snprintf(decimal_point, sizeof decimal_point, "%s", localeconv()->decimal_point);
-  dp_len = (dot != NULL && strcmp(decimal_point, ".") != 0) ? strlen(decimal_point) : 0;
-  size_t size = n + dp_len + 1; /* a longer decimal point and the NUL fit */
-  if (size > sizeof small) /* a Lua-owned scratch, so an error cannot leak it */
-    tmp = (char *)lua_newuserdatauv(d->L, size, 0);
-  if (dp_len == 0) {
-    memcpy(tmp, begin, n);
-    tmp[n] = '\0';
-  } else {
-    size_t head = (size_t)(dot - begin);
-    memcpy(tmp, begin, head);
-    memcpy(tmp + head, decimal_point, dp_len);
-    memcpy(tmp + head + dp_len, dot + 1, n - head - 1);
-    tmp[n - 1 + dp_len] = '\0';
-  }
-  double v = strtod(tmp, NULL);
+  char *tmp = small, *stop;
+  if (pthread_once(&c_locale_once, make_c_locale) != 0 || c_locale == (locale_t)0)
+    return fail(d, begin, "cannot read the number: no C locale (newlocale failed)");
+  if (n + 1 > sizeof small) /* a Lua-owned scratch, so an error cannot leak it */
+    tmp = (char *)lua_newuserdatauv(d->L, n + 1, 0);
+  memcpy(tmp, begin, n); /* the document is not NUL-terminated */
+  tmp[n] = '\0';
+  double v = strtod_l(tmp, &stop, c_locale);
+  size_t used = (size_t)(stop - tmp);
   if (tmp != small) lua_pop(d->L, 1);
+  /* The lexeme is valid JSON, so all of it is a C number: anything else is a bug, not a value. */
+  if (used != n) return fail(d, begin + used, "number not read whole by strtod");
   if (isinf(v)) return fail(d, begin, "number out of range");
   lua_pushnumber(d->L, (lua_Number)v);
   return 1;
@@ -438,7 +479,8 @@ static int parse_number(decoder *d) {
     }
 #else
     if (mantissa <= ((uint64_t)1 << 53)) {
-      lua_pushnumber(d->L, negative ? -(lua_Number)mantissa : (lua_Number)mantissa);
+      /* "-0" is 0, not -0.0: an integer lexeme is an integer, as on 5.3+. */
+      lua_pushnumber(d->L, negative && mantissa != 0 ? -(lua_Number)mantissa : (lua_Number)mantissa);
       return 1;
     }
 #endif
@@ -459,6 +501,7 @@ static int parse_number(decoder *d) {
     return 1;
   }
 #endif
+#if FAST_FLOAT
   /* Clinger's fast path: both operands exact, so one rounding, the right one. */
   if (!inexact && mantissa <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
     double v = (double)mantissa;
@@ -466,95 +509,11 @@ static int parse_number(decoder *d) {
     lua_pushnumber(d->L, (lua_Number)(negative ? -v : v));
     return 1;
   }
+#endif
   return push_strtod(d, begin, (size_t)(p - begin));
 }
 
-/* ---- values ----------------------------------------------------------- */
-
-static int parse_value(decoder *d);
-
-static int enter(decoder *d, const char *at) {
-  if (++d->depth > d->max_depth) {
-    char msg[80];
-    snprintf(msg, sizeof msg, "nesting deeper than %d levels", d->max_depth);
-    return fail(d, at, msg);
-  }
-  if (!lua_checkstack(d->L, 4)) return fail(d, at, "nesting too deep for the Lua stack");
-  return 1;
-}
-
-/*
- * Move the k values on top of the stack into the array at stack index
- * base, as elements *stored + 1 .. *stored + k. Until the first flush
- * that slot holds a nil placeholder; the table made then has exactly k
- * slots (the whole array, unless it is longer than ARRAY_CHUNK).
- */
-static void flush_array(lua_State *L, int base, int k, lua_Integer *stored) {
-  if (*stored == 0 && lua_type(L, base) == LUA_TNIL) {
-    lua_createtable(L, k, 0);
-    lua_replace(L, base);
-  }
-  for (int j = k; j >= 1; j--) lua_rawseti(L, base, *stored + j);
-  *stored += k;
-}
-
-/* d->p is just past '['. */
-static int parse_array(decoder *d) {
-  lua_State *L = d->L;
-  int base, k = 0, room = 0;
-  lua_Integer stored = 0;
-  if (!enter(d, d->p - 1)) return 0;
-  skip_ws(d);
-  if (d->p < d->end && *d->p == ']') {
-    d->p++;
-    d->depth--;
-    lua_createtable(L, 0, 0);
-    return 1;
-  }
-  lua_pushnil(L); /* where the table goes */
-  base = lua_gettop(L);
-  /* Values wait on the stack above it, k of them, with room for `room`. */
-  for (;;) {
-    if (k == room) {
-      if (!d->collect) {
-        /* One value at a time, in the room enter() made (as it always was). */
-        flush_array(L, base, k, &stored);
-        k = 0;
-        room = 1;
-      } else if (k < ARRAY_CHUNK && d->pending < PENDING_MAX &&
-                 lua_checkstack(L, STACK_STEP + STACK_SLACK)) {
-        room += STACK_STEP;
-        d->pending += STACK_STEP;
-      } else {
-        /*
-         * Into the table with them. The caps keep this collecting from
-         * using much more of the Lua stack than one value per level (LuaJIT
-         * and 5.1 allow a C function 8000 slots): when they are reached,
-         * values go in one by one, as they used to.
-         */
-        flush_array(L, base, k, &stored);
-        d->pending -= room - 1;
-        k = 0;
-        room = 1;
-        if (!lua_checkstack(L, 1 + STACK_SLACK)) {
-          lua_settop(L, base - 1);
-          return fail(d, d->p, "nesting too deep for the Lua stack");
-        }
-      }
-    }
-    if (!parse_value(d)) { lua_settop(L, base - 1); return 0; }
-    k++;
-    skip_ws(d);
-    if (d->p < d->end && *d->p == ',') { d->p++; continue; }
-    if (d->p < d->end && *d->p == ']') { d->p++; break; }
-    lua_settop(L, base - 1);
-    return fail_expected(d, d->p, "',' or ']' in array");
-  }
-  flush_array(L, base, k, &stored);
-  if (d->collect) d->pending -= room;
-  d->depth--;
-  return 1;
-}
+/* ---- keys and literals ------------------------------------------------ */
 
 /* memcmp(a, b, n) == 0 for the short n of keys, without a call. */
 static inline int same_bytes(const char *a, const char *b, size_t n) {
@@ -598,49 +557,6 @@ static int parse_key(decoder *d) {
   return parse_string(d);
 }
 
-/* d->p is just past '{'. */
-static int parse_object(decoder *d) {
-  lua_State *L = d->L;
-  int depth, n = 0;
-  if (!enter(d, d->p - 1)) return 0;
-  depth = d->depth;
-  /* Presize like the last object at this depth (an array of alike objects). */
-  if (depth < OBJ_HINTS && d->obj_hint[depth] != 0) lua_createtable(L, 0, d->obj_hint[depth] - 1);
-  else lua_createtable(L, 0, 4);
-  skip_ws(d);
-  if (d->p < d->end && *d->p == '}') {
-    d->p++;
-  } else {
-    for (;;) {
-      if (d->p >= d->end || *d->p != '"') {
-        fail_expected(d, d->p, "a string key in object");
-        lua_pop(L, 1);
-        return 0;
-      }
-      d->p++;
-      if (!parse_key(d)) { lua_pop(L, 1); return 0; }
-      skip_ws(d);
-      if (d->p >= d->end || *d->p != ':') {
-        fail_expected(d, d->p, "':' after object key");
-        lua_pop(L, 2);
-        return 0;
-      }
-      d->p++;
-      if (!parse_value(d)) { lua_pop(L, 2); return 0; }
-      lua_rawset(L, -3);
-      n++;
-      skip_ws(d);
-      if (d->p < d->end && *d->p == ',') { d->p++; skip_ws(d); continue; }
-      if (d->p < d->end && *d->p == '}') { d->p++; break; }
-      lua_pop(L, 1);
-      return fail_expected(d, d->p, "',' or '}' in object");
-    }
-  }
-  if (depth < OBJ_HINTS) d->obj_hint[depth] = (unsigned char)(n < 254 ? n + 1 : 255);
-  d->depth--;
-  return 1;
-}
-
 static int parse_literal(decoder *d, const char *word, size_t n) {
   if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
     return fail_expected(d, d->p, "a JSON value");
@@ -648,30 +564,227 @@ static int parse_literal(decoder *d, const char *word, size_t n) {
   return 1;
 }
 
-/* Parse one value at d->p (after optional white space); push it. */
-static int parse_value(decoder *d) {
+/* ---- containers ------------------------------------------------------- */
+
+/*
+ * A container about to open at d->p - 1: count the level, and make sure
+ * the Lua stack has room for it (the C stack needs none: see parse).
+ */
+/* The Lua stack cannot grow for the `levels`-th level (5.1, LuaJIT: 8000 slots). */
+static int fail_lua_stack(decoder *d, const char *at, int levels) {
+  char msg[80];
+  snprintf(msg, sizeof msg, "nesting too deep for the Lua stack (%d levels)", levels);
+  return fail(d, at, msg);
+}
+
+static int enter(decoder *d) {
+  if (d->depth == d->max_depth) {
+    char msg[80];
+    snprintf(msg, sizeof msg, "nesting deeper than %d levels", d->max_depth);
+    return fail(d, d->p - 1, msg);
+  }
+  if (!lua_checkstack(d->L, 4)) return fail_lua_stack(d, d->p - 1, d->depth + 1);
+  d->depth++;
+  return 1;
+}
+
+/*
+ * Keep `parent`, the level that encloses the one just entered (d->depth,
+ * 2 or more), in levels[d->depth - 2]. The first LEVELS_INLINE go in the
+ * decoder itself; past them the levels move to a userdata in the anchor
+ * slot, doubled as needed up to max_depth - 1 levels (16 bytes each), so
+ * Lua owns the memory: a memory error raised here or later leaks nothing.
+ */
+static void save_level(decoder *d, const level *parent) {
+  int i = d->depth - 2;
+  if (i >= d->levels_cap) {
+    int cap = d->levels_cap * 2;
+    if (cap > d->max_depth - 1) cap = d->max_depth - 1;
+    level *grown = (level *)lua_newuserdatauv(d->L, (size_t)cap * sizeof(level), 0);
+    memcpy(grown, d->levels, (size_t)d->levels_cap * sizeof(level));
+    lua_replace(d->L, d->anchor); /* the old userdata, if any, is garbage now */
+    d->levels = grown;
+    d->levels_cap = cap;
+  }
+  d->levels[i] = *parent;
+}
+
+/*
+ * Move the k values on top of the stack into the array at stack index
+ * base, as elements stored + 1 .. stored + k; returns stored + k. Until
+ * the first flush that slot holds a nil placeholder; the table made then
+ * has exactly k slots (the whole array, unless it is longer than
+ * ARRAY_CHUNK).
+ */
+static lua_Integer flush_array(lua_State *L, int base, int k, lua_Integer stored) {
+  if (stored == 0 && lua_type(L, base) == LUA_TNIL) {
+    lua_createtable(L, k, 0);
+    lua_replace(L, base);
+  }
+  for (int j = k; j >= 1; j--) lua_rawseti(L, base, stored + j);
+  return stored + k;
+}
+
+/*
+ * Parse one value at d->p and push it: a loop with the open containers
+ * on an explicit stack (d->levels), so the C stack it uses is the same at
+ * every depth and no input can exhaust it, whatever max_depth allows.
+ * The innermost open container is `cur` (with `base`, its array's stack
+ * slot); the ones around it wait in d->levels. On failure the values
+ * pushed so far are left for the caller to drop.
+ */
+static int parse(decoder *d) {
+  lua_State *L = d->L;
+  level cur;      /* the innermost open container; IN_NONE at the top */
+  int base = 0;   /* cur's stack slot, when cur is an array */
+  cur.count = 0;
+  cur.k = cur.room = 0;
+  cur.kind = IN_NONE;
+
+value:
   skip_ws(d);
   if (d->p >= d->end) return fail_expected(d, d->p, "a JSON value");
   switch (*d->p) {
-    case '{': d->p++; return parse_object(d);
-    case '[': d->p++; return parse_array(d);
-    case '"': d->p++; return parse_string(d);
+    case '{': {
+      int depth;
+      d->p++;
+      if (!enter(d)) return 0;
+      depth = d->depth;
+      /* Presize like the last object at this depth (an array of alike objects). */
+      if (depth < OBJ_HINTS && d->obj_hint[depth] != 0) lua_createtable(L, 0, d->obj_hint[depth] - 1);
+      else lua_createtable(L, 0, 4);
+      skip_ws(d);
+      if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        if (depth < OBJ_HINTS) d->obj_hint[depth] = 1;
+        d->depth--;
+        goto have_value;
+      }
+      if (depth >= 2) save_level(d, &cur);
+      cur.kind = IN_OBJECT;
+      cur.count = 0;
+      goto object_key;
+    }
+    case '[':
+      d->p++;
+      if (!enter(d)) return 0;
+      skip_ws(d);
+      if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        d->depth--;
+        lua_createtable(L, 0, 0);
+        goto have_value;
+      }
+      if (d->depth >= 2) save_level(d, &cur);
+      lua_pushnil(L); /* where the table goes */
+      base = lua_gettop(L);
+      /* Values wait on the stack above it, k of them, with room for `room`. */
+      cur.kind = IN_ARRAY;
+      cur.count = 0;
+      cur.k = cur.room = 0;
+      goto array_value;
+    case '"':
+      d->p++;
+      if (!parse_string(d)) return 0;
+      goto have_value;
     case 't':
       if (!parse_literal(d, "true", 4)) return 0;
-      lua_pushboolean(d->L, 1);
-      return 1;
+      lua_pushboolean(L, 1);
+      goto have_value;
     case 'f':
       if (!parse_literal(d, "false", 5)) return 0;
-      lua_pushboolean(d->L, 0);
-      return 1;
+      lua_pushboolean(L, 0);
+      goto have_value;
     case 'n':
       if (!parse_literal(d, "null", 4)) return 0;
-      lua_pushlightuserdata(d->L, NULL);
-      return 1;
+      lua_pushlightuserdata(L, NULL);
+      goto have_value;
     default:
-      if (*d->p == '-' || is_digit(*d->p)) return parse_number(d);
+      if (*d->p == '-' || is_digit(*d->p)) {
+        if (!parse_number(d)) return 0;
+        goto have_value;
+      }
       return fail_expected(d, d->p, "a JSON value");
   }
+
+array_value:
+  /* The next value of the array in cur: make room for it, then parse it. */
+  if (cur.k == cur.room) {
+    if (!d->collect) {
+      /* One value at a time, in the room enter() made (as it always was). */
+      cur.count = flush_array(L, base, cur.k, cur.count);
+      cur.k = 0;
+      cur.room = 1;
+    } else if (cur.k < ARRAY_CHUNK && d->pending < PENDING_MAX &&
+               lua_checkstack(L, STACK_STEP + STACK_SLACK)) {
+      cur.room += STACK_STEP;
+      d->pending += STACK_STEP;
+    } else {
+      /*
+       * Into the table with them. The caps keep this collecting from
+       * using much more of the Lua stack than one value per level (LuaJIT
+       * and 5.1 allow a C function 8000 slots): when they are reached,
+       * values go in one by one, as they used to.
+       */
+      cur.count = flush_array(L, base, cur.k, cur.count);
+      d->pending -= cur.room - 1;
+      cur.k = 0;
+      cur.room = 1;
+      if (!lua_checkstack(L, 1 + STACK_SLACK)) return fail_lua_stack(d, d->p, d->depth);
+    }
+  }
+  goto value;
+
+object_key:
+  /* d->p is where the next key of the object in cur should start. */
+  if (d->p >= d->end || *d->p != '"') return fail_expected(d, d->p, "a string key in object");
+  d->p++;
+  if (!parse_key(d)) return 0;
+  skip_ws(d);
+  if (d->p >= d->end || *d->p != ':') return fail_expected(d, d->p, "':' after object key");
+  d->p++;
+  goto value;
+
+have_value:
+  /* A value is on top of the stack: it belongs to cur. */
+  switch (cur.kind) {
+    case IN_ARRAY:
+      cur.k++;
+      skip_ws(d);
+      if (d->p < d->end && *d->p == ',') { d->p++; goto array_value; }
+      if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        flush_array(L, base, cur.k, cur.count);
+        if (d->collect) d->pending -= cur.room;
+        goto close;
+      }
+      return fail_expected(d, d->p, "',' or ']' in array");
+    case IN_OBJECT:
+      lua_rawset(L, -3);
+      cur.count++;
+      skip_ws(d);
+      if (d->p < d->end && *d->p == ',') { d->p++; skip_ws(d); goto object_key; }
+      if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        if (d->depth < OBJ_HINTS)
+          d->obj_hint[d->depth] = (unsigned char)(cur.count < 254 ? cur.count + 1 : 255);
+        goto close;
+      }
+      return fail_expected(d, d->p, "',' or '}' in object");
+    default:
+      return 1; /* the top-level value */
+  }
+
+close:
+  /* cur's table is on top of the stack: back to the container around it. */
+  if (--d->depth == 0) {
+    cur.kind = IN_NONE;
+  } else {
+    cur = d->levels[d->depth - 1];
+    /* An array's waiting values, then the value just made, sit above its slot. */
+    if (cur.kind == IN_ARRAY) base = lua_gettop(L) - cur.k - 1;
+  }
+  goto have_value;
 }
 
 int braze_decode(lua_State *L, char *buf, size_t len, int max_depth, braze_decode_error *err) {
@@ -684,23 +797,30 @@ int braze_decode(lua_State *L, char *buf, size_t len, int max_depth, braze_decod
   d.max_depth = max_depth;
   d.cache_base = 0;
   d.pending = 0;
+  d.levels = d.levels_inline;
+  d.levels_cap = LEVELS_INLINE;
+  d.anchor = 0;
   d.err = err;
   err->message[0] = '\0';
   err->position = 0;
 
   if (!lua_checkstack(L, 4)) return fail(&d, buf, "no room on the Lua stack");
   skip_ws(&d);
-  /* A document that can hold keys gets a key cache: nil slots, below it all. */
   memset(d.obj_hint, 0, sizeof d.obj_hint);
   /* Objects take 2 slots a level, arrays 1 (the waiting values are capped). */
   d.collect = (long)top + 2L * max_depth + KEY_CACHE + PENDING_MAX + 64 <= (long)STACK_LIMIT;
-  if (d.collect && d.p < d.end && (*d.p == '{' || *d.p == '[') &&
-      lua_checkstack(L, KEY_CACHE + 4)) {
-    memset(d.key_len, 0, sizeof d.key_len);
-    lua_settop(L, top + KEY_CACHE);
-    d.cache_base = top + 1;
+  if (d.p < d.end && (*d.p == '{' || *d.p == '[')) {
+    /* A container: a slot for the levels' userdata (see save_level), */
+    lua_pushnil(L);
+    d.anchor = top + 1;
+    /* and a key cache, when there is room for one: nil slots, below it all. */
+    if (d.collect && lua_checkstack(L, KEY_CACHE + 4)) {
+      memset(d.key_len, 0, sizeof d.key_len);
+      lua_settop(L, top + 1 + KEY_CACHE);
+      d.cache_base = top + 2;
+    }
   }
-  if (!parse_value(&d)) {
+  if (!parse(&d)) {
     lua_settop(L, top);
     return 0;
   }
@@ -709,9 +829,9 @@ int braze_decode(lua_State *L, char *buf, size_t len, int max_depth, braze_decod
     lua_settop(L, top);
     return fail_expected(&d, d.p, "end of input after the JSON value");
   }
-  if (d.cache_base != 0) {
-    lua_replace(L, d.cache_base); /* the value into slot 0, the rest dropped */
-    lua_settop(L, d.cache_base);
+  if (d.anchor != 0) {
+    lua_replace(L, d.anchor); /* the value into the first slot, the rest dropped */
+    lua_settop(L, d.anchor);
   }
   return 1;
 }

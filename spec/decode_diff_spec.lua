@@ -23,7 +23,7 @@
 --   6. integer lexemes that fit int64 are Lua integers (cjson: floats), so
 --      integers beyond 2^53 stay exact; "-0" is integer 0 (cjson: -0.0).
 --      On Luas without an integer subtype (5.1, LuaJIT) integer lexemes
---      within +-2^53 are exact numbers ("-0" is -0.0, as in cjson) and those
+--      within +-2^53 are exact numbers ("-0" is 0, not cjson's -0.0) and those
 --      beyond +-2^53 are strings of their exact digits (cjson: rounded
 --      floats, or +-inf beyond the double range, where difference 5 then
 --      does not apply): compared as the lexeme's digits, and cjson's float
@@ -143,6 +143,8 @@ local function gen_number()
   -- and anything with '.'/'e' a correctly rounded float; every JSON number is a Lua numeral.
   -- Without an integer subtype, an integer lexeme beyond +-2^53 is its own digits.
   if not HAS_INTEGERS and integer_beyond_2_53(text) then return text, text end
+  -- "-0" is an integer lexeme: 0 on every Lua (tonumber gives -0.0 on 5.1 and LuaJIT).
+  if text == "-0" then return text, 0 end
   return text, assert(tonumber(text), text)
 end
 
@@ -295,7 +297,8 @@ end
 
 -- cjson's value against braze.decode's: numbers equal by value. cjson reads
 -- every number as a double, so an integer of ours beyond 2^53 is compared as
--- the double it rounds to, and integer 0 matches cjson's -0.0 for "-0".
+-- the double it rounds to, and our 0 matches cjson's -0.0 for "-0" (on 5.1
+-- and LuaJIT too: there a zero whose expected value is +0, or unknown).
 -- Without an integer subtype, our string for an integer lexeme beyond 2^53
 -- must be that lexeme's digits (`lexeme`: the generator's, when known) and
 -- cjson's double within a relative 1e-15 of them (or the same infinity).
@@ -322,7 +325,8 @@ local function same_value(theirs, ours, path, lexeme)
     if HAS_INTEGERS and mtype(ours) == "integer" then
       if ours > TWO53 or ours < -TWO53 then ok = theirs == ours + 0.0 else ok = theirs == ours end
     else
-      ok = theirs == ours and (ours ~= 0 or 1 / ours == 1 / theirs)
+      ok = theirs == ours and (ours ~= 0 or 1 / ours == 1 / theirs
+        or (1 / ours > 0 and (type(lexeme) ~= "number" or 1 / lexeme > 0)))
     end
     if not ok then return format("%s: cjson %.17g vs braze %.17g", path, theirs, ours) end
   elseif type(ours) == "table" then

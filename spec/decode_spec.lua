@@ -7,8 +7,8 @@
 --
 -- Luas without an integer subtype (5.1, LuaJIT; the C side has BRAZE_HAS_INTEGERS 0)
 -- differ on purpose, and the tests below assert both behaviours:
---   - an integer lexeme (no fraction, no exponent) within +-2^53 is an exact number,
---     "-0" included (a negative zero, as -(double)0);
+--   - an integer lexeme (no fraction, no exponent) within +-2^53 is an exact number
+--     ("-0" is 0, without a sign, as on 5.3+);
 --   - an integer lexeme beyond +-2^53 (int64 max/min and anything longer, even beyond
 --     the double range) is a string of its exact digits, the lexeme as written;
 --   - max_depth up to 10000 is accepted, but the Lua stack of a C function (8000 slots)
@@ -444,15 +444,16 @@ describe("braze.decode", function()
       end
     end)
 
-    it("decodes -0 as " .. (HAS_INTEGERS and "integer zero" or "a negative zero (no integer subtype)")
-      .. " and -0.0 as a negative zero float", function()
-      if HAS_INTEGERS then
-        gives_integer("-0", 0)
-      else
-        gives_float("-0", NEG_ZERO) -- -(double)0, as cjson and tonumber("-0") give
-        gives_integer("-0", 0)
-      end
+    -- Regression (issue 11, item 15): "-0" was integer 0 on 5.3+ but -0.0 on 5.1 and
+    -- LuaJIT. Now one behaviour: an integer lexeme is a whole number without sign.
+    it("decodes -0 as zero without a sign on every Lua (1/v is +inf), and -0.0 as a negative zero float", function()
+      gives_integer("-0", 0)
+      assert.are.equal(huge, 1 / decode("-0"))
+      assert.are.equal(huge, 1 / decode(" -0 "))
+      assert.are.equal(huge, 1 / decode("[1,-0]")[2])
+      assert.are.equal(huge, 1 / decode('{"a":-0}').a)
       gives_float("-0.0", NEG_ZERO)
+      assert.are.equal(-huge, 1 / decode("[-0.0]")[1])
       gives_float("-0e0", NEG_ZERO)
       gives_float("0.0", 0.0)
     end)
@@ -540,10 +541,51 @@ describe("braze.decode", function()
         "2.2250738585072011e-308", "7.2057594037927933e16", "1.00000000000000011102230246251565404236316680908203125",
         "0.000000000000000000000000000001", "1234567890123456789.5",
         "9999999999999999999", -- a float on 5.3+ (beyond int64), digits on 5.1/LuaJIT
+        -- the fast path rounds these twice where doubles are evaluated wider (x87,
+        -- FLT_EVAL_METHOD 2: see the x87 spec below), one ulp off
+        "4370261077815615e-17", "6806966892800419e-15", "4782587389214069e-21",
+        "5958456979962965e6", "719409790649523e-17", "313759658535434e12",
         "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497791.9999",
       } do
         assert.are.equal(expected_number(text), decode(text), text)
       end
+    end)
+
+    -- Regression (issue 11, item 18): the fast path (an exact mantissa times an exact
+    -- power of ten) rounds once only where doubles are evaluated as doubles
+    -- (FLT_EVAL_METHOD 0). Built for the x87 FPU (-mfpmath=387: FLT_EVAL_METHOD 2) it
+    -- rounded twice, and about one float in 2000 came out one ulp off. A C harness
+    -- (spec/decode_numbers.c) built that way decodes such numbers (x86 only).
+    it("reads floats exactly where doubles are evaluated wider (x87, FLT_EVAL_METHOD 2)", function()
+      local tmp = os.tmpname()
+      finally(function() os.remove(tmp) end)
+      local bin = tmp .. ".x87"
+      finally(function() os.remove(bin) end)
+      local p = assert(io.popen("cc -O2 -mfpmath=387 $(pkg-config --cflags lua5.4) -Icsrc spec/decode_numbers.c "
+        .. "csrc/decode.c -o " .. bin .. " $(pkg-config --libs lua5.4) -lm 2>&1; echo \"exit $?\""))
+      local out = p:read("*a")
+      p:close()
+      if not out:find("exit 0\n$") then pending("cannot build with -mfpmath=387 (not x86?): " .. out) end
+      -- mantissas below 2^53 times 10^-22..10^22: what the fast path takes
+      local texts = { "4370261077815615e-17", "6806966892800419e-15", "4782587389214069e-21",
+        "5958456979962965e6", "719409790649523e-17", "313759658535434e12" }
+      local bits = mwc(20261201)
+      for _ = 1, 400 do
+        local m = bits(21) * 4294967296 + bits(32)
+        texts[#texts + 1] = string.format("%.0fe%d", m, bits(6) % 45 - 22)
+      end
+      p = assert(io.popen(bin .. " " .. table.concat(texts, " ") .. " 2>&1"))
+      out = p:read("*a")
+      p:close()
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.are.equal("FLT_EVAL_METHOD 2", lines[1]) -- the build is what this is about
+      assert.are.equal(#texts + 1, #lines)
+      local wrong = {}
+      for i, text in ipairs(texts) do
+        if tonumber(lines[i + 1]) ~= tonumber(text) then wrong[#wrong + 1] = text .. " -> " .. lines[i + 1] end
+      end
+      assert.are.same({}, wrong)
     end)
 
     it("rejects a leading zero", function()
@@ -697,18 +739,113 @@ describe("braze.decode", function()
       it("accepts max_depth 10000, but stops where the Lua stack does (5.1, LuaJIT: < 8000 levels)", function()
         local v, msg, pos = decode(nest("[", "]", 10000), 10000)
         assert.is_nil(v)
-        assert.are.equal("nesting too deep for the Lua stack at byte " .. tostring(pos), msg)
+        -- the message names the level that did not fit: the pos-th bracket
+        assert.are.equal("nesting too deep for the Lua stack (" .. pos .. " levels) at byte " .. tostring(pos), msg)
         assert_whole(pos)
         assert.is_true(pos > 1000 and pos <= 8000, tostring(pos))
         assert.are.equal("[", nest("[", "]", 10000):sub(pos, pos))
         -- every level below that point fits, with the same max_depth
         assert.are.equal(pos - 1, depth_of(decode(nest("[", "]", pos - 1), 10000)))
-        rejects(nest("[", "]", 10001), "nesting too deep for the Lua stack", pos, 10000)
+        rejects(nest("[", "]", 10001), "nesting too deep for the Lua stack (" .. pos .. " levels)", pos, 10000)
         -- and a max_depth below that point is still the limit
         local half = floor(pos / 2)
         rejects(nest("[", "]", 10000), "nesting deeper than " .. half .. " levels", half + 1, half)
       end)
     end
+
+    -- Regression (issue 11, item 13): the decoder recursed, ~190 bytes of C stack a
+    -- level, and crashed (SIGSEGV) at the default 1000 levels in a 192 KiB stack and
+    -- at 10000 in 1 MiB. Now the open levels wait on an explicit stack: every allowed
+    -- max_depth fits a 128 KiB thread stack. A child process gets that stack
+    -- (ulimit -s 128: plain Lua starts fine in it) and prints one line a case, so a
+    -- crash shows as missing lines and the exit status.
+    it("decodes max_depth and max_depth + 1 levels for max_depth 1, 1000, 10000 in a 128 KiB C stack", function()
+      local script = os.tmpname()
+      finally(function() os.remove(script) end)
+      local f = assert(io.open(script, "w"))
+      f:write([[
+        local decode = require("braze.core").decode
+        io.write("lua runs\n")
+        for _, md in ipairs { 1, 1000, 10000 } do
+          for _, kind in ipairs { "array", "object" } do
+            for n = md, md + 1 do
+              local doc = kind == "array" and ("["):rep(n) .. ("]"):rep(n)
+                or ('{"a":'):rep(n) .. "1" .. ("}"):rep(n)
+              local v, err = decode(doc, md)
+              local d = 0
+              while type(v) == "table" do d, v = d + 1, v[1] or v.a end
+              io.write(md, " ", kind, " ", n, ": ", err or ("depth " .. d), "\n")
+              io.stdout:flush()
+            end
+          end
+        end
+      ]])
+      f:close()
+      local interpreter = (arg and arg[-1]) or "lua5.4"
+      local p = assert(io.popen("(ulimit -s 128 && exec env -u LUA_CPATH_5_4 -u LUA_CPATH_5_3 LUA_CPATH='"
+        .. package.cpath .. "' " .. interpreter .. " " .. script .. ") 2>&1; echo \"exit $?\""))
+      local out = p:read("*a")
+      p:close()
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.are.equal("lua runs", lines[1], out)
+      local i = 1
+      for _, md in ipairs { 1, 1000, 10000 } do
+        for _, kind in ipairs { "array", "object" } do
+          for n = md, md + 1 do
+            i = i + 1
+            local head = md .. " " .. kind .. " " .. n .. ": "
+            local at = kind == "array" and n or 5 * (n - 1) + 1 -- the bracket past the limit
+            if md == 10000 and not HAS_INTEGERS then
+              -- 5.1 and LuaJIT: the Lua stack (8000 slots) gives out first, cleanly
+              assert.matches("^" .. head .. "nesting too deep for the Lua stack %(%d+ levels%) at byte %d+$",
+                lines[i], nil, false, out)
+            elseif n == md then
+              assert.are.equal(head .. "depth " .. n, lines[i], out)
+            else
+              assert.are.equal(head .. "nesting deeper than " .. md .. " levels at byte " .. at, lines[i], out)
+            end
+          end
+        end
+      end
+      assert.are.equal("exit 0", lines[i + 1], out)
+      assert.are.equal(i + 1, #lines, out)
+    end)
+
+    -- Past the first 32 levels the enclosing ones move to a Lua-owned userdata,
+    -- grown as the document goes deeper: each level must come back intact.
+    it("puts every value back in its own container at 300 levels of mixed arrays and objects", function()
+      local n = 300
+      local parts, tail = {}, {}
+      for i = 1, n do
+        if i % 2 == 1 then
+          parts[i] = '{"i":' .. i .. ',"pad":[' .. (i % 7 == 0 and ("1,"):rep(299) .. "1" or "") .. '],"x":'
+          tail[n + 1 - i] = ',"after":"' .. i .. '"}'
+        else
+          -- a long array (past the 256 values that wait on the stack) around the child
+          parts[i] = "[" .. (i % 6 == 0 and ("0,"):rep(300) or "") .. i .. ","
+          tail[n + 1 - i] = "," .. -i .. ",{}]"
+        end
+      end
+      local t, err = decode(table.concat(parts) .. "null" .. table.concat(tail), n + 1) -- {} and pad: one deeper
+      assert.is_nil(err)
+      for i = 1, n do
+        if i % 2 == 1 then
+          assert.are.equal(i, t.i)
+          assert.are.equal(i % 7 == 0 and 300 or 0, #t.pad)
+          assert.are.equal(tostring(i), t.after)
+          t = t.x
+        else
+          local lead = i % 6 == 0 and 300 or 0
+          assert.are.equal(lead + 4, #t, "level " .. i)
+          assert.are.equal(i, t[lead + 1])
+          assert.are.equal(-i, t[lead + 3])
+          assert.are.same({}, t[lead + 4])
+          t = t[lead + 2]
+        end
+      end
+      assert.are.equal(braze.null, t)
+    end)
 
     it("raises on a max_depth outside 1..10000 or not a number (argcheck)", function()
       assert.has_error(function() decode("[]", 0) end)
@@ -831,6 +968,36 @@ describe("braze.decode", function()
       end
       assert.are.equal("\217\171", c_decimal_point()) -- the switch took effect
       check_cases()
+    end)
+
+    -- Regression (issue 11, item 15): the decoder read localeconv() (not thread-safe)
+    -- and then called strtod in the global locale, without checking where strtod
+    -- stopped: when another thread switched the locale in between, a number came out
+    -- silently wrong (0.30000000000000004 as 0; ~0.5% of decodes). A C harness
+    -- (spec/locale_race.c, built here against csrc/decode.c) decodes 200,000 times
+    -- while a second thread switches LC_NUMERIC between C and de_DE.
+    it("does not matter when another thread switches the locale while numbers are read", function()
+      local tmp = os.tmpname()
+      finally(function() os.remove(tmp) end)
+      local bin = tmp .. ".race"
+      finally(function() os.remove(bin) end)
+      local build = "cc -O2 -pthread $(pkg-config --cflags lua5.4) -Icsrc spec/locale_race.c csrc/decode.c -o "
+        .. bin .. " $(pkg-config --libs lua5.4) -lm 2>&1; echo \"exit $?\""
+      local p = assert(io.popen(build))
+      local out = p:read("*a")
+      p:close()
+      if not out:find("exit 0\n$") then
+        pending("cannot build spec/locale_race.c (cc, pkg-config, liblua5.4-dev): " .. out)
+      end
+      local run = ""
+      for _, name in ipairs { "de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8" } do
+        p = assert(io.popen(bin .. " " .. name .. " 200000 2>&1; echo \"exit $?\""))
+        run = p:read("*a")
+        p:close()
+        if not run:find("exit 2\n$") then break end
+      end
+      if run:find("exit 2\n$") then pending("no comma-decimal locale installed (see the de_DE spec above)") end
+      assert.are.equal("wrong 0 of 200000\nexit 0\n", run)
     end)
   end)
 end)
