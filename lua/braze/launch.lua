@@ -13,9 +13,6 @@
 -- BRAZE_LAUNCH_PROBE=1 (check only, exit 0 when all loads, 3 when not:
 -- is this Lua a suitable one?) and BRAZE_LAUNCHED=1 (do not re-run again).
 -- @module braze.launch
-local M = {}
-
-local format, concat = string.format, table.concat
 
 ---@class braze.launch.Spec
 ---@field name string the command's name, for messages
@@ -26,6 +23,9 @@ local format, concat = string.format, table.concat
 ---@field core? boolean whether it needs braze.core
 ---@field needs? string[] third-party modules it requires
 ---@field main? string the module with its code, loaded as the last check
+local M = {}
+
+local format, concat = string.format, table.concat
 
 --- Where the third-party modules the commands need come from: the Debian
 --- package and the rock that provide each.
