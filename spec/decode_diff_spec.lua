@@ -174,7 +174,8 @@ end
 local function gen_string()
   local text, raw = { '"' }, {}
   for _ = 1, rand(0, 12) do
-    local r, t, v = rand(1, 10)
+    local r = rand(1, 10)
+    local t, v
     if r <= 3 then -- printable ASCII except '"' and '\', or DEL
       local c
       repeat c = rand(0x20, 0x7F) until c ~= 0x22 and c ~= 0x5C
@@ -362,7 +363,8 @@ local function valid_utf8(s)
   local i, n = 1, #s
   while i <= n do
     local c = s:byte(i)
-    local len, lo, hi = nil, 0x80, 0xBF
+    local len
+    local lo, hi = 0x80, 0xBF
     if c < 0x80 then len = 1
     elseif c >= 0xC2 and c <= 0xDF then len = 2
     elseif c >= 0xE0 and c <= 0xEF then
