@@ -804,11 +804,11 @@ int braze_decode(lua_State *L, char *buf, size_t len, int max_depth, braze_decod
   err->message[0] = '\0';
   err->position = 0;
 
-  if (!lua_checkstack(L, 4)) return fail(&d, buf, "no room on the Lua stack");
-  skip_ws(&d);
   memset(d.obj_hint, 0, sizeof d.obj_hint);
   /* Objects take 2 slots a level, arrays 1 (the waiting values are capped). */
   d.collect = (long)top + 2L * max_depth + KEY_CACHE + PENDING_MAX + 64 <= (long)STACK_LIMIT;
+  if (!lua_checkstack(L, 4)) return fail(&d, buf, "no room on the Lua stack");
+  skip_ws(&d);
   if (d.p < d.end && (*d.p == '{' || *d.p == '[')) {
     /* A container: a slot for the levels' userdata (see save_level), */
     lua_pushnil(L);
