@@ -15,7 +15,8 @@
 -- instance name such as `US-01`).
 --
 -- Exit status: 0 success, 1 API, network or file error (one line on
--- stderr, key redacted), 2 usage or configuration error.
+-- stderr, key redacted), 2 usage or configuration error, 130 interrupted
+-- (Ctrl-C stops a wait or a request at once).
 --
 -- `main(argv)` returns the exit status instead of exiting, so the command
 -- can be driven from Lua; `bin/braze-segments` calls `os.exit(main(arg))`.
@@ -28,6 +29,7 @@ local plot = require("braze.cli.plot")
 local export = require("braze.cli.export")
 local progress_mod = require("braze.cli.progress")
 local bargs = require("braze.args")
+local core = require("braze.core")
 
 local M = {}
 
@@ -474,16 +476,22 @@ function M.main(argv, io_)
     ctx.progress = progress
   end
 
+  -- Ctrl-C stops a wait or a transfer at once (the flag it sets wakes
+  -- core.sleep and aborts curl), not when the request ends; the handler is
+  -- the command's, put back when main returns.
+  local interrupt = { code = M.EXIT_INTERRUPTED, message = "interrupted" }
+  setmetatable(interrupt, Exit)
+  local caught = core.catch_interrupt()
   local run_ok, err = xpcall(function()
     local client = make_client(a, env)
     local cok, cerr = pcall(COMMANDS[a.command], client, a, ctx)
     client:close()
     if not cok then error(cerr, 0) end
   end, function(e)
+    -- Whatever failed after SIGINT (an aborted transfer, a write cut by
+    -- EINTR, core.sleep's error) is the interrupt.
+    if core.interrupted() or tostring(e):find("interrupted!$") then return interrupt end
     if type(e) == "table" then return e end
-    if tostring(e):find("interrupted!$") then
-      return setmetatable({ code = M.EXIT_INTERRUPTED, message = "interrupted" }, Exit)
-    end
     -- The library's own messages ("braze: ..."): a run-time failure such as
     -- each's max_pages guard. Anything else is a bug: keep the traceback.
     if strip_position(e) ~= tostring(e):gsub("^[^\n]-:%d+: ", "") then
@@ -494,6 +502,8 @@ function M.main(argv, io_)
   end)
   local fok, ferr = stdout:flush()
   if run_ok and not fok then run_ok, err = false, { io_error = ferr } end
+  if not run_ok and core.interrupted() then err = interrupt end
+  if caught then core.release_interrupt() end
   if run_ok then return M.EXIT_OK end
   local code = report_failure(err, say)
   if ctx.hint then ctx.note(ctx.hint) end

@@ -320,7 +320,7 @@ function M.run(client, o)
       if not ok then
         -- After an API failure, what was listed before it is still written
         -- (an interrupt or a bug stops at once).
-        if braze.errors.is(seg) then
+        if braze.errors.is(seg) and seg.kind ~= "interrupted" then
           local pok, perr = pcall(process, false)
           if not pok and type(perr) == "table" and perr.io_error then error(perr, 0) end
         end
