@@ -407,6 +407,31 @@ describe("braze-segments", function()
         assert.are.equal(SEGMENTS + 1, #records)
       end)
 
+      it("refuses to resume with another --sort, and writes nothing", function()
+        local part = tmp("sorted.jsonl")
+        local text = slurp(full)
+        local cut = 0
+        for _ = 1, 230 do cut = text:find("\n", cut + 1, true) end
+        spit(part, text:sub(1, cut)) -- written oldest first: pages 0, 1 and 30 of page 2
+        local r = run({ "export", "--details", "--series", "5", "--end", END, "-o", part,
+          "--resume", "--sort", "desc" })
+        assert.are.equal(2, r.code)
+        assert.matches("%-%-sort", r.stderr)
+        assert.are.equal(text:sub(1, cut), slurp(part))
+      end)
+
+      it("resumes a --sort desc export with --sort desc", function()
+        local fulld, part = tmp("full-desc.jsonl"), tmp("part-desc.jsonl")
+        assert.are.equal(0, run({ "export", "--sort", "desc", "-o", fulld }).code)
+        local text = slurp(fulld)
+        local cut = 0
+        for _ = 1, 130 do cut = text:find("\n", cut + 1, true) end
+        spit(part, text:sub(1, cut))
+        local r = run({ "export", "--sort", "desc", "-o", part, "--resume" })
+        assert.are.equal(0, r.code)
+        assert.are.equal(text, slurp(part))
+      end)
+
       it("refuses to resume a file written with other options", function()
         local r = run({ "export", "--series", "5", "--end", END, "-o", full, "--resume" })
         assert.are.equal(2, r.code)

@@ -127,7 +127,7 @@ local function build_parser(on_help)
   exp:option("--format", "Output format.", "jsonl"):choices({ "jsonl", "csv" })
   exp:option("-o --output", "Write to FILE instead of stdout."):argname("<file>")
   exp:flag("--resume", "Continue an interrupted export into --output: skip the segments "
-    .. "already in it.")
+    .. "already in it (same options and --sort as the first run).")
   exp:option("--sort", "Creation order.", "asc"):choices({ "asc", "desc" })
   return parser
 end
