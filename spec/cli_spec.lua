@@ -26,7 +26,7 @@ local runs = {} -- every run, for the final leak check
 
 -- Run braze-segments with `args`. env: table of variables (false unsets);
 -- BRAZE_API_KEY and BRAZE_REST_ENDPOINT default to the mock's.
-local function run(args, env)
+local function run(args, env, stdout_path)
   env = env or {}
   local vars = { BRAZE_API_KEY = KEY, BRAZE_REST_ENDPOINT = mock.url }
   for k, v in pairs(env) do vars[k] = v end
@@ -40,12 +40,13 @@ local function run(args, env)
   parts[#parts + 1] = helpers.lua
   parts[#parts + 1] = shell_quote(BIN)
   for _, a in ipairs(args) do parts[#parts + 1] = shell_quote(a) end
-  local cmd = table.concat(parts, " ") .. " >" .. tmp("stdout") .. " 2>" .. tmp("stderr")
-    .. " </dev/null; echo $?"
+  local cmd = table.concat(parts, " ") .. " >" .. (stdout_path or tmp("stdout")) .. " 2>"
+    .. tmp("stderr") .. " </dev/null; echo $?"
   local p = assert(io.popen(cmd, "r"))
   local code = tonumber(p:read("a"):match("%d+"))
   p:close()
-  local r = { code = code, stdout = slurp(tmp("stdout")), stderr = slurp(tmp("stderr")),
+  local r = { code = code, stdout = stdout_path and "" or slurp(tmp("stdout")),
+    stderr = slurp(tmp("stderr")),
     args = args }
   runs[#runs + 1] = r
   return r
@@ -506,6 +507,42 @@ describe("braze-segments", function()
         assert.matches("not accepted", r.stderr)
         assert.is_nil(r.stderr:find(WRONG_KEY, 1, true))
       end
+    end)
+  end)
+
+  describe("write errors", function()
+    it("exit 1 with a message when --help cannot be written (stdout is /dev/full)", function()
+      for _, args in ipairs({ { "--help" }, { "details", "--help" } }) do
+        local r = run(args, nil, "/dev/full")
+        assert.are.equal(1, r.code)
+        assert.matches("cannot write to standard output: No space left on device", r.stderr)
+      end
+    end)
+
+    it("exit 1 when list output cannot be written", function()
+      local r = run({ "list", "--format", "csv" }, nil, "/dev/full")
+      assert.are.equal(1, r.code)
+      assert.matches("cannot write to standard output", r.stderr)
+    end)
+
+    it("name the --output file and do not advise --resume for a device", function()
+      local r = run({ "export", "-o", "/dev/full" })
+      assert.are.equal(1, r.code)
+      assert.matches("cannot write to /dev/full: No space left on device", r.stderr)
+      assert.is_nil(r.stderr:find("resume", 1, true))
+    end)
+
+    it("do not advise --resume when nothing could be written to the file", function()
+      local r = run({ "export", "-o", "/proc/version" })
+      assert.are.equal(1, r.code)
+      assert.matches("/proc/version", r.stderr)
+      assert.is_nil(r.stderr:find("resume", 1, true))
+    end)
+
+    it("--resume refuses what is not a regular file instead of reading it forever", function()
+      local r = run({ "export", "-o", "/dev/full", "--resume" })
+      assert.are.equal(2, r.code)
+      assert.matches("regular file", r.stderr)
     end)
   end)
 

@@ -355,12 +355,14 @@ local function cmd_export(client, a, ctx)
     -- One end for every segment, so the series of one export line up.
     o.ending_at = date_option(a["end"], "--end") or os.date("!%Y-%m-%dT%H:%M:%SZ")
   end
-  local summary, err, code = export.run(client, o)
+  local summary, err, code, partial = export.run(client, o)
   if not summary then
     -- Our own messages (bad --output, a file that cannot be resumed) exit
     -- here; error objects, write errors, interrupts and bugs go to main.
     if type(err) == "string" and err:find("^braze%-segments: ") then exit_with(code, err) end
-    if a.output then
+    -- --resume can go on only from a regular file that holds records.
+    if a.output and partial and partial.written + partial.already > 0
+      and export.is_regular_file(a.output) then
       ctx.hint = format("%s holds what was written before the failure: run the same command "
         .. "with --resume to continue", a.output)
     end
@@ -396,7 +398,9 @@ local function report_failure(err, say)
   if type(err) == "table" and err.io_error then
     local msg = tostring(err.io_error)
     -- A reader that went away (`| head`) is not worth a message.
-    if not msg:find("Broken pipe", 1, true) then say("write error: " .. msg) end
+    if not msg:find("Broken pipe", 1, true) then
+      say(format("cannot write to %s: %s", err.target or "standard output", msg))
+    end
     return M.EXIT_FAILURE
   end
   -- An API or network failure: the error object prints itself, key redacted.
@@ -441,8 +445,9 @@ function M.main(argv, io_)
   end)
   local pok, ok, a = pcall(parser.pparse, parser, args_list)
   if help_text then
-    stdout:write(help_text, "\n")
-    stdout:flush()
+    local wok, werr = stdout:write(help_text, "\n")
+    if wok then wok, werr = stdout:flush() end
+    if not wok then return report_failure({ io_error = werr }, say) end
     return M.EXIT_OK
   end
   if not pok then

@@ -238,6 +238,15 @@ function M.scan(path, o)
   return st
 end
 
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- Is `path` a regular file (not a device, a FIFO, a directory)? Lua has
+-- no stat: ask test(1).
+function M.is_regular_file(path)
+  local ok = os.execute("test -f " .. shell_quote(path))
+  return ok == true or ok == 0
+end
+
 -- Keep the first `keep` bytes of `path`: write them to a temporary file and
 -- rename it over the original, so a crash now cannot lose the rest.
 local function truncate(path, keep)
@@ -263,7 +272,7 @@ end
 -- `o`: `format` ("jsonl"|"csv"), `details`, `series` (days), `ending_at`,
 -- `output` (path, else `stdout`), `resume`, `sort`, `progress` (a
 -- braze.cli.progress object), `stdout`, `note(message)` for stderr notes.
--- Returns a summary table, or nil, err, exit_code.
+-- Returns a summary table, or nil, err, exit_code and the summary so far.
 function M.run(client, o)
   local progress = o.progress
   local known, start_page, skipped_before = {}, 0, 0
@@ -273,11 +282,21 @@ function M.run(client, o)
   if o.output then
     local mode = "wb"
     if o.resume then
+      -- Reading /dev/zero or a FIFO to its end would never finish.
+      -- (test: opening a FIFO to look would block.)
+      local fresh = os.execute("test ! -e " .. shell_quote(o.output))
+      if not (fresh == true or fresh == 0) and not M.is_regular_file(o.output) then
+        return nil, "braze-segments: --resume needs a regular file: " .. o.output
+          .. " is not one", 2
+      end
       local st, why = M.scan(o.output, o)
       if not st then return nil, "braze-segments: " .. why, 2 end
       if st.keep < st.size then
         local ok, terr = truncate(o.output, st.keep)
-        if not ok then return nil, "braze-segments: " .. tostring(terr), 1 end
+        if not ok then
+          return nil, string.format("braze-segments: cannot remove the incomplete last record "
+            .. "of %s: %s", o.output, tostring(terr)), 1
+        end
         if o.note then
           o.note(string.format("removed an incomplete last record (%d bytes) from %s",
             st.size - st.keep, o.output))
@@ -299,7 +318,7 @@ function M.run(client, o)
   local function emit(s)
     local ok, err = out:write(s)
     if ok then ok, err = out:flush() end
-    if not ok then error({ io_error = err }, 0) end
+    if not ok then error({ io_error = err, target = o.output }, 0) end
   end
 
   local summary = { written = 0, skipped = 0, already = skipped_before, pages = 0,
@@ -385,13 +404,17 @@ function M.run(client, o)
   end
 
   local ok, err = pcall(run)
-  if close_out then out:close() end
+  if close_out then
+    -- close reports a write error the last flush did not see (NFS, quota).
+    local cok, cerr = out:close()
+    if ok and not cok then ok, err = false, { io_error = cerr, target = o.output } end
+  end
   if progress then
     if ok then progress:finish() else progress:clear() end
   end
   if not ok then
     if type(err) == "table" and err.refuse then return nil, "braze-segments: " .. err.refuse, 2 end
-    return nil, err, 1
+    return nil, err, 1, summary
   end
   return summary
 end
