@@ -460,6 +460,17 @@ describe("braze-segments", function()
       assert.is_nil(r.stdout:find(WRONG_KEY, 1, true))
     end)
 
+    it("says a 401 for a short key without mangling words (the echo still masked)", function()
+      for _, key in ipairs({ "wrong", "e", "k3y" }) do
+        local r = run({ "list" }, { BRAZE_API_KEY = key })
+        assert.are.equal(1, r.code)
+        assert.matches("Invalid API key: ***", r.stderr, 1, true)
+        assert.matches("Braze answers 401 for the wrong instance too", r.stderr, 1, true)
+        assert.matches("check the key", r.stderr, 1, true)
+        assert.are.equal(1, select(2, r.stderr:gsub("%*%*%*", "")), r.stderr)
+      end
+    end)
+
     it("is 1 when the endpoint is unreachable", function()
       local r = run({ "--endpoint", "http://127.0.0.1:1", "--max-retries", "0", "list" })
       assert.are.equal(1, r.code)
@@ -567,6 +578,30 @@ describe("braze-segments", function()
         assert.is_nil(r.stdout:find(key, 1, true), table.concat(r.args, " "))
         assert.is_nil(r.stderr:find(key, 1, true), table.concat(r.args, " "))
       end
+    end
+  end)
+end)
+
+describe("braze.errors.redactor", function()
+  local errors = require("braze.errors")
+  local LONG = "0123abcd-4567-89ef-0123-456789abcdef"
+
+  it("masks a real-length key everywhere, even glued to other text", function()
+    local r = errors.redactor(LONG)
+    assert.are.equal("a 0123... b x0123...y 0123...", r("a " .. LONG .. " b x" .. LONG .. "y " .. LONG))
+  end)
+
+  it("masks a short key only as a whole token, never inside a word", function()
+    local r = errors.redactor("k3y-1")
+    assert.are.equal("key *** here; ak3y-1 and k3y-12 stay", r("key k3y-1 here; ak3y-1 and k3y-12 stay"))
+    assert.are.equal("***", r("k3y-1"))
+  end)
+
+  it("leaves words alone for a short key that is a word, but masks Braze's echo of it", function()
+    for _, key in ipairs({ "e", "wrong" }) do
+      local r = errors.redactor(key)
+      assert.are.equal("Invalid API key: *** (the wrong instance, every e)",
+        r("Invalid API key: " .. key .. " (the wrong instance, every e)"))
     end
   end)
 end)
