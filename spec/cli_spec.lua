@@ -471,6 +471,16 @@ describe("braze-segments", function()
       end
     end)
 
+    it("says an unknown segment id once, not twice", function()
+      for _, cmd in ipairs({ "details", "series" }) do
+        local r = run({ cmd, "no-such-segment" })
+        assert.are.equal(1, r.code)
+        assert.matches("HTTP 400", r.stderr)
+        local _, n = r.stderr:gsub("Invalid segment_id", "")
+        assert.are.equal(1, n, r.stderr)
+      end
+    end)
+
     it("is 1 when the endpoint is unreachable", function()
       local r = run({ "--endpoint", "http://127.0.0.1:1", "--max-retries", "0", "list" })
       assert.are.equal(1, r.code)

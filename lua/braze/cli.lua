@@ -384,6 +384,24 @@ local COMMANDS = { list = cmd_list, details = cmd_details, series = cmd_series,
 -- -------------------------------------------------------------------------
 -- main
 
+--- An error object without the `errors` entries that only repeat its
+-- message (Braze sends "Invalid segment_id: ..." as both), so it does not
+-- print the same words twice; anything else as it is.
+function M.without_echo(err)
+  if not braze.errors.is(err) or type(err.errors) ~= "table" or #err.errors == 0 then
+    return err
+  end
+  local kept = {}
+  for _, e in ipairs(err.errors) do
+    if e ~= err.message then kept[#kept + 1] = e end
+  end
+  if #kept == #err.errors then return err end
+  local copy = setmetatable({}, getmetatable(err))
+  for k, v in pairs(err) do copy[k] = v end
+  copy.errors = kept
+  return copy
+end
+
 -- Report a failure from main's command run; returns the exit status.
 local function report_failure(err, say)
   if getmetatable(err) == Exit then
@@ -404,7 +422,7 @@ local function report_failure(err, say)
     return M.EXIT_FAILURE
   end
   -- An API or network failure: the error object prints itself, key redacted.
-  say(strip_position(tostring(err)))
+  say(strip_position(tostring(M.without_echo(err))))
   return M.EXIT_FAILURE
 end
 
