@@ -510,6 +510,23 @@ describe("braze-segments", function()
       end
     end)
 
+    it("suggests the instance a near-miss name meant", function()
+      local cases = {
+        { { "--instance", "us01", "list" }, {}, "US-01" },
+        { { "list" }, { BRAZE_REST_ENDPOINT = "US-1" }, "US-01" },
+        { { "--endpoint", "eu2", "list" }, {}, "EU-02" },
+        { { "--instance", "iad-03", "list" }, {}, "US-03" },
+      }
+      for _, c in ipairs(cases) do
+        local r = run(c[1], c[2])
+        assert.are.equal(2, r.code)
+        assert.matches("did you mean " .. c[3]:gsub("%-", "%%-") .. "%?", r.stderr)
+      end
+      local r = run({ "--instance", "US-09", "list" })
+      assert.are.equal(2, r.code)
+      assert.matches("one of AU%-01, ", r.stderr)
+    end)
+
     it("is 2 without BRAZE_API_KEY or an endpoint", function()
       local r = run({ "list" }, { BRAZE_API_KEY = false })
       assert.are.equal(2, r.code)

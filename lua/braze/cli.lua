@@ -167,21 +167,34 @@ local function make_client(a, env)
   end
   if a.endpoint and a.instance then usage_error("give --endpoint or --instance, not both") end
   local opts = { api_key = key }
+  local instances = braze.instances
+  -- A near miss of an instance name (us01, US-1) gets a "did you mean".
+  local function check_name(what, value, url_allowed)
+    if instances[value:upper()] or (url_allowed and value:find("://", 1, true)) then return end
+    local guess = instances.suggest(value)
+    if not guess and url_allowed then return end -- braze.new says what is wrong with it
+    local names = {}
+    for name in pairs(instances) do names[#names + 1] = name end
+    table.sort(names)
+    usage_error(format("%s %s is not %s%s", what, bargs.show(value),
+      url_allowed and "a URL or an instance name" or "a Braze instance",
+      guess and format(": did you mean %s?", guess)
+        or format(" (one of %s)", concat(names, ", "))))
+  end
   if a.instance then
+    check_name("--instance", a.instance)
     opts.instance = a.instance
   elseif a.endpoint then
-    if not a.endpoint:find("://", 1, true) and braze.instances[a.endpoint:upper()] then
-      opts.instance = a.endpoint
-    else
-      opts.endpoint = a.endpoint
-    end
+    check_name("--endpoint", a.endpoint, true)
+    if instances[a.endpoint:upper()] then opts.instance = a.endpoint else opts.endpoint = a.endpoint end
   else
     local e = env("BRAZE_REST_ENDPOINT")
     if e == nil or e == "" then
       usage_error("no endpoint: pass --endpoint URL or --instance NAME, or set "
         .. "BRAZE_REST_ENDPOINT")
     end
-    if braze.instances[e:upper()] then opts.instance = e else opts.endpoint = e end
+    check_name("BRAZE_REST_ENDPOINT", e, true)
+    if instances[e:upper()] then opts.instance = e else opts.endpoint = e end
   end
   if a.timeout then
     local t = tonumber(a.timeout)
