@@ -527,6 +527,26 @@ describe("braze-segments", function()
       assert.matches("one of AU%-01, ", r.stderr)
     end)
 
+    it("advises --allow-http (not the library's allow_http) for a plain http endpoint", function()
+      local r = run({ "--endpoint", "http://example.com", "list" })
+      assert.are.equal(2, r.code)
+      assert.matches("--allow-http", r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("allow_http", 1, true))
+      assert.matches("%-%-allow%-http.*unencrypted", run({ "--help" }).stdout)
+    end)
+
+    it("reaches a plain http endpoint with --allow-http", function()
+      -- The mock as 2130706433 (127.0.0.1 as one number): the resolver knows
+      -- it is this machine, the endpoint check does not, so only the flag
+      -- lets it through.
+      local url = mock.url:gsub("127%.0%.0%.1", "2130706433")
+      local refused = run({ "--endpoint", url, "list", "--format", "csv" })
+      assert.are.equal(2, refused.code)
+      local r = run({ "--allow-http", "--endpoint", url, "list", "--format", "csv" })
+      assert.are.equal(0, r.code)
+      assert.are.equal(SEGMENTS + 1, #parse_csv(r.stdout))
+    end)
+
     it("is 2 without BRAZE_API_KEY or an endpoint", function()
       local r = run({ "list" }, { BRAZE_API_KEY = false })
       assert.are.equal(2, r.code)

@@ -1,8 +1,8 @@
 --- The `braze-segments` command: list, details, series and export of Braze
 -- segments from the shell.
 --
---     braze-segments [--endpoint URL | --instance NAME] [--timeout S] [--max-retries N]
---                    [--quiet] [--progress] COMMAND ...
+--     braze-segments [--endpoint URL | --instance NAME] [--allow-http] [--timeout S]
+--                    [--max-retries N] [--quiet] [--progress] COMMAND ...
 --     braze-segments list    [--sort asc|desc] [--format table|json|csv]
 --     braze-segments details SEGMENT_ID [--format table|json|csv]
 --     braze-segments series  SEGMENT_ID [--days N] [--end DATE] [--format table|json|csv|plot]
@@ -86,6 +86,8 @@ local function build_parser(on_help)
     :argname("<seconds>")
   parser:option("--max-retries", "Retries after a failed attempt (default 3).")
     :argname("<n>")
+  parser:flag("--allow-http", "Allow a plain http:// endpoint that is not this machine "
+    .. "(risky: the API key and the data then cross the network unencrypted).")
   parser:flag("-q --quiet", "No progress or notes on stderr.")
   parser:flag("--progress", "Show progress even when stderr is not a terminal.")
   parser:command_target("command")
@@ -204,8 +206,10 @@ local function make_client(a, env)
     opts.timeout = t
   end
   if a.max_retries then opts.max_retries = integer_option(a.max_retries, "--max-retries", 0, 100) end
+  if a.allow_http then opts.allow_http = true end
   local ok, client = pcall(braze.new, opts)
-  if not ok then usage_error(strip_position(client)) end
+  -- The library's advice names its option; the command has a flag for it.
+  if not ok then usage_error((strip_position(client):gsub("allow_http = true", "--allow-http"))) end
   return client
 end
 
