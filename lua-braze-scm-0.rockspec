@@ -29,7 +29,7 @@ build = {
   modules = {
     ["braze.core"] = {
       sources = { "csrc/core.c", "csrc/session.c", "csrc/headers.c", "csrc/decode.c",
-        "csrc/interrupt.c" },
+        "csrc/interrupt.c", "csrc/terminal.c" },
       defines = { "_DEFAULT_SOURCE" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },

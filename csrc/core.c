@@ -7,6 +7,7 @@
  *                               raises "braze: interrupted" on a caught SIGINT
  *   core.catch_interrupt(), core.release_interrupt(), core.interrupted()
  *                            -> opt-in Ctrl-C handling (see interrupt.c)
+ *   core.terminal_width([fd]) -> columns of a terminal, or nil (terminal.c)
  *   core.monotonic()         -> seconds from a monotonic clock (float)
  *   core.null                -> JSON null (lightuserdata NULL)
  *   core.curl_version        -> libcurl's version string
@@ -23,6 +24,7 @@
 #include "decode.h"
 #include "interrupt.h"
 #include "session.h"
+#include "terminal.h"
 
 #define BRAZE_CORE_VERSION "0.1.0"
 
@@ -94,6 +96,7 @@ BRAZE_EXPORT int luaopen_braze_core(lua_State *L) {
   braze_session_register(L);
   luaL_newlib(L, core_functions);
   braze_interrupt_register(L);
+  braze_terminal_register(L);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_pushstring(L, curl_version());

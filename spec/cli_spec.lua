@@ -568,6 +568,50 @@ describe("braze-segments", function()
     end)
   end)
 
+  describe("terminal width", function()
+    -- Run the command in a pseudo-terminal of `cols` columns (script(1)),
+    -- without COLUMNS; returns its output lines, progress lines left out.
+    local function in_terminal(cols, args)
+      local cmd = { "stty cols " .. cols .. " rows 50;", helpers.lua, shell_quote(BIN) }
+      for _, a in ipairs(args) do cmd[#cmd + 1] = shell_quote(a) end
+      local out = helpers.read_pipe(table.concat({ "env -u COLUMNS",
+        shell_quote("BRAZE_API_KEY=" .. KEY), shell_quote("BRAZE_REST_ENDPOINT=" .. mock.url),
+        "script -qec", shell_quote(table.concat(cmd, " ")), "/dev/null </dev/null" }, " "))
+      local lines = {}
+      for line in out:gsub("\r", ""):gmatch("[^\n]+") do
+        if not line:find("\27", 1, true) then lines[#lines + 1] = line end
+      end
+      return lines
+    end
+
+    local function widest(lines)
+      local w = 0
+      for _, l in ipairs(lines) do w = math.max(w, utf8.len(l)) end
+      return w
+    end
+
+    it("core.terminal_width is nil when stdout is a pipe, and reads a terminal's size", function()
+      local code = "package.cpath = " .. string.format("%q", package.cpath)
+        .. "; print(require('braze.core').terminal_width())"
+      local cmd = helpers.interpreter() .. " -e " .. shell_quote(code)
+      assert.are.equal("nil\n", helpers.read_pipe(cmd .. " | cat"))
+      local tty = helpers.read_pipe("script -qec " .. shell_quote("stty cols 123; " .. cmd)
+        .. " /dev/null </dev/null")
+      assert.matches("^123\r?\n", tty)
+    end)
+
+    it("fills a wide terminal and fits a narrow one (list table, series plot)", function()
+      local wide = in_terminal(150, { "list" })
+      assert.matches("^ID%s+NAME", wide[1])
+      assert.is_true(widest(wide) > 80 and widest(wide) <= 150, "width " .. widest(wide))
+      local id = api_segments()[2].id
+      local plot = in_terminal(120, { "series", id, "--end", END, "--format", "plot" })
+      assert.is_true(widest(plot) > 80 and widest(plot) <= 120, "width " .. widest(plot))
+      local narrow = in_terminal(60, { "series", id, "--end", END, "--format", "plot" })
+      assert.is_true(widest(narrow) <= 60, "width " .. widest(narrow))
+    end)
+  end)
+
   describe("write errors", function()
     it("exit 1 with a message when --help cannot be written (stdout is /dev/full)", function()
       for _, args in ipairs({ { "--help" }, { "details", "--help" } }) do

@@ -231,9 +231,15 @@ end
 
 local LIST_COLUMNS = { "id", "name", "analytics_tracking_enabled", "tags" }
 
-local function terminal_width(env)
-  local w = tonumber(env("COLUMNS") or "")
-  if w and w >= 40 then return math.floor(w) end
+-- Columns for tables and plots: COLUMNS when set, else the terminal's own
+-- width when stdout is one, else 80 (a file or a pipe). At least 40.
+local function terminal_width(ctx)
+  local w = tonumber(ctx.env("COLUMNS") or "")
+  if w and w >= 1 then return math.max(40, math.floor(w)) end
+  if ctx.stdout == io.stdout then
+    w = core.terminal_width(1)
+    if w then return math.max(40, w) end
+  end
   return 80
 end
 
@@ -269,7 +275,7 @@ local function cmd_list(client, a, ctx)
       out(fmt.table({
         { title = "ID" }, { title = "NAME", min = 16 },
         { title = "TRACKED" }, { title = "TAGS", min = 8 },
-      }, list_cell_rows(rows), terminal_width(ctx.env)))
+      }, list_cell_rows(rows), terminal_width(ctx)))
       out(format("%d segment%s\n", count, count == 1 and "" or "s"))
     end
   end
@@ -338,7 +344,7 @@ local function cmd_series(client, a, ctx)
     out(fmt.csv_row({ "time", "size" }))
     for _, p in ipairs(data) do out(fmt.csv_row({ p.time, p.size }, 2)) end
   elseif a.format == "plot" then
-    out(plot.render(data, { width = 80, title = "Segment " .. fmt.cell(a.segment_id)
+    out(plot.render(data, { width = terminal_width(ctx), title = "Segment " .. fmt.cell(a.segment_id)
       .. ": estimated size per day" }))
   else
     local rows, prev = {}, nil
@@ -355,7 +361,7 @@ local function cmd_series(client, a, ctx)
       out("(no data points)\n")
     else
       out(fmt.table({ { title = "DATE" }, { title = "SIZE", right = true },
-        { title = "CHANGE", right = true } }, rows))
+        { title = "CHANGE", right = true } }, rows, terminal_width(ctx)))
     end
   end
 end
