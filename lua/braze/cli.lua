@@ -297,7 +297,10 @@ local function cmd_details(client, a, ctx)
   local d, err = client:details(a.segment_id)
   if not d then error(err, 0) end
   if a.format == "json" then
-    out(json.encode(export.without_message(d)) .. "\n")
+    -- With its id, as in the table and CSV forms (the API's answer has none).
+    local obj = export.without_message(d)
+    if type(obj) == "table" and obj.id == nil then obj.id = a.segment_id end
+    out(json.encode(obj) .. "\n")
     return
   end
   local known = { message = true }
