@@ -550,6 +550,22 @@ describe("braze-segments", function()
       assert.are.equal(SEGMENTS + 1, #parse_csv(r.stdout))
     end)
 
+    it("points a usage error to the help of the command it is about", function()
+      local cases = {
+        { { "details", "x", "--format", "xml" }, "braze-segments details --help" },
+        { { "--timeout", "5", "export", "--bogus" }, "braze-segments export --help" },
+        { { "--instance", "list", "series" }, "braze-segments series --help" },
+        { { "--bogus", "list" }, "braze-segments --help" },
+        { { "-q", "--max-retries=2", "list", "--sort", "up" }, "braze-segments list --help" },
+        { { "frobnicate" }, "braze-segments --help" },
+      }
+      for _, c in ipairs(cases) do
+        local r = run(c[1])
+        assert.are.equal(2, r.code)
+        assert.matches("Try '" .. c[2] .. "'.", r.stderr, 1, true)
+      end
+    end)
+
     it("is 2 without BRAZE_API_KEY or an endpoint", function()
       local r = run({ "list" }, { BRAZE_API_KEY = false })
       assert.are.equal(2, r.code)

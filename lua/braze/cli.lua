@@ -410,6 +410,26 @@ local COMMANDS = { list = cmd_list, details = cmd_details, series = cmd_series,
 -- -------------------------------------------------------------------------
 -- main
 
+-- Global options: the words each takes after it.
+local GLOBAL_OPTIONS = { ["--endpoint"] = 1, ["--instance"] = 1, ["--timeout"] = 1,
+  ["--max-retries"] = 1, ["--allow-http"] = 0, ["-q"] = 0, ["--quiet"] = 0, ["--progress"] = 0 }
+
+-- The command named in `argv` (for "Try 'braze-segments details --help'"),
+-- or nil when a word before it is not a global option (the error is then
+-- about the global part).
+local function command_in(argv)
+  local i = 1
+  while i <= #argv do
+    local word = argv[i]
+    if COMMANDS[word] then return word end
+    local name = word:match("^(%-%-[%w-]+)=")
+    local takes = GLOBAL_OPTIONS[name or word]
+    if takes == nil or (name and takes == 0) then return nil end
+    i = i + 1 + (name and 0 or takes)
+  end
+  return nil
+end
+
 --- An error object without the `errors` entries that only repeat its
 -- message (Braze sends "Invalid segment_id: ..." as both), so it does not
 -- print the same words twice; anything else as it is.
@@ -500,7 +520,8 @@ function M.main(argv, io_)
   end
   if not ok then
     say(tostring(a))
-    stderr:write("Try '" .. M.NAME .. " --help'.\n")
+    local cmd = command_in(args_list)
+    stderr:write("Try '" .. M.NAME .. (cmd and " " .. cmd or "") .. " --help'.\n")
     return M.EXIT_USAGE
   end
   if not a.command then
