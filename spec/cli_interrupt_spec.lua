@@ -91,6 +91,44 @@ describe("braze-segments on SIGINT", function()
   end)
 end)
 
+describe("braze-segments main on SIGINT between requests", function()
+  local mock
+  setup(function() mock = helpers.start_mock({ segments = 250, api_key = KEY }) end)
+  teardown(function() if mock then mock:stop() end end)
+
+  it("stops writing and returns 130 when SIGINT comes while it formats output", function()
+    local cli = require("braze.cli")
+    local core = require("braze.core")
+    local pid = io.open("/proc/self/stat"):read("l"):match("^%d+")
+    local writes, errs = 0, {}
+    local stdout = {
+      write = function(self)
+        writes = writes + 1
+        if writes == 150 then
+          -- SIGINT now, in the middle of page 1's rows: only Lua code runs
+          -- before the next write (page 2 is fetched 50 rows later). In the
+          -- background, a little later: system() ignores SIGINT until its
+          -- shell exits.
+          os.execute("(sleep 0.2; kill -INT " .. pid .. ") &")
+          local deadline = socket.gettime() + 5
+          while not core.interrupted() and socket.gettime() < deadline do socket.sleep(0.01) end
+        end
+        return self
+      end,
+      flush = function(self) return self end,
+    }
+    local stderr = { write = function(self, ...) errs[#errs + 1] = table.concat({ ... }); return self end,
+      flush = function(self) return self end }
+    local env = { BRAZE_API_KEY = KEY, BRAZE_REST_ENDPOINT = mock.url }
+    local code = cli.main({ "list", "--format", "csv" },
+      { stdout = stdout, stderr = stderr, getenv = function(k) return env[k] end })
+    assert.are.equal(130, code)
+    assert.are.equal(150, writes) -- no row after the signal
+    assert.matches("interrupted", table.concat(errs))
+    assert.is_false(core.interrupted()) -- released when main returned
+  end)
+end)
+
 describe("braze.core interrupt hooks", function()
   local core = require("braze.core")
 

@@ -535,6 +535,8 @@ function M.main(argv, io_)
     env = env, stdout = stdout,
     note = function(msg) if not quiet then say(msg) end end,
     out = function(s)
+      -- Output made in Lua alone (a long table) stops on Ctrl-C too.
+      if core.interrupted() then error("braze-segments: interrupted", 0) end
       local w, err = stdout:write(s)
       if not w then error({ io_error = err }, 0) end
     end,
@@ -572,7 +574,7 @@ function M.main(argv, io_)
   end)
   local fok, ferr = stdout:flush()
   if run_ok and not fok then run_ok, err = false, { io_error = ferr } end
-  if not run_ok and core.interrupted() then err = interrupt end
+  if core.interrupted() then run_ok, err = false, interrupt end
   if caught then core.release_interrupt() end
   if run_ok then return M.EXIT_OK end
   local code = report_failure(err, say)
