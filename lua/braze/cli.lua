@@ -188,7 +188,11 @@ local function make_client(a, env)
     opts.instance = a.instance
   elseif a.endpoint then
     check_name("--endpoint", a.endpoint, true)
-    if instances[a.endpoint:upper()] then opts.instance = a.endpoint else opts.endpoint = a.endpoint end
+    if instances[a.endpoint:upper()] then
+      opts.instance = a.endpoint
+    else
+      opts.endpoint = a.endpoint
+    end
   else
     local e = env("BRAZE_REST_ENDPOINT")
     if e == nil or e == "" then
