@@ -36,7 +36,8 @@ build = {
   type = "builtin",
   modules = {
     ["braze.core"] = {
-      sources = { "csrc/core.c", "csrc/session.c", "csrc/headers.c", "csrc/decode.c" },
+      sources = { "csrc/core.c", "csrc/session.c", "csrc/headers.c", "csrc/decode.c",
+        "csrc/interrupt.c", "csrc/terminal.c" },
       defines = { "_DEFAULT_SOURCE" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },

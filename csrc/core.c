@@ -3,7 +3,11 @@
  *
  *   core.session(opts)       -> session userdata (see session.c)
  *   core.decode(json [, max_depth]) -> value | nil, message, position
- *   core.sleep(seconds)      -> blocks this thread (plain Lua hosts only)
+ *   core.sleep(seconds)      -> blocks this thread (plain Lua hosts only);
+ *                               raises "braze: interrupted" on a caught SIGINT
+ *   core.catch_interrupt(), core.release_interrupt(), core.interrupted()
+ *                            -> opt-in Ctrl-C handling (see interrupt.c)
+ *   core.terminal_width([fd]) -> columns of a terminal, or nil (terminal.c)
  *   core.monotonic()         -> seconds from a monotonic clock (float)
  *   core.null                -> JSON null (lightuserdata NULL)
  *   core.curl_version        -> libcurl's version string
@@ -18,7 +22,9 @@
 
 #include "compat.h"
 #include "decode.h"
+#include "interrupt.h"
 #include "session.h"
+#include "terminal.h"
 
 #define BRAZE_CORE_VERSION "0.1.0"
 
@@ -60,7 +66,8 @@ static int core_sleep(lua_State *L) {
   luaL_argcheck(L, seconds >= 0 && seconds <= 86400, 1, "seconds must be in [0, 86400]");
   req.tv_sec = (time_t)seconds;
   req.tv_nsec = (long)((seconds - (lua_Number)req.tv_sec) * 1e9);
-  while (nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
+  while (!braze_interrupted() && nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
+  if (braze_interrupted()) return luaL_error(L, "braze: interrupted");
   return 0;
 }
 
@@ -88,6 +95,8 @@ BRAZE_EXPORT int luaopen_braze_core(lua_State *L) {
   }
   braze_session_register(L);
   luaL_newlib(L, core_functions);
+  braze_interrupt_register(L);
+  braze_terminal_register(L);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_pushstring(L, curl_version());

@@ -26,6 +26,7 @@
 
 #include "decode.h"
 #include "headers.h"
+#include "interrupt.h"
 #include "session.h"
 
 /* Bytes of a body that failed to decode, kept for the error message. */
@@ -178,7 +179,9 @@ static int push_failure(lua_State *L, const transfer *t, CURLcode rc) {
     lua_pushliteral(L, "network");
     lua_pushliteral(L, "out of memory while receiving the response");
   } else {
-    lua_pushstring(L, rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network");
+    lua_pushstring(L, rc == CURLE_OPERATION_TIMEDOUT   ? "timeout"
+                      : rc == CURLE_ABORTED_BY_CALLBACK ? "interrupted" /* Ctrl-C */
+                                                        : "network");
     if (t->errbuf[0]) lua_pushfstring(L, "%s (%s)", curl_easy_strerror(rc), t->errbuf);
     else lua_pushstring(L, curl_easy_strerror(rc));
   }
@@ -369,6 +372,8 @@ int braze_session_new(lua_State *L) {
   if (ca_path) SETOPT(s, CURLOPT_CAPATH, ca_path);
   if (proxy == NULL) SETOPT(s, CURLOPT_PROXY, ""); /* "" = never a proxy, not even from env */
   else if (strcmp(proxy, "env") != 0) SETOPT(s, CURLOPT_PROXY, proxy);
+  SETOPT(s, CURLOPT_XFERINFOFUNCTION, braze_xferinfo); /* Ctrl-C, see interrupt.c */
+  SETOPT(s, CURLOPT_NOPROGRESS, 0L);
   if (bind_transfer(&s->main) != CURLE_OK) return luaL_error(L, "braze: cannot set callbacks");
   return 1;
 }

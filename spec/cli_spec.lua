@@ -26,7 +26,7 @@ local runs = {} -- every run, for the final leak check
 
 -- Run braze-segments with `args`. env: table of variables (false unsets);
 -- BRAZE_API_KEY and BRAZE_REST_ENDPOINT default to the mock's.
-local function run(args, env)
+local function run(args, env, stdout_path)
   env = env or {}
   local vars = { BRAZE_API_KEY = KEY, BRAZE_REST_ENDPOINT = mock.url }
   for k, v in pairs(env) do vars[k] = v end
@@ -40,12 +40,13 @@ local function run(args, env)
   parts[#parts + 1] = helpers.lua
   parts[#parts + 1] = shell_quote(BIN)
   for _, a in ipairs(args) do parts[#parts + 1] = shell_quote(a) end
-  local cmd = table.concat(parts, " ") .. " >" .. tmp("stdout") .. " 2>" .. tmp("stderr")
-    .. " </dev/null; echo $?"
+  local cmd = table.concat(parts, " ") .. " >" .. (stdout_path or tmp("stdout")) .. " 2>"
+    .. tmp("stderr") .. " </dev/null; echo $?"
   local p = assert(io.popen(cmd, "r"))
   local code = tonumber(p:read("a"):match("%d+"))
   p:close()
-  local r = { code = code, stdout = slurp(tmp("stdout")), stderr = slurp(tmp("stderr")),
+  local r = { code = code, stdout = stdout_path and "" or slurp(tmp("stdout")),
+    stderr = slurp(tmp("stderr")),
     args = args }
   runs[#runs + 1] = r
   return r
@@ -205,10 +206,13 @@ describe("braze-segments", function()
     local id
     before_each(function() id = api_segments()[2].id end)
 
-    it("details --format json is the API's object without message", function()
+    it("details --format json is the API's object without message, with the id", function()
       local r = run({ "details", id, "--format", "json" })
       assert.are.equal(0, r.code)
-      assert.are.same(without_message(api_details(id)), cjson.decode(r.stdout))
+      local want = without_message(api_details(id))
+      assert.is_nil(want.id) -- the API's answer has none: the command adds it
+      want.id = id
+      assert.are.same(want, cjson.decode(r.stdout))
     end)
 
     it("details --format csv quotes the fields that need it", function()
@@ -407,6 +411,31 @@ describe("braze-segments", function()
         assert.are.equal(SEGMENTS + 1, #records)
       end)
 
+      it("refuses to resume with another --sort, and writes nothing", function()
+        local part = tmp("sorted.jsonl")
+        local text = slurp(full)
+        local cut = 0
+        for _ = 1, 230 do cut = text:find("\n", cut + 1, true) end
+        spit(part, text:sub(1, cut)) -- written oldest first: pages 0, 1 and 30 of page 2
+        local r = run({ "export", "--details", "--series", "5", "--end", END, "-o", part,
+          "--resume", "--sort", "desc" })
+        assert.are.equal(2, r.code)
+        assert.matches("%-%-sort", r.stderr)
+        assert.are.equal(text:sub(1, cut), slurp(part))
+      end)
+
+      it("resumes a --sort desc export with --sort desc", function()
+        local fulld, part = tmp("full-desc.jsonl"), tmp("part-desc.jsonl")
+        assert.are.equal(0, run({ "export", "--sort", "desc", "-o", fulld }).code)
+        local text = slurp(fulld)
+        local cut = 0
+        for _ = 1, 130 do cut = text:find("\n", cut + 1, true) end
+        spit(part, text:sub(1, cut))
+        local r = run({ "export", "--sort", "desc", "-o", part, "--resume" })
+        assert.are.equal(0, r.code)
+        assert.are.equal(text, slurp(part))
+      end)
+
       it("refuses to resume a file written with other options", function()
         local r = run({ "export", "--series", "5", "--end", END, "-o", full, "--resume" })
         assert.are.equal(2, r.code)
@@ -432,6 +461,27 @@ describe("braze-segments", function()
       assert.matches("Invalid API key", r.stderr)
       assert.is_nil(r.stderr:find(WRONG_KEY, 1, true))
       assert.is_nil(r.stdout:find(WRONG_KEY, 1, true))
+    end)
+
+    it("says a 401 for a short key without mangling words (the echo still masked)", function()
+      for _, key in ipairs({ "wrong", "e", "k3y" }) do
+        local r = run({ "list" }, { BRAZE_API_KEY = key })
+        assert.are.equal(1, r.code)
+        assert.matches("Invalid API key: ***", r.stderr, 1, true)
+        assert.matches("Braze answers 401 for the wrong instance too", r.stderr, 1, true)
+        assert.matches("check the key", r.stderr, 1, true)
+        assert.are.equal(1, select(2, r.stderr:gsub("%*%*%*", "")), r.stderr)
+      end
+    end)
+
+    it("says an unknown segment id once, not twice", function()
+      for _, cmd in ipairs({ "details", "series" }) do
+        local r = run({ cmd, "no-such-segment" })
+        assert.are.equal(1, r.code)
+        assert.matches("HTTP 400", r.stderr)
+        local _, n = r.stderr:gsub("Invalid segment_id", "")
+        assert.are.equal(1, n, r.stderr)
+      end
     end)
 
     it("is 1 when the endpoint is unreachable", function()
@@ -463,6 +513,59 @@ describe("braze-segments", function()
       end
     end)
 
+    it("suggests the instance a near-miss name meant", function()
+      local cases = {
+        { { "--instance", "us01", "list" }, {}, "US-01" },
+        { { "list" }, { BRAZE_REST_ENDPOINT = "US-1" }, "US-01" },
+        { { "--endpoint", "eu2", "list" }, {}, "EU-02" },
+        { { "--instance", "iad-03", "list" }, {}, "US-03" },
+      }
+      for _, c in ipairs(cases) do
+        local r = run(c[1], c[2])
+        assert.are.equal(2, r.code)
+        assert.matches("did you mean " .. c[3]:gsub("%-", "%%-") .. "%?", r.stderr)
+      end
+      local r = run({ "--instance", "US-09", "list" })
+      assert.are.equal(2, r.code)
+      assert.matches("one of AU%-01, ", r.stderr)
+    end)
+
+    it("advises --allow-http (not the library's allow_http) for a plain http endpoint", function()
+      local r = run({ "--endpoint", "http://example.com", "list" })
+      assert.are.equal(2, r.code)
+      assert.matches("--allow-http", r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("allow_http", 1, true))
+      assert.matches("%-%-allow%-http.*unencrypted", run({ "--help" }).stdout)
+    end)
+
+    it("reaches a plain http endpoint with --allow-http", function()
+      -- The mock as 2130706433 (127.0.0.1 as one number): the resolver knows
+      -- it is this machine, the endpoint check does not, so only the flag
+      -- lets it through.
+      local url = mock.url:gsub("127%.0%.0%.1", "2130706433")
+      local refused = run({ "--endpoint", url, "list", "--format", "csv" })
+      assert.are.equal(2, refused.code)
+      local r = run({ "--allow-http", "--endpoint", url, "list", "--format", "csv" })
+      assert.are.equal(0, r.code)
+      assert.are.equal(SEGMENTS + 1, #parse_csv(r.stdout))
+    end)
+
+    it("points a usage error to the help of the command it is about", function()
+      local cases = {
+        { { "details", "x", "--format", "xml" }, "braze-segments details --help" },
+        { { "--timeout", "5", "export", "--bogus" }, "braze-segments export --help" },
+        { { "--instance", "list", "series" }, "braze-segments series --help" },
+        { { "--bogus", "list" }, "braze-segments --help" },
+        { { "-q", "--max-retries=2", "list", "--sort", "up" }, "braze-segments list --help" },
+        { { "frobnicate" }, "braze-segments --help" },
+      }
+      for _, c in ipairs(cases) do
+        local r = run(c[1])
+        assert.are.equal(2, r.code)
+        assert.matches("Try '" .. c[2] .. "'.", r.stderr, 1, true)
+      end
+    end)
+
     it("is 2 without BRAZE_API_KEY or an endpoint", function()
       local r = run({ "list" }, { BRAZE_API_KEY = false })
       assert.are.equal(2, r.code)
@@ -481,6 +584,86 @@ describe("braze-segments", function()
         assert.matches("not accepted", r.stderr)
         assert.is_nil(r.stderr:find(WRONG_KEY, 1, true))
       end
+    end)
+  end)
+
+  describe("terminal width", function()
+    -- Run the command in a pseudo-terminal of `cols` columns (script(1)),
+    -- without COLUMNS; returns its output lines, progress lines left out.
+    local function in_terminal(cols, args)
+      local cmd = { "stty cols " .. cols .. " rows 50;", helpers.lua, shell_quote(BIN) }
+      for _, a in ipairs(args) do cmd[#cmd + 1] = shell_quote(a) end
+      local out = helpers.read_pipe(table.concat({ "env -u COLUMNS",
+        shell_quote("BRAZE_API_KEY=" .. KEY), shell_quote("BRAZE_REST_ENDPOINT=" .. mock.url),
+        "script -qec", shell_quote(table.concat(cmd, " ")), "/dev/null </dev/null" }, " "))
+      local lines = {}
+      for line in out:gsub("\r", ""):gmatch("[^\n]+") do
+        if not line:find("\27", 1, true) then lines[#lines + 1] = line end
+      end
+      return lines
+    end
+
+    local function widest(lines)
+      local w = 0
+      for _, l in ipairs(lines) do w = math.max(w, utf8.len(l)) end
+      return w
+    end
+
+    it("core.terminal_width is nil when stdout is a pipe, and reads a terminal's size", function()
+      local code = "package.cpath = " .. string.format("%q", package.cpath)
+        .. "; print(require('braze.core').terminal_width())"
+      local cmd = helpers.interpreter() .. " -e " .. shell_quote(code)
+      assert.are.equal("nil\n", helpers.read_pipe(cmd .. " | cat"))
+      local tty = helpers.read_pipe("script -qec " .. shell_quote("stty cols 123; " .. cmd)
+        .. " /dev/null </dev/null")
+      assert.matches("^123\r?\n", tty)
+    end)
+
+    it("fills a wide terminal and fits a narrow one (list table, series plot)", function()
+      local wide = in_terminal(150, { "list" })
+      assert.matches("^ID%s+NAME", wide[1])
+      assert.is_true(widest(wide) > 80 and widest(wide) <= 150, "width " .. widest(wide))
+      local id = api_segments()[2].id
+      local plot = in_terminal(120, { "series", id, "--end", END, "--format", "plot" })
+      assert.is_true(widest(plot) > 80 and widest(plot) <= 120, "width " .. widest(plot))
+      local narrow = in_terminal(60, { "series", id, "--end", END, "--format", "plot" })
+      assert.is_true(widest(narrow) <= 60, "width " .. widest(narrow))
+    end)
+  end)
+
+  describe("write errors", function()
+    it("exit 1 with a message when --help cannot be written (stdout is /dev/full)", function()
+      for _, args in ipairs({ { "--help" }, { "details", "--help" } }) do
+        local r = run(args, nil, "/dev/full")
+        assert.are.equal(1, r.code)
+        assert.matches("cannot write to standard output: No space left on device", r.stderr)
+      end
+    end)
+
+    it("exit 1 when list output cannot be written", function()
+      local r = run({ "list", "--format", "csv" }, nil, "/dev/full")
+      assert.are.equal(1, r.code)
+      assert.matches("cannot write to standard output", r.stderr)
+    end)
+
+    it("name the --output file and do not advise --resume for a device", function()
+      local r = run({ "export", "-o", "/dev/full" })
+      assert.are.equal(1, r.code)
+      assert.matches("cannot write to /dev/full: No space left on device", r.stderr)
+      assert.is_nil(r.stderr:find("resume", 1, true))
+    end)
+
+    it("do not advise --resume when nothing could be written to the file", function()
+      local r = run({ "export", "-o", "/proc/version" })
+      assert.are.equal(1, r.code)
+      assert.matches("/proc/version", r.stderr)
+      assert.is_nil(r.stderr:find("resume", 1, true))
+    end)
+
+    it("--resume refuses what is not a regular file instead of reading it forever", function()
+      local r = run({ "export", "-o", "/dev/full", "--resume" })
+      assert.are.equal(2, r.code)
+      assert.matches("regular file", r.stderr)
     end)
   end)
 
@@ -505,6 +688,30 @@ describe("braze-segments", function()
         assert.is_nil(r.stdout:find(key, 1, true), table.concat(r.args, " "))
         assert.is_nil(r.stderr:find(key, 1, true), table.concat(r.args, " "))
       end
+    end
+  end)
+end)
+
+describe("braze.errors.redactor", function()
+  local errors = require("braze.errors")
+  local LONG = "0123abcd-4567-89ef-0123-456789abcdef"
+
+  it("masks a real-length key everywhere, even glued to other text", function()
+    local r = errors.redactor(LONG)
+    assert.are.equal("a 0123... b x0123...y 0123...", r("a " .. LONG .. " b x" .. LONG .. "y " .. LONG))
+  end)
+
+  it("masks a short key only as a whole token, never inside a word", function()
+    local r = errors.redactor("k3y-1")
+    assert.are.equal("key *** here; ak3y-1 and k3y-12 stay", r("key k3y-1 here; ak3y-1 and k3y-12 stay"))
+    assert.are.equal("***", r("k3y-1"))
+  end)
+
+  it("leaves words alone for a short key that is a word, but masks Braze's echo of it", function()
+    for _, key in ipairs({ "e", "wrong" }) do
+      local r = errors.redactor(key)
+      assert.are.equal("Invalid API key: *** (the wrong instance, every e)",
+        r("Invalid API key: " .. key .. " (the wrong instance, every e)"))
     end
   end)
 end)

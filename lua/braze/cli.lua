@@ -1,8 +1,8 @@
 --- The `braze-segments` command: list, details, series and export of Braze
 -- segments from the shell.
 --
---     braze-segments [--endpoint URL | --instance NAME] [--timeout S] [--max-retries N]
---                    [--quiet] [--progress] COMMAND ...
+--     braze-segments [--endpoint URL | --instance NAME] [--allow-http] [--timeout S]
+--                    [--max-retries N] [--quiet] [--progress] COMMAND ...
 --     braze-segments list    [--sort asc|desc] [--format table|json|csv]
 --     braze-segments details SEGMENT_ID [--format table|json|csv]
 --     braze-segments series  SEGMENT_ID [--days N] [--end DATE] [--format table|json|csv|plot]
@@ -15,7 +15,8 @@
 -- instance name such as `US-01`).
 --
 -- Exit status: 0 success, 1 API, network or file error (one line on
--- stderr, key redacted), 2 usage or configuration error.
+-- stderr, key redacted), 2 usage or configuration error, 130 interrupted
+-- (Ctrl-C stops a wait or a request at once).
 --
 -- `main(argv)` returns the exit status instead of exiting, so the command
 -- can be driven from Lua; `bin/braze-segments` calls `os.exit(main(arg))`.
@@ -28,6 +29,7 @@ local plot = require("braze.cli.plot")
 local export = require("braze.cli.export")
 local progress_mod = require("braze.cli.progress")
 local bargs = require("braze.args")
+local core = require("braze.core")
 
 local M = {}
 
@@ -84,6 +86,8 @@ local function build_parser(on_help)
     :argname("<seconds>")
   parser:option("--max-retries", "Retries after a failed attempt (default 3).")
     :argname("<n>")
+  parser:flag("--allow-http", "Allow a plain http:// endpoint that is not this machine "
+    .. "(risky: the API key and the data then cross the network unencrypted).")
   parser:flag("-q --quiet", "No progress or notes on stderr.")
   parser:flag("--progress", "Show progress even when stderr is not a terminal.")
   parser:command_target("command")
@@ -125,7 +129,7 @@ local function build_parser(on_help)
   exp:option("--format", "Output format.", "jsonl"):choices({ "jsonl", "csv" })
   exp:option("-o --output", "Write to FILE instead of stdout."):argname("<file>")
   exp:flag("--resume", "Continue an interrupted export into --output: skip the segments "
-    .. "already in it.")
+    .. "already in it (same options and --sort as the first run).")
   exp:option("--sort", "Creation order.", "asc"):choices({ "asc", "desc" })
   return parser
 end
@@ -165,10 +169,26 @@ local function make_client(a, env)
   end
   if a.endpoint and a.instance then usage_error("give --endpoint or --instance, not both") end
   local opts = { api_key = key }
+  local instances = braze.instances
+  -- A near miss of an instance name (us01, US-1) gets a "did you mean".
+  local function check_name(what, value, url_allowed)
+    if instances[value:upper()] or (url_allowed and value:find("://", 1, true)) then return end
+    local guess = instances.suggest(value)
+    if not guess and url_allowed then return end -- braze.new says what is wrong with it
+    local names = {}
+    for name in pairs(instances) do names[#names + 1] = name end
+    table.sort(names)
+    usage_error(format("%s %s is not %s%s", what, bargs.show(value),
+      url_allowed and "a URL or an instance name" or "a Braze instance",
+      guess and format(": did you mean %s?", guess)
+        or format(" (one of %s)", concat(names, ", "))))
+  end
   if a.instance then
+    check_name("--instance", a.instance)
     opts.instance = a.instance
   elseif a.endpoint then
-    if not a.endpoint:find("://", 1, true) and braze.instances[a.endpoint:upper()] then
+    check_name("--endpoint", a.endpoint, true)
+    if instances[a.endpoint:upper()] then
       opts.instance = a.endpoint
     else
       opts.endpoint = a.endpoint
@@ -179,7 +199,8 @@ local function make_client(a, env)
       usage_error("no endpoint: pass --endpoint URL or --instance NAME, or set "
         .. "BRAZE_REST_ENDPOINT")
     end
-    if braze.instances[e:upper()] then opts.instance = e else opts.endpoint = e end
+    check_name("BRAZE_REST_ENDPOINT", e, true)
+    if instances[e:upper()] then opts.instance = e else opts.endpoint = e end
   end
   if a.timeout then
     local t = tonumber(a.timeout)
@@ -189,8 +210,10 @@ local function make_client(a, env)
     opts.timeout = t
   end
   if a.max_retries then opts.max_retries = integer_option(a.max_retries, "--max-retries", 0, 100) end
+  if a.allow_http then opts.allow_http = true end
   local ok, client = pcall(braze.new, opts)
-  if not ok then usage_error(strip_position(client)) end
+  -- The library's advice names its option; the command has a flag for it.
+  if not ok then usage_error((strip_position(client):gsub("allow_http = true", "--allow-http"))) end
   return client
 end
 
@@ -212,9 +235,15 @@ end
 
 local LIST_COLUMNS = { "id", "name", "analytics_tracking_enabled", "tags" }
 
-local function terminal_width(env)
-  local w = tonumber(env("COLUMNS") or "")
-  if w and w >= 40 then return math.floor(w) end
+-- Columns for tables and plots: COLUMNS when set, else the terminal's own
+-- width when stdout is one, else 80 (a file or a pipe). At least 40.
+local function terminal_width(ctx)
+  local w = tonumber(ctx.env("COLUMNS") or "")
+  if w and w >= 1 then return math.max(40, math.floor(w)) end
+  if ctx.stdout == io.stdout then
+    w = core.terminal_width(1)
+    if w then return math.max(40, w) end
+  end
   return 80
 end
 
@@ -250,7 +279,7 @@ local function cmd_list(client, a, ctx)
       out(fmt.table({
         { title = "ID" }, { title = "NAME", min = 16 },
         { title = "TRACKED" }, { title = "TAGS", min = 8 },
-      }, list_cell_rows(rows), terminal_width(ctx.env)))
+      }, list_cell_rows(rows), terminal_width(ctx)))
       out(format("%d segment%s\n", count, count == 1 and "" or "s"))
     end
   end
@@ -272,7 +301,10 @@ local function cmd_details(client, a, ctx)
   local d, err = client:details(a.segment_id)
   if not d then error(err, 0) end
   if a.format == "json" then
-    out(json.encode(export.without_message(d)) .. "\n")
+    -- With its id, as in the table and CSV forms (the API's answer has none).
+    local obj = export.without_message(d)
+    if type(obj) == "table" and obj.id == nil then obj.id = a.segment_id end
+    out(json.encode(obj) .. "\n")
     return
   end
   local known = { message = true }
@@ -319,7 +351,7 @@ local function cmd_series(client, a, ctx)
     out(fmt.csv_row({ "time", "size" }))
     for _, p in ipairs(data) do out(fmt.csv_row({ p.time, p.size }, 2)) end
   elseif a.format == "plot" then
-    out(plot.render(data, { width = 80, title = "Segment " .. fmt.cell(a.segment_id)
+    out(plot.render(data, { width = terminal_width(ctx), title = "Segment " .. fmt.cell(a.segment_id)
       .. ": estimated size per day" }))
   else
     local rows, prev = {}, nil
@@ -336,7 +368,7 @@ local function cmd_series(client, a, ctx)
       out("(no data points)\n")
     else
       out(fmt.table({ { title = "DATE" }, { title = "SIZE", right = true },
-        { title = "CHANGE", right = true } }, rows))
+        { title = "CHANGE", right = true } }, rows, terminal_width(ctx)))
     end
   end
 end
@@ -353,12 +385,14 @@ local function cmd_export(client, a, ctx)
     -- One end for every segment, so the series of one export line up.
     o.ending_at = date_option(a["end"], "--end") or os.date("!%Y-%m-%dT%H:%M:%SZ")
   end
-  local summary, err, code = export.run(client, o)
+  local summary, err, code, partial = export.run(client, o)
   if not summary then
     -- Our own messages (bad --output, a file that cannot be resumed) exit
     -- here; error objects, write errors, interrupts and bugs go to main.
     if type(err) == "string" and err:find("^braze%-segments: ") then exit_with(code, err) end
-    if a.output then
+    -- --resume can go on only from a regular file that holds records.
+    if a.output and partial and partial.written + partial.already > 0
+      and export.is_regular_file(a.output) then
       ctx.hint = format("%s holds what was written before the failure: run the same command "
         .. "with --resume to continue", a.output)
     end
@@ -380,6 +414,44 @@ local COMMANDS = { list = cmd_list, details = cmd_details, series = cmd_series,
 -- -------------------------------------------------------------------------
 -- main
 
+-- Global options: the words each takes after it.
+local GLOBAL_OPTIONS = { ["--endpoint"] = 1, ["--instance"] = 1, ["--timeout"] = 1,
+  ["--max-retries"] = 1, ["--allow-http"] = 0, ["-q"] = 0, ["--quiet"] = 0, ["--progress"] = 0 }
+
+-- The command named in `argv` (for "Try 'braze-segments details --help'"),
+-- or nil when a word before it is not a global option (the error is then
+-- about the global part).
+local function command_in(argv)
+  local i = 1
+  while i <= #argv do
+    local word = argv[i]
+    if COMMANDS[word] then return word end
+    local name = word:match("^(%-%-[%w-]+)=")
+    local takes = GLOBAL_OPTIONS[name or word]
+    if takes == nil or (name and takes == 0) then return nil end
+    i = i + 1 + (name and 0 or takes)
+  end
+  return nil
+end
+
+--- An error object without the `errors` entries that only repeat its
+-- message (Braze sends "Invalid segment_id: ..." as both), so it does not
+-- print the same words twice; anything else as it is.
+function M.without_echo(err)
+  if not braze.errors.is(err) or type(err.errors) ~= "table" or #err.errors == 0 then
+    return err
+  end
+  local kept = {}
+  for _, e in ipairs(err.errors) do
+    if e ~= err.message then kept[#kept + 1] = e end
+  end
+  if #kept == #err.errors then return err end
+  local copy = setmetatable({}, getmetatable(err))
+  for k, v in pairs(err) do copy[k] = v end
+  copy.errors = kept
+  return copy
+end
+
 -- Report a failure from main's command run; returns the exit status.
 local function report_failure(err, say)
   if getmetatable(err) == Exit then
@@ -394,11 +466,13 @@ local function report_failure(err, say)
   if type(err) == "table" and err.io_error then
     local msg = tostring(err.io_error)
     -- A reader that went away (`| head`) is not worth a message.
-    if not msg:find("Broken pipe", 1, true) then say("write error: " .. msg) end
+    if not msg:find("Broken pipe", 1, true) then
+      say(format("cannot write to %s: %s", err.target or "standard output", msg))
+    end
     return M.EXIT_FAILURE
   end
   -- An API or network failure: the error object prints itself, key redacted.
-  say(strip_position(tostring(err)))
+  say(strip_position(tostring(M.without_echo(err))))
   return M.EXIT_FAILURE
 end
 
@@ -439,8 +513,9 @@ function M.main(argv, io_)
   end)
   local pok, ok, a = pcall(parser.pparse, parser, args_list)
   if help_text then
-    stdout:write(help_text, "\n")
-    stdout:flush()
+    local wok, werr = stdout:write(help_text, "\n")
+    if wok then wok, werr = stdout:flush() end
+    if not wok then return report_failure({ io_error = werr }, say) end
     return M.EXIT_OK
   end
   if not pok then
@@ -449,7 +524,8 @@ function M.main(argv, io_)
   end
   if not ok then
     say(tostring(a))
-    stderr:write("Try '" .. M.NAME .. " --help'.\n")
+    local cmd = command_in(args_list)
+    stderr:write("Try '" .. M.NAME .. (cmd and " " .. cmd or "") .. " --help'.\n")
     return M.EXIT_USAGE
   end
   if not a.command then
@@ -463,6 +539,8 @@ function M.main(argv, io_)
     env = env, stdout = stdout,
     note = function(msg) if not quiet then say(msg) end end,
     out = function(s)
+      -- Output made in Lua alone (a long table) stops on Ctrl-C too.
+      if core.interrupted() then error("braze-segments: interrupted", 0) end
       local w, err = stdout:write(s)
       if not w then error({ io_error = err }, 0) end
     end,
@@ -474,16 +552,22 @@ function M.main(argv, io_)
     ctx.progress = progress
   end
 
+  -- Ctrl-C stops a wait or a transfer at once (the flag it sets wakes
+  -- core.sleep and aborts curl), not when the request ends; the handler is
+  -- the command's, put back when main returns.
+  local interrupt = { code = M.EXIT_INTERRUPTED, message = "interrupted" }
+  setmetatable(interrupt, Exit)
+  local caught = core.catch_interrupt()
   local run_ok, err = xpcall(function()
     local client = make_client(a, env)
     local cok, cerr = pcall(COMMANDS[a.command], client, a, ctx)
     client:close()
     if not cok then error(cerr, 0) end
   end, function(e)
+    -- Whatever failed after SIGINT (an aborted transfer, a write cut by
+    -- EINTR, core.sleep's error) is the interrupt.
+    if core.interrupted() or tostring(e):find("interrupted!$") then return interrupt end
     if type(e) == "table" then return e end
-    if tostring(e):find("interrupted!$") then
-      return setmetatable({ code = M.EXIT_INTERRUPTED, message = "interrupted" }, Exit)
-    end
     -- The library's own messages ("braze: ..."): a run-time failure such as
     -- each's max_pages guard. Anything else is a bug: keep the traceback.
     if strip_position(e) ~= tostring(e):gsub("^[^\n]-:%d+: ", "") then
@@ -494,6 +578,8 @@ function M.main(argv, io_)
   end)
   local fok, ferr = stdout:flush()
   if run_ok and not fok then run_ok, err = false, { io_error = ferr } end
+  if core.interrupted() then run_ok, err = false, interrupt end
+  if caught then core.release_interrupt() end
   if run_ok then return M.EXIT_OK end
   local code = report_failure(err, say)
   if ctx.hint then ctx.note(ctx.hint) end

@@ -92,8 +92,18 @@ M.mask = mask
 
 --- A function that removes `key` (and whatever Braze echoes after
 -- "Invalid API key:") from a string.
+--
+-- A key of 12 characters or more (a Braze key has 36) is masked wherever
+-- it appears, even inside a longer token. A shorter one (no real key is
+-- that short) is masked only as a whole token, never inside a word, and
+-- not at all when it is itself a word (letters only): otherwise a key such
+-- as `e` or `wrong` would turn every `e`, or the `wrong` of "the wrong
+-- instance", into `***`. The echo after "Invalid API key:" is masked
+-- whatever its length.
 function M.redactor(key)
   local masked = key and key ~= "" and mask(key)
+  local whole_token = masked and #key < 12
+  if whole_token and not key:find("%A") then masked = nil end
   return function(s)
     if type(s) ~= "string" then return s end
     if masked then
@@ -101,8 +111,13 @@ function M.redactor(key)
       while true do
         local a, b = s:find(key, i, true)
         if not a then break end
-        s = s:sub(1, a - 1) .. masked .. s:sub(b + 1)
-        i = a + #masked
+        if whole_token and (s:sub(a - 1, a - 1):find("[%w_%-]")
+          or s:sub(b + 1, b + 1):find("[%w_%-]")) then
+          i = a + 1 -- part of a longer token: not the key
+        else
+          s = s:sub(1, a - 1) .. masked .. s:sub(b + 1)
+          i = a + #masked
+        end
       end
     end
     -- Braze's "Invalid API key: <key>" echoes what it got, which may differ

@@ -1,7 +1,11 @@
 --- Braze instances and their REST endpoints (from Braze's data-center list).
 -- There is no US-09.
+--
+-- The table maps each name to its URL (so `pairs` lists instances only);
+-- `instances.suggest(text)` (reached through the metatable) names the
+-- instance a near miss such as `us01`, `US-1` or `iad-01` meant.
 -- @module braze.instances
-return {
+local instances = {
   ["US-01"] = "https://rest.iad-01.braze.com",
   ["US-02"] = "https://rest.iad-02.braze.com",
   ["US-03"] = "https://rest.iad-03.braze.com",
@@ -16,3 +20,54 @@ return {
   ["AU-01"] = "https://rest.au-01.braze.com",
   ["ID-01"] = "https://rest.id-01.braze.com",
 }
+
+-- "us-1", "US01", " us_01 " -> "US01"; "iad-01" -> "IAD01".
+local function normal(s)
+  local letters, digits = s:upper():gsub("[^%w]", ""):match("^(%a+)0*(%d+)$")
+  if not letters then return s:upper():gsub("[^%w]", "") end
+  return letters .. string.format("%02d", tonumber(digits))
+end
+
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- The instance name `text` most likely meant (`us01`, `US-1` -> `US-01`;
+-- a host label such as `iad-01` or `fra-02` -> its instance; one typo when
+-- only one name is that close), or nil. The name itself for a name.
+---@param text string
+---@return string|nil
+local function suggest(text)
+  if type(text) ~= "string" or #text > 64 then return nil end
+  if instances[text:upper()] then return text:upper() end
+  local want = normal(text)
+  if want == "" then return nil end
+  local names = {}
+  for name in pairs(instances) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local label = instances[name]:match("^https://rest%.([^.]+)%.")
+    if normal(name) == want or (label and normal(label) == want) then return name end
+  end
+  -- One typo away from exactly one name (US-09 is one away from eight).
+  local best
+  for _, name in ipairs(names) do
+    if distance(want, normal(name)) <= 1 then
+      if best then return nil end
+      best = name
+    end
+  end
+  return best
+end
+
+return setmetatable(instances, { __index = { suggest = suggest } })

@@ -19,6 +19,8 @@
 -- Resume (--resume --output FILE): the ids already in FILE are skipped; a
 -- last record cut short by a crash is removed first; listing starts one page
 -- before the page the file stops in (in case segments were archived since).
+-- That first page must show FILE's records in FILE's order, else (another
+-- --sort, or too much changed to find where FILE stops) nothing is written.
 -- @module braze.cli.export
 local json = require("braze.cli.json")
 local fmt = require("braze.cli.format")
@@ -166,21 +168,23 @@ end
 -- -------------------------------------------------------------------------
 -- Resume
 
---- Read an earlier export. Returns `{ids=set, count=, keep=bytes to keep,
--- size=bytes in file, header=bool}`, or nil, message when the file cannot
--- be continued (different columns or options, a corrupt record).
+--- Read an earlier export. Returns `{ids=set, pos={id=record number},
+-- count=, keep=bytes to keep, size=bytes in file, header=bool}`, or nil,
+-- message when the file cannot be continued (different columns or options,
+-- a corrupt record).
 ---@return table|nil state
 ---@return string|nil message
 function M.scan(path, o)
   local f = io.open(path, "rb")
-  if not f then return { ids = {}, count = 0, keep = 0, size = 0, missing = true } end
+  if not f then return { ids = {}, pos = {}, count = 0, keep = 0, size = 0, missing = true } end
   local text = f:read("a")
   f:close()
-  local st = { ids = {}, count = 0, keep = 0, size = #text }
+  local st = { ids = {}, pos = {}, count = 0, keep = 0, size = #text }
   local function add(id)
     if type(id) == "string" and not st.ids[id] then
       st.ids[id] = true
       st.count = st.count + 1
+      st.pos[id] = st.count
     end
   end
   if o.format == "csv" then
@@ -234,6 +238,15 @@ function M.scan(path, o)
   return st
 end
 
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- Is `path` a regular file (not a device, a FIFO, a directory)? Lua has
+-- no stat: ask test(1).
+function M.is_regular_file(path)
+  local ok = os.execute("test -f " .. shell_quote(path))
+  return ok == true or ok == 0
+end
+
 -- Keep the first `keep` bytes of `path`: write them to a temporary file and
 -- rename it over the original, so a crash now cannot lose the rest.
 local function truncate(path, keep)
@@ -259,26 +272,37 @@ end
 -- `o`: `format` ("jsonl"|"csv"), `details`, `series` (days), `ending_at`,
 -- `output` (path, else `stdout`), `resume`, `sort`, `progress` (a
 -- braze.cli.progress object), `stdout`, `note(message)` for stderr notes.
--- Returns a summary table, or nil, err, exit_code.
+-- Returns a summary table, or nil, err, exit_code and the summary so far.
 function M.run(client, o)
   local progress = o.progress
   local known, start_page, skipped_before = {}, 0, 0
+  local file_pos -- resume: id -> record number in the file
   local out, close_out
   local write_header = o.format == "csv"
   if o.output then
     local mode = "wb"
     if o.resume then
+      -- Reading /dev/zero or a FIFO to its end would never finish.
+      -- (test: opening a FIFO to look would block.)
+      local fresh = os.execute("test ! -e " .. shell_quote(o.output))
+      if not (fresh == true or fresh == 0) and not M.is_regular_file(o.output) then
+        return nil, "braze-segments: --resume needs a regular file: " .. o.output
+          .. " is not one", 2
+      end
       local st, why = M.scan(o.output, o)
       if not st then return nil, "braze-segments: " .. why, 2 end
       if st.keep < st.size then
         local ok, terr = truncate(o.output, st.keep)
-        if not ok then return nil, "braze-segments: " .. tostring(terr), 1 end
+        if not ok then
+          return nil, string.format("braze-segments: cannot remove the incomplete last record "
+            .. "of %s: %s", o.output, tostring(terr)), 1
+        end
         if o.note then
           o.note(string.format("removed an incomplete last record (%d bytes) from %s",
             st.size - st.keep, o.output))
         end
       end
-      known, skipped_before = st.ids, st.count
+      known, skipped_before, file_pos = st.ids, st.count, st.pos
       write_header = o.format == "csv" and not st.header
       start_page = st.count // PAGE_SIZE
       if start_page > 0 then start_page = start_page - 1 end
@@ -294,18 +318,47 @@ function M.run(client, o)
   local function emit(s)
     local ok, err = out:write(s)
     if ok then ok, err = out:flush() end
-    if not ok then error({ io_error = err }, 0) end
+    if not ok then error({ io_error = err, target = o.output }, 0) end
   end
 
   local summary = { written = 0, skipped = 0, already = skipped_before, pages = 0,
     start_page = start_page }
   local record = o.format == "csv" and M.csv_record or M.jsonl_record
 
+  -- Resume: before anything is written, the first page listed must agree
+  -- with the file. Listed in the file's --sort, its ids already in the file
+  -- come in the file's order and, past page 0, before any new id (segments
+  -- created since show up at the top of page 0 in desc order); with the
+  -- other --sort they come reversed, or after new ids, or not at all, and
+  -- the pages before it, never listed, would be skipped.
+  local check_first, first_page, first_ids = skipped_before > 0, nil, {}
+  local function check_order()
+    check_first = false
+    local last, known_here, new_seen = 0, 0, false
+    local agrees = true
+    for _, id in ipairs(first_ids) do
+      local pos = id and file_pos[id]
+      if not pos then
+        new_seen = true
+      elseif pos < last or (new_seen and start_page > 0) then
+        agrees = false
+        break
+      else
+        last, known_here = pos, known_here + 1
+      end
+    end
+    if agrees and (start_page == 0 or known_here > 0) then return end
+    error({ refuse = string.format("%s does not continue a --sort %s listing: resume with "
+      .. "the --sort it was written with (or, if many segments were created or archived "
+      .. "since, export again without --resume)", o.output, o.sort or "asc") }, 0)
+  end
+
   local function run()
     if write_header then emit(fmt.csv_row(M.columns(o))) end
     local iter = client:each({ sort_direction = o.sort, page = start_page })
     local pending, pending_page = {}, nil
     local function process(final)
+      if check_first then check_order() end
       if final and progress then progress:set_total(progress.done + #pending) end
       local batch = pending
       pending = {}
@@ -320,7 +373,7 @@ function M.run(client, o)
       if not ok then
         -- After an API failure, what was listed before it is still written
         -- (an interrupt or a bug stops at once).
-        if braze.errors.is(seg) then
+        if braze.errors.is(seg) and seg.kind ~= "interrupted" then
           local pok, perr = pcall(process, false)
           if not pok and type(perr) == "table" and perr.io_error then error(perr, 0) end
         end
@@ -334,6 +387,10 @@ function M.run(client, o)
         pending_page = page_no
       end
       local id = type(seg) == "table" and seg.id or nil
+      if check_first then
+        first_page = first_page or page_no
+        if page_no == first_page then first_ids[#first_ids + 1] = type(id) == "string" and id end
+      end
       if type(seg) ~= "table" then
         summary.skipped = summary.skipped + 1
       elseif type(id) == "string" and known[id] then
@@ -347,11 +404,18 @@ function M.run(client, o)
   end
 
   local ok, err = pcall(run)
-  if close_out then out:close() end
+  if close_out then
+    -- close reports a write error the last flush did not see (NFS, quota).
+    local cok, cerr = out:close()
+    if ok and not cok then ok, err = false, { io_error = cerr, target = o.output } end
+  end
   if progress then
     if ok then progress:finish() else progress:clear() end
   end
-  if not ok then return nil, err, 1 end
+  if not ok then
+    if type(err) == "table" and err.refuse then return nil, "braze-segments: " .. err.refuse, 2 end
+    return nil, err, 1, summary
+  end
   return summary
 end
 

@@ -112,7 +112,6 @@ local UNITS = { { 1e12, "T" }, { 1e9, "B" }, { 1e6, "M" }, { 1e3, "K" } }
 function M.human(v, decimals)
   if type(v) ~= "number" then return M.text(v) end
   decimals = decimals or 1
-  local a = math.abs(v)
   for _, u in ipairs(UNITS) do
     local s = format("%." .. decimals .. "f", v / u[1])
     if tonumber(s:match("[%d.]+")) >= 1 then
