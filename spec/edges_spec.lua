@@ -287,3 +287,22 @@ describe("a success status with a body of the wrong shape", function()
     assert.equal(250, n)
   end)
 end)
+
+describe("messages a user reads", function()
+  it("tostring says Braze's message once when its errors array only repeats it", function()
+    local err = braze.errors.new{ kind = "http", status = 400, endpoint = "/segments/details",
+      message = "Invalid segment_id", errors = { "Invalid segment_id" } }
+    assert.equal("braze: HTTP 400 on /segments/details: Invalid segment_id", tostring(err))
+    err = braze.errors.new{ kind = "http", status = 400, endpoint = "/segments/details",
+      message = "bad", errors = { "bad", "length too long" } }
+    assert.equal("braze: HTTP 400 on /segments/details: bad (length too long)", tostring(err))
+  end)
+
+  it("braze.new suggests the instance a near-miss name meant", function()
+    assert.has_error(function() braze.new{ api_key = "k", instance = "us01" } end,
+      "braze: unknown instance \"us01\": did you mean US-01?")
+    local ok, msg = pcall(braze.new, { api_key = "k", endpoint = "US-1" })
+    assert.is_false(ok)
+    assert.matches('did you mean instance = "US%-01"%?', msg)
+  end)
+end)

@@ -10,7 +10,9 @@
 -- * `"timeout"`: the request did not finish within `timeout` seconds;
 -- * `"decode"`: a success status with a body that is not the JSON expected;
 -- * `"too_large"`: the response was larger than `max_body` (aborted early);
--- * `"closed"`: the client was closed while the call waited to retry.
+-- * `"closed"`: the client was closed while the call waited to retry;
+-- * `"interrupted"`: a program that asked for Ctrl-C handling
+--   (`core.catch_interrupt()`, as braze-segments does) got SIGINT mid-transfer.
 --
 -- `tostring(err)` (and `..`) gives one line such as
 -- `braze: HTTP 401 on /segments/list: Invalid API key: abcd...`.
@@ -22,7 +24,7 @@ local M = {}
 local format, rep = string.format, string.rep
 
 ---@class braze.Error
----@field kind "http"|"rate_limited"|"network"|"timeout"|"decode"|"too_large"|"closed"
+---@field kind "http"|"rate_limited"|"network"|"timeout"|"decode"|"too_large"|"closed"|"interrupted"
 ---@field status integer|nil HTTP status, when there was a response
 ---@field message string Braze's `message`, or a description of the failure
 ---@field errors string[]|nil Braze's `errors` array, when present
@@ -63,8 +65,12 @@ function Error.__tostring(e)
   local line = "braze: " .. describe(e) .. ": " .. tostring(e.message)
   if e.errors and #e.errors > 0 then
     local parts = {}
-    for i = 1, #e.errors do parts[i] = tostring(e.errors[i]) end
-    line = line .. " (" .. table.concat(parts, "; ") .. ")"
+    for i = 1, #e.errors do
+      local part = tostring(e.errors[i])
+      -- Braze may repeat its message as the only minor error: say it once.
+      if part ~= e.message then parts[#parts + 1] = part end
+    end
+    if #parts > 0 then line = line .. " (" .. table.concat(parts, "; ") .. ")" end
   end
   if e.attempts and e.attempts > 1 then
     line = line .. format(" after %d attempts", e.attempts)

@@ -85,6 +85,10 @@ local function resolve_endpoint(opts)
   if opts.instance ~= nil then
     local url = instance_url(opts.instance)
     if not url then
+      local guess = instances.suggest(opts.instance)
+      if guess then
+        return nil, format("braze: unknown instance %s: did you mean %s?", args.show(opts.instance), guess)
+      end
       local names = {}
       for k in pairs(instances) do names[#names + 1] = k end
       table.sort(names)
@@ -102,7 +106,11 @@ local function resolve_endpoint(opts)
     end
     v = instance_url(v) or v
   end
-  return args.endpoint(v, opts.allow_http)
+  local url, why = args.endpoint(v, opts.allow_http)
+  if not url and type(v) == "string" and not v:find("://", 1, true) and instances.suggest(v) then
+    why = format("%s (did you mean instance = %q?)", why, instances.suggest(v))
+  end
+  return url, why
 end
 
 local function number_option(opts, name, default, lo, hi)
