@@ -10,12 +10,11 @@
 local core = require("braze.core")
 local args = require("braze.args")
 local errors = require("braze.errors")
-local retry = require("braze.retry")
-local shape = require("braze.shape")
+local scheduler = require("braze.scheduler")
 local instances = require("braze.instances")
 
 local type, pairs, setmetatable, tostring, error = type, pairs, setmetatable, tostring, error
-local os_time, os_getenv, format = os.time, os.getenv, string.format
+local os_getenv, format = os.getenv, string.format
 
 local braze = {
   _VERSION = "lua-braze " .. core._VERSION,
@@ -48,6 +47,7 @@ local series_query -- defined with data_series, used by data_series_many
 ---@field retry_base? number first backoff ceiling in seconds (default 0.5)
 ---@field retry_max? number largest backoff in seconds (default 8)
 ---@field max_wait? number longest rate-limit wait accepted, seconds (default 60)
+---@field reserve? number requests of each window left to others: a count, or below 1 a fraction of the limit (default 0)
 ---@field sleep? fun(seconds: number) how to wait between attempts (default: blocking C sleep)
 ---@field max_body? integer largest response body in bytes (default 32 MiB)
 ---@field max_depth? integer JSON nesting limit (default 1000)
@@ -59,7 +59,7 @@ local series_query -- defined with data_series, used by data_series_many
 local known_options = {
   api_key = true, endpoint = true, instance = true, timeout = true, connect_timeout = true,
   user_agent = true, max_retries = true, retry_base = true, retry_max = true, max_wait = true,
-  sleep = true, max_body = true, max_depth = true, ca_file = true, ca_path = true,
+  reserve = true, sleep = true, max_body = true, max_depth = true, ca_file = true, ca_path = true,
   proxy = true, allow_http = true, transport = true,
 }
 
@@ -173,7 +173,12 @@ function braze.new(opts)
     retry_base = number_option(opts, "retry_base", 0.5, 0, 3600),
     retry_max = number_option(opts, "retry_max", 8, 0, 3600),
     max_wait = number_option(opts, "max_wait", 60, 0, 86400),
+    reserve = number_option(opts, "reserve", 0, 0, 1e9),
   }
+  if policy.reserve >= 1 and not args.is_integer(policy.reserve) then
+    error("braze: reserve must be a whole number of requests, or a fraction below 1 of the "
+      .. "window's limit (got " .. args.show(policy.reserve) .. ")", 2)
+  end
   local transport = opts.transport
   local conn
   if transport == nil then
@@ -195,6 +200,7 @@ function braze.new(opts)
     retry_base = policy.retry_base,
     retry_max = policy.retry_max,
     max_wait = policy.max_wait,
+    reserve = policy.reserve,
     -- A transport may bring its own sleep (ngx.sleep for OpenResty), so
     -- retries never block an event loop the user forgot about.
     sleep = opts.sleep or (transport and type(transport.sleep) == "function" and transport.sleep)
@@ -236,156 +242,6 @@ function Client:rate_limit()
   local rl = state(self).rate_limit
   if not rl then return nil end
   return { limit = rl.limit, remaining = rl.remaining, reset = rl.reset }
-end
-
--- The error for a rate-limit wait longer than max_wait; `fields` are those
--- of the 429 that asked for it, if one did.
-local function rate_limited_error(p, path, wait, attempts, fields)
-  local e = {}
-  for k, v in pairs(fields or {}) do e[k] = v end
-  e.kind, e.endpoint, e.attempts, e.retry_after = "rate_limited", path, attempts, wait
-  e.rate_limit = retry.copy_window(p.rate_limit)
-  e.message = format("rate limit window resets in %d s, longer than max_wait (%s s)",
-    math.ceil(wait), tostring(p.max_wait))
-  return errors.new(e, p.redact)
-end
-
--- The error that ends a call whose client was closed while it waited
--- (from the sleep callback, or from another request while ngx.sleep yields).
-local function closed_error(p, path, attempts)
-  return errors.new({ kind = "closed", endpoint = path, attempts = attempts,
-    message = "client is closed (closed while this call waited to retry)" }, p.redact)
-end
-
--- Before each attempt: end the call if the client was closed meanwhile;
--- wait out a window that the responses said is used up, instead of
--- spending a request on a certain 429. Returns the error that ends the
--- call: closed, or rate_limited when that wait is longer than max_wait.
-local function await_window(p, path, attempts)
-  if not p.conn then return closed_error(p, path, attempts) end
-  local wait = retry.exhausted_wait(p.rate_limit, os_time)
-  if not wait then return nil end
-  if wait > p.max_wait then return rate_limited_error(p, path, wait, attempts) end
-  p.sleep(wait)
-  if p.rate_limit then p.rate_limit.remaining = nil end -- the window has turned over
-  if not p.conn then return closed_error(p, path, attempts) end
-end
-
--- One attempt's outcome (what a transport's get returned) under the policy:
--- the body; or nil and the final error object; or nil, nil, the seconds to
--- wait before the next attempt and whether the server asked for that wait.
-local function judge(p, path, attempts, res, kind, msg)
-  if res then
-    local rl = retry.rate_limit(res.headers)
-    if rl then p.rate_limit = retry.merge_window(p.rate_limit, rl) end
-  end
-  local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time)
-  if body then
-    local wrong = shape.check(path, body)
-    if not wrong then return body end
-    fields, retryable = { kind = "decode", status = res.status,
-      request_id = res.headers["x-request-id"], message = wrong }, false
-  end
-  fields.endpoint, fields.attempts = path, attempts
-  fields.rate_limit = retry.copy_window(p.rate_limit)
-  if retry_wait then fields.retry_after = retry_wait end
-  if not retryable or attempts > p.max_retries then return nil, errors.new(fields, p.redact) end
-  if retry_wait then
-    if retry_wait > p.max_wait then
-      return nil, rate_limited_error(p, path, retry_wait, attempts, fields)
-    end
-    return nil, nil, retry_wait, true
-  end
-  return nil, nil, retry.backoff(attempts, p.retry_base, p.retry_max), false
-end
-
--- Sleep before the next attempt. A wait the server asked for (Retry-After,
--- X-RateLimit-Reset) was its own answer: do not wait again for the window
--- its headers announced.
-local function pause(p, wait, from_server)
-  p.sleep(wait)
-  if from_server and p.rate_limit then p.rate_limit.remaining = nil end
-end
-
--- GET path?query with the retry policy. Returns the decoded body or nil, err.
-local function request(p, path, query)
-  local url = p.base .. path .. query
-  local attempts = 0
-  while true do
-    local stop = await_window(p, path, attempts)
-    if stop then return nil, stop end
-    attempts = attempts + 1
-    local body, err, wait, from_server = judge(p, path, attempts, p.conn:get(url))
-    if body or err then return body, err end
-    pause(p, wait, from_server)
-  end
-end
-
--- Turn what get_many (or a loop of get) gave for one URL into get's returns.
-local function unpack_outcome(out)
-  if out.error then return nil, out.error, out.message end
-  return out
-end
-
--- Send each URL once, at most `concurrency` at a time when the transport
--- can (libcurl's multi interface), else one after another.
-local function get_each(conn, urls, concurrency)
-  if conn.get_many then return conn:get_many(urls, concurrency) end
-  local outs = {}
-  for k, url in ipairs(urls) do
-    local res, kind, msg = conn:get(url)
-    outs[k] = res or { error = kind, message = msg }
-  end
-  return outs
-end
-
--- Many GETs of one endpoint under the same policy as request(), in rounds:
--- a round sends every pending item (never more than the rate-limit window
--- has left); its retryable failures wait for the longest wait any of them
--- needs, then form the next round. Returns results and errors, both
--- indexed like `queries`.
-local function request_many(p, path, queries, concurrency)
-  local results, errs, attempts, pending = {}, {}, {}, {}
-  for i = 1, #queries do attempts[i], pending[i] = 0, i end
-  while #pending > 0 do
-    local stop = await_window(p, path, 0)
-    if stop then
-      for _, i in ipairs(pending) do
-        errs[i] = stop.kind == "closed" and closed_error(p, path, attempts[i])
-          or rate_limited_error(p, path, stop.retry_after, attempts[i])
-      end
-      break
-    end
-    local room = p.rate_limit and p.rate_limit.remaining
-    local batch, later = pending, {}
-    if room and room < #pending then
-      batch = {}
-      for k, i in ipairs(pending) do
-        if k <= math.max(room, 1) then batch[#batch + 1] = i else later[#later + 1] = i end
-      end
-    end
-    local urls = {}
-    for k, i in ipairs(batch) do urls[k] = p.base .. path .. queries[i] end
-    local outs = get_each(p.conn, urls, concurrency)
-
-    local round_wait, from_server = nil, false
-    for k, i in ipairs(batch) do
-      attempts[i] = attempts[i] + 1
-      local body, err, wait, asked = judge(p, path, attempts[i], unpack_outcome(outs[k]))
-      if body then
-        results[i] = body
-      elseif err then
-        errs[i] = err
-      else
-        later[#later + 1] = i
-        round_wait = math.max(round_wait or 0, wait)
-        from_server = from_server or asked
-      end
-    end
-    pending = later
-    if round_wait and #pending > 0 then pause(p, round_wait, from_server) end
-  end
-  return results, errs
 end
 
 local many_options = { concurrency = true }
@@ -430,7 +286,7 @@ function Client:list(opts)
   check_page(opts.page, "list", "page")
   check_sort(opts.sort_direction, "list")
   local page = opts.page and format("%d", opts.page)
-  return request(p, "/segments/list",
+  return scheduler.request(p, "/segments/list",
     args.query("page", page, "sort_direction", opts.sort_direction))
 end
 
@@ -446,7 +302,7 @@ function Client:details(segment_id)
   end
   local _, why = args.segment_id(segment_id, "details")
   if why then error(why, 2) end
-  return request(p, "/segments/details", args.query("segment_id", segment_id))
+  return scheduler.request(p, "/segments/details", args.query("segment_id", segment_id))
 end
 
 local series_options = { segment_id = true, length = true, ending_at = true }
@@ -480,7 +336,7 @@ function Client:data_series(opts)
   end
   local query, why = series_query(opts, "data_series")
   if not query then error(why, 2) end
-  return request(p, "/segments/data_series", query)
+  return scheduler.request(p, "/segments/data_series", query)
 end
 
 --- Many segments' details at once, over concurrent connections.
@@ -503,7 +359,7 @@ function Client:details_many(ids, opts)
     end
     queries[i] = args.query("segment_id", id)
   end
-  return request_many(p, "/segments/details", queries, concurrency)
+  return scheduler.request_many(p, "/segments/details", queries, concurrency)
 end
 
 --- Many size series at once, over concurrent connections.
@@ -527,7 +383,7 @@ function Client:data_series_many(requests, opts)
     if not query then error(why, 2) end
     queries[i] = query
   end
-  return request_many(p, "/segments/data_series", queries, concurrency)
+  return scheduler.request_many(p, "/segments/data_series", queries, concurrency)
 end
 
 local each_options = { sort_direction = true, page = true, max_pages = true }
