@@ -11,6 +11,7 @@ local core = require("braze.core")
 local args = require("braze.args")
 local errors = require("braze.errors")
 local scheduler = require("braze.scheduler")
+local pipeline = require("braze.pipeline")
 local instances = require("braze.instances")
 
 local type, pairs, setmetatable, tostring, error = type, pairs, setmetatable, tostring, error
@@ -386,7 +387,9 @@ function Client:data_series_many(requests, opts)
   return scheduler.request_many(p, "/segments/data_series", queries, concurrency)
 end
 
-local each_options = { sort_direction = true, page = true, max_pages = true }
+local each_options = { sort_direction = true, page = true, max_pages = true,
+  details = true, series = true, concurrency = true }
+local each_series_options = { length = true, ending_at = true }
 
 --- Iterate over every segment of every page: `for segment, page_no in client:each() do`.
 -- A page is requested only when the previous one is used up; the loop ends
@@ -394,16 +397,50 @@ local each_options = { sort_direction = true, page = true, max_pages = true }
 -- retries) raises the error object: the loop never ends silently early.
 -- `page` starts at a given page (to resume); `max_pages` (default 10000)
 -- guards against a server that never sends a short page.
----@param opts? {sort_direction?: "asc"|"desc", page?: integer, max_pages?: integer}
+--
+-- Pipelined: with `details = true` each segment carries `segment.details`
+-- (its /segments/details answer), with `series = { length =, ending_at = }`
+-- `segment.series` (its /segments/data_series answer); with these or with
+-- `concurrency` (1..64, default 8) the next pages are listed ahead and the
+-- per-segment calls run concurrently while the loop consumes (see
+-- braze.pipeline). Segments still come in list order, exactly once; a
+-- failure raises before any segment of its page, with `err.page` and
+-- `err.segment_id`.
+-- luacheck: push ignore 631 (a type annotation is one line)
+---@param opts? {sort_direction?: "asc"|"desc", page?: integer, max_pages?: integer, details?: boolean, series?: {length: integer, ending_at?: string|number}, concurrency?: integer}
+-- luacheck: pop
 ---@return fun(): table, integer
 function Client:each(opts)
-  state(self)
+  local p = state(self)
   opts = opts or {}
   if type(opts) ~= "table" then error("braze: each: expected a table of options", 2) end
   args.check_options(opts, each_options, "each")
   check_sort(opts.sort_direction, "each")
   check_page(opts.page, "each", "page")
   check_page(opts.max_pages, "each", "max_pages")
+  if opts.details ~= nil and type(opts.details) ~= "boolean" then
+    error("braze: each: details must be true or false (got " .. args.show(opts.details) .. ")", 2)
+  end
+  if opts.series ~= nil then
+    if type(opts.series) ~= "table" then
+      error("braze: each: series must be a table {length=, ending_at=} (got "
+        .. args.show(opts.series) .. ")", 2)
+    end
+    local probe = { segment_id = "x", length = opts.series.length, ending_at = opts.series.ending_at }
+    args.check_options(opts.series, each_series_options, "each: series")
+    local _, why = series_query(probe, "each: series")
+    if why then error(why, 2) end
+  end
+  if opts.concurrency ~= nil or opts.details or opts.series then
+    local concurrency = check_many({ concurrency = opts.concurrency }, "each")
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.concurrency = concurrency
+    if o.series and o.series.ending_at ~= nil then
+      o.series = { length = o.series.length, ending_at = args.ending_at(o.series.ending_at, "each") }
+    end
+    return pipeline.each(p, o)
+  end
   local next_page = opts.page or 0
   local max_pages = opts.max_pages or 10000
   local fetched, items, i, page_no, done = 0, nil, 0, nil, false

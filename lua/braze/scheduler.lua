@@ -13,8 +13,11 @@
 --
 -- Transports are driven in the best way each offers:
 --
--- * `conn:submit(url, tag)` and `conn:poll(timeout)`: requests start at once
---   and finish in any order (libcurl multi, nginx light threads); the
+-- * `conn:batch()` -> an object with `:submit(url, tag)`, `:poll(timeout)`
+--   (-> the outcomes finished so far, at least one unless `timeout` seconds
+--   passed: each a response table or `{ error = kind, message = }`, with
+--   `tag`) and `:close()` (drops what is in flight): requests start at once
+--   and finish in any order (libcurl multi, nginx light threads), so the
 --   pipeline keeps the pool full while its caller consumes;
 -- * `conn:get_many(urls, concurrency)`: rounds of concurrent requests;
 -- * `conn:get(url)`: one request at a time.
@@ -170,7 +173,7 @@ Runner.__index = Runner
 ---@param concurrency integer
 function M.runner(p, concurrency)
   local conn = p.conn
-  local mode = (conn.submit and conn.poll) and "async" or (conn.get_many and "rounds") or "serial"
+  local mode = conn.batch and "async" or (conn.get_many and "rounds") or "serial"
   return setmetatable({
     p = p, conn = conn, mode = mode, concurrency = concurrency,
     urgent = {}, queue = {}, -- jobs ready to start: urgent ones first
@@ -285,9 +288,14 @@ function Runner:start(jobs)
   local p, conn = self.p, self.conn
   self.inflight = self.inflight + #jobs
   if self.mode == "async" then
+    local batch = self.batch
+    if not batch then
+      batch = conn:batch()
+      self.batch = batch
+    end
     for _, job in ipairs(jobs) do
       self.flying[job] = true
-      conn:submit(p.base .. job.path .. job.query, job)
+      batch:submit(p.base .. job.path .. job.query, job)
     end
   elseif self.mode == "rounds" then
     local urls = {}
@@ -308,12 +316,25 @@ end
 -- wake by `due` (a monotonic time) to start a retry.
 function Runner:collect(due)
   local timeout = due < huge and math.max(0, due - self:now()) or nil
-  local outs = self.conn:poll(timeout)
+  local outs = self.batch:poll(timeout)
   for _, out in ipairs(outs) do
     local job = out.tag
-    if out.error then self:finish(job, nil, out.error, out.message)
-    else self:finish(job, out) end
+    if self.flying[job] then
+      if out.error then self:finish(job, nil, out.error, out.message)
+      else self:finish(job, out) end
+    end
   end
+end
+
+--- Drop every job: those in flight are cancelled (their connections are
+-- closed), the others forgotten. For a loop left early.
+function Runner:close()
+  if self.batch then
+    local batch = self.batch
+    self.batch = nil
+    batch:close()
+  end
+  self.urgent, self.queue, self.waiting, self.flying, self.inflight = {}, {}, {}, {}, 0
 end
 
 --- Make progress: start what may start, then wait for something to finish
@@ -380,6 +401,7 @@ function M.request_many(p, path, queries, concurrency)
     runner:add({ path = path, query = queries[i], index = i, done = done })
   end
   while runner:step() do end
+  runner:close()
   return results, errs
 end
 

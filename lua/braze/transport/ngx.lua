@@ -495,4 +495,57 @@ function Session:get_many(urls, concurrency)
   return out
 end
 
+-- A batch: requests that start at once, each in its own light thread, and
+-- are collected as they finish (braze.scheduler's async mode, so the
+-- pipelined each keeps its pool full in OpenResty too).
+local Batch = {}
+Batch.__index = Batch
+
+--- Start requests now and collect them as they finish: `:submit(url, tag)`,
+-- `:poll(timeout)`, `:close()` (see braze.scheduler).
+function Session:batch()
+  if self.closed then error("braze: session is closed", 2) end
+  return setmetatable({ session = self, running = {}, count = 0 }, Batch) -- running: tag -> thread
+end
+
+function Batch:submit(url, tag)
+  local session = self.session
+  local thread = ngx.thread.spawn(function()
+    local res, kind, msg = session:get(url)
+    return tag, res, kind, msg
+  end)
+  self.running[tag] = thread
+  self.count = self.count + 1
+end
+
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+--- Wait for one request to finish (or `timeout` seconds): its outcome, in
+-- an array, with `tag`; an empty array when the time ran out first.
+function Batch:poll(timeout)
+  if self.count == 0 then return {} end
+  local threads = {}
+  for _, t in pairs(self.running) do threads[#threads + 1] = t end
+  local sleeper
+  if timeout then
+    sleeper = ngx.thread.spawn(function() ngx.sleep(timeout); return "timeout" end)
+    threads[#threads + 1] = sleeper
+  end
+  local ok, tag, res, kind, msg = ngx.thread.wait(unpack(threads))
+  if sleeper then ngx.thread.kill(sleeper) end
+  if not ok then error(tag, 0) end
+  if self.running[tag] == nil then return {} end -- the sleeper: time ran out
+  self.running[tag] = nil
+  self.count = self.count - 1
+  local out = res or { error = kind, message = msg }
+  out.tag = tag
+  return { out }
+end
+
+--- Drop every request still running.
+function Batch:close()
+  for _, t in pairs(self.running) do ngx.thread.kill(t) end
+  self.running, self.count = {}, 0
+end
+
 return M

@@ -1,0 +1,171 @@
+--- The pipelined `each`: every segment, in list order, with its details
+-- and its size series, while the next pages are already on the way.
+--
+--     for segment, page_no in client:each{ details = true,
+--                                          series = { length = 30 },
+--                                          concurrency = 16 } do ... end
+--
+-- How it runs: list pages are requested ahead of the page the caller is
+-- on (at most `AHEAD` pages ahead, and none after the first short page);
+-- as each page arrives, its segments' details and series requests join the
+-- queue. List pages go first, then per-segment calls in page order, all
+-- through one scheduler runner: one pool of at most `concurrency`
+-- transfers, paced by the rate-limit window.
+--
+-- A page is handed out only when every call of it has finished, so a
+-- failure raises before any segment of its page was yielded: `err.page` is
+-- where to resume (`client:each{ ..., page = err.page }`), and a resumed
+-- loop neither loses nor repeats a segment. `err.segment_id` names the
+-- segment whose call failed.
+--
+-- Memory: at most AHEAD + 1 pages (the caller's and those ahead) are held.
+-- @module braze.pipeline
+local args = require("braze.args")
+local errors = require("braze.errors")
+local scheduler = require("braze.scheduler")
+
+local M = {}
+
+local format, error, setmetatable, type = string.format, error, setmetatable, type
+
+--- Pages listed ahead of the one the caller is on.
+M.AHEAD = 2
+local PAGE_SIZE = 100
+
+--- The iterator behind `client:each{...}` with `details`, `series` or
+-- `concurrency`. `p` is the client's private state; `opts` are checked.
+---@return function iterator
+---@return nil
+---@return nil
+---@return table closer (a to-be-closed value for Lua 5.4's generic for)
+function M.each(p, opts)
+  local runner = scheduler.runner(p, opts.concurrency or 8)
+  local first = opts.page or 0
+  local limit = first + (opts.max_pages or 10000) -- pages [first, limit) may be listed
+  local series_query
+  if opts.series then
+    local s = opts.series
+    series_query = function(id)
+      return args.query("segment_id", id, "length", format("%d", s.length), "ending_at", s.ending_at)
+    end
+  end
+
+  local pages = {}            -- page number -> { segments=, left=, err=, short= }
+  local next_list = first     -- the next page to request
+  local last = nil            -- the first short page, once listed
+  local current, index = first, 0
+  local failed = nil          -- the error raised, raised again if called again
+
+  local function fail(page_no, err, segment_id)
+    local page = pages[page_no]
+    if page and not page.err then
+      err.page = page_no
+      err.segment_id = segment_id
+      page.err = err
+    end
+  end
+
+  local function segment_done(job, body, err)
+    local page = pages[job.page_no]
+    if not page then return end -- a page given up
+    if body then job.segment[job.field] = body else fail(job.page_no, err, job.segment.id) end
+    page.left = page.left - 1
+  end
+
+  local function list_done(job, body, err)
+    local page_no = job.page_no
+    local page = pages[page_no]
+    if not page then return end
+    if last and page_no > last then -- listed speculatively, past the end
+      pages[page_no] = nil
+      return
+    end
+    if not body then return fail(page_no, err) end
+    local segments = body.segments -- an array of objects: braze.shape checked it
+    page.segments = segments
+    if #segments < PAGE_SIZE and (last == nil or page_no < last) then
+      last = page_no
+      for k in pairs(pages) do if k > last then pages[k] = nil end end
+    end
+    for i = 1, #segments do
+      local seg = segments[i]
+      local id = seg.id
+      if opts.details or series_query then
+        if type(id) ~= "string" or id == "" then
+          page.left = 0
+          return fail(page_no, errors.new({ kind = "decode", status = 200, endpoint = "/segments/list",
+            message = format("segment %d of page %d has no \"id\"", i, page_no) }))
+        end
+      end
+      if opts.details then
+        page.left = page.left + 1
+        runner:add({ path = "/segments/details", query = args.query("segment_id", id),
+          page_no = page_no, segment = seg, field = "details", done = segment_done })
+      end
+      if series_query then
+        page.left = page.left + 1
+        runner:add({ path = "/segments/data_series", query = series_query(id),
+          page_no = page_no, segment = seg, field = "series", done = segment_done })
+      end
+    end
+  end
+
+  -- Request list pages up to AHEAD beyond the caller's, none past the end.
+  local function list_ahead()
+    while next_list < limit and next_list <= current + M.AHEAD and (last == nil or next_list <= last) do
+      pages[next_list] = { left = 0 }
+      runner:add({ path = "/segments/list", urgent = true, page_no = next_list,
+        query = args.query("page", format("%d", next_list), "sort_direction", opts.sort_direction),
+        done = list_done })
+      next_list = next_list + 1
+    end
+  end
+
+  local function close()
+    runner:close()
+    pages = {}
+  end
+
+  local function iterate()
+    if failed then error(failed, 2) end
+    while true do
+      local page = pages[current]
+      if page and page.err then
+        failed = page.err
+        close()
+        error(failed, 2)
+      elseif page and page.segments and page.left == 0 then
+        if index < #page.segments then
+          index = index + 1
+          return page.segments[index], current
+        end
+        pages[current] = nil
+        if current == last then
+          close()
+          return nil
+        end
+        current, index = current + 1, 0
+      elseif not page and current >= limit then
+        close()
+        failed = format("braze: each: stopped after max_pages (%d) pages; pass a larger "
+          .. "max_pages to go on", opts.max_pages or 10000)
+        error(failed, 2)
+      else
+        if not p.conn then
+          close()
+          failed = format("braze: each: client is closed (next page would be %d)", current)
+          error(failed, 2)
+        end
+        list_ahead()
+        runner:step()
+      end
+    end
+  end
+
+  -- Ending the loop early (break, an error in its body) drops what is in
+  -- flight: a to-be-closed value in Lua 5.4, and the collector otherwise.
+  local closer = setmetatable({}, { __close = close, __gc = close })
+  return iterate, nil, nil, closer
+end
+
+return M
