@@ -59,11 +59,12 @@ describe("braze-segments on SIGINT", function()
   it("exits 130 at once while a request hangs, the output holding only complete records",
     function()
       local out = tmpdir .. "/hung.jsonl"
-      -- 30 series answer, the 31st never does.
-      mock:fault({ type = "delay", ms = 0, count = 30, path = "/segments/data_series" })
+      -- Page 0's 100 series answer, the next (page 1's first) never does:
+      -- page 0 is written (a page is written once all its calls are done).
+      mock:fault({ type = "delay", ms = 0, count = 100, path = "/segments/data_series" })
       mock:fault({ type = "hang", path = "/segments/data_series" })
       local code, took, stderr = interrupt({ "--timeout", "60", "export", "--series", "3",
-        "-o", out }, requested("/segments/data_series", 31))
+        "--concurrency", "1", "-o", out }, requested("/segments/data_series", 101))
       assert.are.equal(130, code)
       assert.is_true(took < 3, "took " .. took .. " s after SIGINT")
       assert.matches("interrupted", stderr)
@@ -76,7 +77,7 @@ describe("braze-segments on SIGINT", function()
         assert.is_table(rec.series)
         n = n + 1
       end
-      assert.are.equal(30, n)
+      assert.are.equal(100, n)
     end)
 
   it("exits 130 at once while it waits out a Retry-After: 20", function()

@@ -352,12 +352,15 @@ describe("braze-segments", function()
           "--resume" })
         assert.are.equal(0, r2.code)
         assert_complete(part)
-        -- It went on from page 1 (one page of overlap), not from page 0.
+        -- It went on from page 1 (one page of overlap), not from page 0; the
+        -- pipeline may list one page past the short last one, no more.
         local pages = {}
         for _, req in ipairs(mock:requests()) do
           if req.path == "/segments/list" then pages[#pages + 1] = req.query.page end
         end
-        assert.are.same({ "1", "2" }, pages)
+        table.sort(pages)
+        assert.are.same({ "1", "2" }, { pages[1], pages[2] })
+        assert.is_true(#pages <= 3 and (pages[3] == nil or pages[3] == "3"), table.concat(pages, ","))
       end)
 
       it("completes an export that was killed (SIGKILL) part way through", function()
@@ -744,24 +747,22 @@ end)
 describe("braze.cli.export", function()
   local export = require("braze.cli.export")
 
-  it("fetches a page's details in one call when the client has details_many", function()
+  it("runs on the pipelined each, asking it for details, series and the concurrency", function()
     local segs = {}
-    for i = 1, 3 do segs[i] = { id = "s" .. i, name = "n" .. i, tags = {} } end
-    local batches = {}
+    for i = 1, 3 do
+      segs[i] = { id = "s" .. i, name = "n" .. i, tags = {},
+        details = { message = "success", name = "d-s" .. i },
+        series = { message = "success", data = { { time = "2026-11-01", size = i } } } }
+    end
+    local asked
     local fake = {
-      each = function()
+      each = function(_, opts)
+        asked = opts
         local i = 0
         return function()
           i = i + 1
           if segs[i] then return segs[i], 0 end
         end
-      end,
-      details = function() error("details called one by one") end,
-      details_many = function(_, ids, opts)
-        batches[#batches + 1] = { ids = ids, concurrency = opts.concurrency }
-        local out = {}
-        for i, id in ipairs(ids) do out[i] = { message = "success", name = "d-" .. id } end
-        return out
       end,
     }
     local lines = {}
@@ -769,11 +770,13 @@ describe("braze.cli.export", function()
       write = function(_, s) lines[#lines + 1] = s; return true end,
       flush = function() return true end,
     }
-    local summary = assert(export.run(fake, { format = "jsonl", details = true, stdout = sink }))
+    local summary = assert(export.run(fake, { format = "jsonl", details = true, series = 1,
+      ending_at = "2026-11-01T00:00:00Z", concurrency = 12, stdout = sink }))
     assert.are.equal(3, summary.written)
-    assert.are.equal(1, #batches)
-    assert.are.same({ "s1", "s2", "s3" }, batches[1].ids)
-    assert.are.same({ id = "s2", name = "n2", tags = {}, details = { name = "d-s2" } },
-      cjson.decode(lines[2]))
+    assert.is_true(asked.details)
+    assert.are.same({ length = 1, ending_at = "2026-11-01T00:00:00Z" }, asked.series)
+    assert.are.equal(12, asked.concurrency)
+    assert.are.same({ id = "s2", name = "n2", tags = {}, details = { name = "d-s2" },
+      series = { { time = "2026-11-01", size = 2 } } }, cjson.decode(lines[2]))
   end)
 end)

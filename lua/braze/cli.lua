@@ -8,6 +8,7 @@
 --     braze-segments series  SEGMENT_ID [--days N] [--end DATE] [--format table|json|csv|plot]
 --     braze-segments export  [--details] [--series DAYS] [--end DATE] [--format jsonl|csv]
 --                            [--output FILE [--resume]] [--sort asc|desc]
+--                            [--concurrency N] [--reserve N]
 --
 -- The API key comes only from the `BRAZE_API_KEY` environment variable (a
 -- key on the command line would show in `ps` and in shell history); the
@@ -131,6 +132,10 @@ local function build_parser(on_help)
   exp:flag("--resume", "Continue an interrupted export into --output: skip the segments "
     .. "already in it (same options and --sort as the first run).")
   exp:option("--sort", "Creation order.", "asc"):choices({ "asc", "desc" })
+  exp:option("--concurrency", "Requests in flight at once, 1..64: the next pages, details and "
+    .. "series are fetched while earlier records are written.", "8"):argname("<n>")
+  exp:option("--reserve", "Requests of each rate-limit window left to the workspace's other "
+    .. "integrations (a count; default 0).", "0"):argname("<n>")
   return parser
 end
 
@@ -211,6 +216,7 @@ local function make_client(a, env)
   end
   if a.max_retries then opts.max_retries = integer_option(a.max_retries, "--max-retries", 0, 100) end
   if a.allow_http then opts.allow_http = true end
+  if a.reserve then opts.reserve = integer_option(a.reserve, "--reserve", 0, 1000000) end
   local ok, client = pcall(braze.new, opts)
   -- The library's advice names its option; the command has a flag for it.
   if not ok then usage_error((strip_position(client):gsub("allow_http = true", "--allow-http"))) end
@@ -377,6 +383,7 @@ local function cmd_export(client, a, ctx)
   local o = {
     format = a.format, details = a.details, sort = a.sort, output = a.output,
     resume = a.resume, progress = ctx.progress, stdout = ctx.stdout, note = ctx.note,
+    concurrency = integer_option(a.concurrency, "--concurrency", 1, 64),
   }
   if a.series then o.series = integer_option(a.series, "--series", 1, 100) end
   if a["end"] and not o.series then usage_error("--end needs --series") end

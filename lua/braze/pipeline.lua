@@ -164,7 +164,7 @@ function M.each(p, opts)
 
   -- Ending the loop early (break, an error in its body) drops what is in
   -- flight: a to-be-closed value in Lua 5.4, and the collector otherwise.
-  local closer = setmetatable({}, { __close = close, __gc = close })
+  local closer = setmetatable({ close = close }, { __close = close, __gc = close })
   return iterate, nil, nil, closer
 end
 

@@ -29,7 +29,7 @@ local braze = require("braze")
 local M = {}
 
 local PAGE_SIZE = 100
---- Concurrency asked of a batch API, when the client has one.
+--- Transfers at once for the per-segment calls (--concurrency).
 M.CONCURRENCY = 8
 
 --- The CSV header for these options.
@@ -99,70 +99,6 @@ function M.csv_record(seg, extra, o)
       s.start, s["end"], s.first, s.last, s.min, s.max
   end
   return fmt.csv_row(v, #M.columns(o))
-end
-
--- -------------------------------------------------------------------------
--- Details and series for a page of segments: the one place that talks to
--- the per-segment endpoints, so that a batch API slots in here.
-
-local function raise(err) error(err, 0) end
-
--- Details of `ids`, in order. Uses client:details_many when the client has
--- it (accepting results in order or keyed by id, errors alongside).
-local function fetch_details(client, ids)
-  if client.details_many then
-    local results, errs = client:details_many(ids, { concurrency = M.CONCURRENCY })
-    if results == nil then raise(errs) end
-    local out = {}
-    for i, id in ipairs(ids) do
-      local r = results[i]
-      if r == nil then r = results[id] end
-      local e = type(errs) == "table" and not braze.errors.is(errs) and (errs[i] or errs[id]) or nil
-      if e then raise(e) end
-      if r == nil or braze.errors.is(r) then raise(r or ("braze-segments: no details for " .. id)) end
-      out[i] = r
-    end
-    return out
-  end
-  local out = {}
-  for i, id in ipairs(ids) do
-    local r, err = client:details(id)
-    if not r then raise(err) end
-    out[i] = r
-  end
-  return out
-end
-
---- Fetch what the options ask for, for a page of segments, calling
--- `each_done(i, extra)` as soon as segment i is complete (so it is written
--- before the next request). Raises the error object on failure.
-function M.enrich(client, segs, o, each_done)
-  local ids = {}
-  for i, s in ipairs(segs) do ids[i] = s.id end
-  if not o.details and not o.series then
-    for i = 1, #segs do each_done(i, {}) end
-    return
-  end
-  local batch = o.details and client.details_many and fetch_details(client, ids) or nil
-  for i, id in ipairs(ids) do
-    local extra = {}
-    if o.details then
-      if batch then
-        extra.details = batch[i]
-      else
-        local r, err = client:details(id)
-        if not r then raise(err) end
-        extra.details = r
-      end
-    end
-    if o.series then
-      local r, err = client:data_series({ segment_id = id, length = o.series,
-        ending_at = o.ending_at })
-      if not r then raise(err) end
-      extra.series = r
-    end
-    each_done(i, extra)
-  end
 end
 
 -- -------------------------------------------------------------------------
@@ -331,7 +267,7 @@ function M.run(client, o)
   -- created since show up at the top of page 0 in desc order); with the
   -- other --sort they come reversed, or after new ids, or not at all, and
   -- the pages before it, never listed, would be skipped.
-  local check_first, first_page, first_ids = skipped_before > 0, nil, {}
+  local check_first, first_ids = skipped_before > 0, {}
   local function check_order()
     check_first = false
     local last, known_here, new_seen = 0, 0, false
@@ -353,54 +289,51 @@ function M.run(client, o)
       .. "since, export again without --resume)", o.output, o.sort or "asc") }, 0)
   end
 
+  local function write(seg)
+    local extra = { details = seg.details, series = seg.series }
+    seg.details, seg.series = nil, nil -- the pipeline's fields, written as the record's own
+    emit(record(seg, extra, o))
+    summary.written = summary.written + 1
+    if progress then progress:segment() end
+  end
+
   local function run()
     if write_header then emit(fmt.csv_row(M.columns(o))) end
-    local iter = client:each({ sort_direction = o.sort, page = start_page })
-    local pending, pending_page = {}, nil
-    local function process(final)
-      if check_first then check_order() end
-      if final and progress then progress:set_total(progress.done + #pending) end
-      local batch = pending
-      pending = {}
-      M.enrich(client, batch, o, function(i, extra)
-        emit(record(batch[i], extra, o))
-        summary.written = summary.written + 1
-        if progress then progress:segment() end
-      end)
-    end
-    while true do
-      local ok, seg, page_no = pcall(iter)
-      if not ok then
-        -- After an API failure, what was listed before it is still written
-        -- (an interrupt or a bug stops at once).
-        if braze.errors.is(seg) and seg.kind ~= "interrupted" then
-          local pok, perr = pcall(process, false)
-          if not pok and type(perr) == "table" and perr.io_error then error(perr, 0) end
+    -- The pipelined each: the next pages, details and series are on their way
+    -- while this one is written; a page comes only when all its calls are done.
+    local series = o.series and { length = o.series, ending_at = o.ending_at } or nil
+    local iter, state, ctl, closer = client:each({ sort_direction = o.sort, page = start_page,
+      details = o.details or nil, series = series, concurrency = o.concurrency or M.CONCURRENCY })
+    local held, page_now = {}, nil -- resume: the first page waits for check_order
+    local ok, err = pcall(function()
+      for seg, page_no in iter, state, ctl do
+        if page_no ~= page_now then
+          summary.pages = summary.pages + 1
+          if progress then progress:page() end
+          if check_first and page_now ~= nil then
+            check_order()
+            for _, s in ipairs(held) do write(s) end
+            held = {}
+          end
+          page_now = page_no
         end
-        error(seg, 0)
+        local id = type(seg) == "table" and seg.id or nil
+        if check_first then first_ids[#first_ids + 1] = type(id) == "string" and id end
+        if type(seg) ~= "table" or (type(id) == "string" and known[id]) then
+          summary.skipped = summary.skipped + 1
+        else
+          if type(id) == "string" then known[id] = true end
+          if check_first then held[#held + 1] = seg else write(seg) end
+        end
       end
-      if seg == nil then break end
-      if page_no ~= pending_page then
-        summary.pages = summary.pages + 1
-        if progress then progress:page() end
-        if #pending > 0 then process(false) end
-        pending_page = page_no
-      end
-      local id = type(seg) == "table" and seg.id or nil
       if check_first then
-        first_page = first_page or page_no
-        if page_no == first_page then first_ids[#first_ids + 1] = type(id) == "string" and id end
+        check_order()
+        for _, s in ipairs(held) do write(s) end
       end
-      if type(seg) ~= "table" then
-        summary.skipped = summary.skipped + 1
-      elseif type(id) == "string" and known[id] then
-        summary.skipped = summary.skipped + 1
-      else
-        if type(id) == "string" then known[id] = true end
-        pending[#pending + 1] = seg
-      end
-    end
-    process(true)
+      if progress then progress:set_total(progress.done) end
+    end)
+    if closer then closer.close() end
+    if not ok then error(err, 0) end
   end
 
   local ok, err = pcall(run)
