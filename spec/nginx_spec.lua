@@ -370,6 +370,43 @@ describe("#nginx braze.transport.ngx in nginx", function()
     end)
   end)
 
+  describe("the pipelined each", function()
+    it("gives all 250 segments in list order, exactly once, with details and series", function()
+      local _, doc = get(port, "/pipeline?fresh=1&details=1&series=5&concurrency=16", 60)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.is_nil(doc.result.error, cjson.encode(doc.result.error))
+      local plain = {}
+      for seg in braze.new{ api_key = fast.api_key, endpoint = fast.url }:each() do
+        plain[#plain + 1] = seg.id
+      end
+      assert.same(plain, doc.result.ids)
+      assert.equal(250, doc.result.details)
+      assert.equal(250, doc.result.series)
+      local stats = fast:stats().by_path
+      assert.equal(250, stats["/segments/details"])
+      assert.equal(250, stats["/segments/data_series"])
+    end)
+
+    it("runs its calls concurrently in light threads, while pages are listed ahead", function()
+      -- slow: 5 segments, 500 ms a request: list, then 5 details and 5 series side by side
+      local _, doc, took = get(port, "/pipeline?mock=slow&fresh=1&details=1&series=3&concurrency=16", 30)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.equal(5, #doc.result.ids)
+      assert.equal(5, doc.result.series)
+      -- one list page, then the ten per-segment calls at once: about 1 s, far from 11 x 0.5 s
+      assert.is_true(took < 3, "took " .. took .. " s")
+    end)
+
+    it("raises at the page whose list call failed, with err.page, after the pages before it", function()
+      fast:fault{ type = "status", code = 400, message = "no", path = "/segments/list", count = 1 }
+      local _, doc = get(port, "/pipeline?fresh=1&details=1&concurrency=8", 60)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.equal("http", doc.result.error.kind)
+      assert.equal(0, doc.result.error.page)
+      assert.equal(0, #doc.result.ids)
+    end)
+  end)
+
   describe("errors match the libcurl transport", function()
     local function both(fault, target, opts)
       opts = opts or {}

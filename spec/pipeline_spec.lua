@@ -124,6 +124,14 @@ for _, mode in ipairs({ "serial", "rounds", "async" }) do
       assert.equal(0, err.page)
     end)
 
+    it("learns an unknown window with one request, then goes full width when no window is told", function()
+      local fake = fake_braze.new{ segments = 40, mode = mode }
+      local res, errs = client(fake):details_many(expected_ids(1, 40, fake), { concurrency = 8 })
+      assert.same({}, errs)
+      assert.equal(40, #res)
+      if mode == "async" then assert.equal(8, fake.max_inflight) end
+    end)
+
     it("a reserve below 1 is a fraction of the window's limit", function()
       local fake = fake_braze.new{ segments = 30, mode = mode,
         window = { limit = 40, remaining = 40, reset = os.time() + 3600 } }

@@ -260,6 +260,7 @@ end
 function Runner:finish(job, res, kind, msg)
   self.inflight = self.inflight - 1
   self.flying[job] = nil
+  self.probed = true
   job.attempts = job.attempts + 1
   local body, err, wait, from_server = judge(self.p, job.path, job.attempts, res, kind, msg)
   if body or err then return job.done(job, body, err) end
@@ -279,7 +280,13 @@ function Runner:allowance()
   elseif self.mode == "rounds" then slots = self.concurrency * ROUND_FACTOR
   else slots = 1 end
   local r = room(self.p)
-  if r == nil then return self.inflight == 0 and min(slots, 1) or 0 end
+  if r == nil then
+    -- Unknown window: one request learns it. If its answer did not tell
+    -- (a network failure, a server without X-RateLimit-* headers), there is
+    -- nothing to wait for: go on at full width.
+    if self.probed then return slots end
+    return self.inflight == 0 and min(slots, 1) or 0
+  end
   return min(slots, r - self.inflight)
 end
 
@@ -354,6 +361,7 @@ function Runner:step()
     if not held then
       if self.hold_until then
         self.hold_until = nil
+        self.probed = false
         if p.rate_limit then p.rate_limit.remaining = nil end -- the server's wait is over
       end
       local n = min(self:allowance(), ready)
@@ -367,6 +375,7 @@ function Runner:step()
         -- No room in the window and nothing in flight: wait for the reset.
         local first = self.urgent[1] or self.queue[1]
         local stop = await_window(p, first.path, first.attempts)
+        self.probed = false -- a new window: learn it with one request
         if stop then
           self:fail_unstarted(function(job)
             if stop.kind == "closed" then return closed_error(p, job.path, job.attempts) end

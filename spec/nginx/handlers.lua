@@ -132,4 +132,37 @@ function M.each()
   answer({ count = count, first = first, last = last, pages = #pages })
 end
 
+--- /pipeline?details=1&series=N&concurrency=C&page=P&max_pages=M: the
+--- pipelined each; answers the ids in order, how many carried details and
+--- series, and the error (with its page and segment_id) if the loop raised.
+function M.pipeline()
+  local c = client()
+  local ids, with_details, with_series = {}, 0, 0
+  local opts = {
+    details = arg("details") == "1",
+    series = number_arg("series") and { length = number_arg("series"), ending_at = "2026-11-01" },
+    concurrency = number_arg("concurrency") or 8,
+    page = number_arg("page"),
+    max_pages = number_arg("max_pages"),
+  }
+  local ok, err = pcall(function()
+    for segment in c:each(opts) do
+      ids[#ids + 1] = segment.id
+      if type(segment.details) == "table" and segment.details.name == segment.name then
+        with_details = with_details + 1
+      end
+      if type(segment.series) == "table" and #segment.series.data == opts.series.length then
+        with_series = with_series + 1
+      end
+    end
+  end)
+  local result = { ids = ids, details = with_details, series = with_series }
+  if not ok then
+    result.error = error_fields(err)
+    result.error.page = type(err) == "table" and err.page or nil
+    result.error.segment_id = type(err) == "table" and err.segment_id or nil
+  end
+  answer(result)
+end
+
 return M
