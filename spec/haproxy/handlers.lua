@@ -108,7 +108,7 @@ end
 
 core.register_service("braze", "http", function(applet)
   local route = routes[(applet.path or ""):match("^/([%w_]+)$") or ""]
-  local status, doc = 200, nil
+  local status, doc = 200
   if not route then
     status, doc = 404, { ok = false, error = { kind = "lua", message = "no route " .. tostring(applet.path) } }
   else
