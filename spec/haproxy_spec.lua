@@ -296,6 +296,46 @@ describe("#haproxy braze.transport.haproxy", function()
       end)
     end)
 
+    describe("worker tasks", function()
+      it("are reused: 30 calls one after another start at most one more worker", function()
+        local _, before = get(hap.port, "/pool")
+        for i = 1, 30 do
+          local _, doc = get(hap.port, "/list")
+          assert.is_true(doc.ok, "call " .. i .. ": " .. cjson.encode(doc))
+        end
+        local _, after = get(hap.port, "/pool")
+        assert.is_true(after.result.started - before.result.started <= 1,
+          cjson.encode(before.result) .. " -> " .. cjson.encode(after.result))
+        assert.equal(0, after.result.queued)
+      end)
+
+      it("end once idle for worker_linger seconds", function()
+        finally(function() get(hap.port, "/pool?linger=10") end)
+        get(hap.port, "/pool?linger=0.2")
+        local _, doc = get(hap.port, "/details_many?n=4&concurrency=4")
+        assert.is_true(doc.ok, cjson.encode(doc))
+        local pool
+        for _ = 1, 40 do
+          socket.sleep(0.05)
+          pool = select(2, get(hap.port, "/pool")).result
+          if pool.workers == 0 then break end
+        end
+        assert.same({ workers = 0, idle = 0, queued = 0 },
+          { workers = pool.workers, idle = pool.idle, queued = pool.queued })
+        -- and new ones start when work comes again
+        local _, again = get(hap.port, "/list")
+        assert.is_true(again.ok, cjson.encode(again))
+      end)
+
+      it("details_many: each request stops at its own deadline", function()
+        fast:fault{ type = "hang", count = 4 }
+        local _, doc, took = get(hap.port, "/details_many?fresh=1&timeout=0.5&n=4&concurrency=4")
+        assert.is_true(doc.ok, cjson.encode(doc))
+        assert.same({ "timeout", "timeout", "timeout", "timeout" }, doc.result.kinds)
+        assert.is_true(took < 2, "timeout=0.5 took " .. took .. " s")
+      end)
+    end)
+
     describe("errors match the libcurl transport", function()
       -- The same fault for the service and for a direct libcurl client.
       local function both(fault, target, opts)

@@ -102,6 +102,13 @@ core.register_task(function()
     or { state = "failed", error = error_fields(err) }
 end)
 
+--- /pool[?linger=S]: the transport's worker pool (after setting
+--- worker_linger when given).
+function routes.pool(q)
+  if q.linger then transport.worker_linger = tonumber(q.linger) end
+  return answer(transport.stats())
+end
+
 function routes.task()
   return answer(task_outcome)
 end

@@ -132,7 +132,15 @@ end
 -- Worker tasks. One pool per Lua state (this module is loaded once per
 -- state: `lua-load` shares one, `lua-load-per-thread` makes one per thread).
 
-local pool = { queue = {}, head = 1, tail = 0, workers = 0, idle = 0 }
+local pool = { queue = {}, head = 1, tail = 0, workers = 0, idle = 0, started = 0 }
+
+--- The worker pool of this Lua state, for monitoring: `{workers=, idle=,
+-- queued=, started=}` (workers alive, of them waiting for a job, jobs
+-- waiting for a worker, workers started since HAProxy started).
+function M.stats()
+  return { workers = pool.workers, idle = pool.idle, queued = pool.tail - pool.head + 1,
+    started = pool.started }
+end
 
 local function run_job(c, job)
   -- HAProxy's "timeout server" (each wait for the server): what is left of
@@ -182,7 +190,9 @@ local function submit(c, job)
     pool.workers = pool.workers + 1
     pool.idle = pool.idle + 1
     local ok, err = pcall(c.register_task, worker)
-    if not ok then
+    if ok then
+      pool.started = pool.started + 1
+    else
       pool.workers = pool.workers - 1
       pool.idle = pool.idle - 1
       if pool.workers == 0 then
