@@ -188,6 +188,42 @@ describe("#haproxy braze.transport.haproxy", function()
     end)
   end)
 
+  describe("examples/haproxy", function()
+    it("run.sh serves a segment's sizes from the mock, then from its cache", function()
+      local port = tls.free_port()
+      local log = os.tmpname()
+      local pipe = io.popen("BRAZE_API_KEY=" .. q(fast.api_key) .. " BRAZE_REST_ENDPOINT="
+        .. q((fast.url:gsub("127%.0%.0%.1", "localhost"))) .. " BRAZE_BIND=127.0.0.1:" .. port
+        .. " BRAZE_LUA53_BUILD=" .. q(BUILD) .. " HAPROXY=" .. q(HAPROXY) .. " exec "
+        .. q(ROOT .. "/examples/haproxy/run.sh") .. " >" .. q(log) .. " 2>&1 </dev/null & echo $!")
+      local pid = tonumber(pipe:read("*l"))
+      pipe:close()
+      finally(function()
+        sh("kill " .. pid .. " 2>/dev/null")
+        os.remove(log)
+      end)
+      local up
+      for _ = 1, 100 do
+        local res = helpers.request({ host = "127.0.0.1", port = port }, "/healthz", { timeout = 1 })
+        up = res and res.status == 200
+        if up or not alive(pid) then break end
+        socket.sleep(0.05)
+      end
+      assert.is_true(up, "the example did not start:\n" .. tostring(read_file(log)))
+      local id = assert(braze.new{ api_key = fast.api_key, endpoint = fast.url }:list()).segments[1].id
+      local status, doc = get(port, "/segments/sizes?days=3&segment_id=" .. helpers.url_encode(id))
+      assert.equal(200, status, tostring(read_file(log)))
+      assert.same({ id, 3, false, 3 }, { doc.segment_id, doc.days, doc.cached, #doc.series })
+      assert.is_true(doc.series[1].size > 2 ^ 32)
+      status, doc = get(port, "/segments/sizes?days=3&segment_id=" .. helpers.url_encode(id))
+      assert.equal(200, status)
+      assert.is_true(doc.cached)
+      status, doc = get(port, "/segments/sizes?days=3&segment_id=nope")
+      assert.equal(400, status)
+      assert.equal("http", doc.error)
+    end)
+  end)
+
   -- Nothing waits behind a slow Braze, whatever the number of threads.
   for _, nbthread in ipairs({ 1, 2, 4 }) do
     describe("with nbthread " .. nbthread, function()
