@@ -44,14 +44,16 @@ local function alive(pid)
 end
 
 -- A haproxy in the foreground (-db), as our child, with the spec's config
--- for `nbthread` threads. Returns { port=, pid=, dir=, log(), stop() }.
-local function start_haproxy(vars, nbthread)
+-- for `nbthread` threads, loading the handlers with `lua_load` (default
+-- lua-load: one Lua state; or lua-load-per-thread). Returns { port=, pid=, dir=, log(), stop() }.
+local function start_haproxy(vars, nbthread, lua_load)
   local dir = tls.tempdir("braze-haproxy")
   sh("cp " .. q(vars.CA) .. " " .. q(dir .. "/ca.pem"))
   local template = assert(read_file(ROOT .. "/spec/haproxy/haproxy.cfg.in"))
   for attempt = 1, 3 do
     local port = tls.free_port()
-    local all = { NBTHREAD = nbthread, PORT = port, PREFIX = dir, ROOT = ROOT, CPATH = BUILD .. "/?.so" }
+    local all = { NBTHREAD = nbthread, PORT = port, PREFIX = dir, ROOT = ROOT, CPATH = BUILD .. "/?.so",
+      LUA_LOAD = lua_load or "lua-load" }
     for k, v in pairs(vars) do all[k] = all[k] or v end
     local conf = template:gsub("%${([%w_]+)}", function(k)
       return tostring(assert(all[k], "no value for ${" .. k .. "}"))
@@ -225,10 +227,11 @@ describe("#haproxy braze.transport.haproxy", function()
   end)
 
   -- Nothing waits behind a slow Braze, whatever the number of threads.
-  for _, nbthread in ipairs({ 1, 2, 4 }) do
-    describe("with nbthread " .. nbthread, function()
+  for _, case in ipairs({ { 1 }, { 2 }, { 4 }, { 2, "lua-load-per-thread" } }) do
+    local nbthread, lua_load = case[1], case[2]
+    describe("with nbthread " .. nbthread .. (lua_load and " and " .. lua_load or ""), function()
       local hap
-      setup(function() hap = start_haproxy(vars, nbthread) end)
+      setup(function() hap = start_haproxy(vars, nbthread, lua_load) end)
       teardown(function() if hap then hap.stop() end end)
 
       it("20 requests to a 500 ms Braze finish together while /ping answers at once, "
@@ -253,9 +256,9 @@ describe("#haproxy braze.transport.haproxy", function()
           slowest = math.max(slowest, r.done)
         end
         for _, p in ipairs(probes) do worst_probe = math.max(worst_probe, p.took) end
-        print(string.format("\n[haproxy nbthread %d] 20 concurrent requests at 500 ms latency: "
+        print(string.format("\n[haproxy nbthread %d%s] 20 concurrent requests at 500 ms latency: "
           .. "%.3f s total, slowest %.3f s; %d /ping probes during them, slowest %.1f ms",
-          nbthread, total, slowest, #probes, worst_probe * 1000))
+          nbthread, lua_load and ", " .. lua_load or "", total, slowest, #probes, worst_probe * 1000))
         assert.is_true(total < 2, "took " .. total .. " s")
         assert.is_true(slowest >= 0.45, "faster than the mock's latency: " .. slowest)
         assert.is_true(#probes >= 3, "probes: " .. #probes)
