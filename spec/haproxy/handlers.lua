@@ -4,9 +4,9 @@
 --
 -- The service `braze` dispatches on the path:
 --   /list, /details?segment_id=, /each, /details_many?n=&concurrency=,
---   /task (what the task registered at load time got).
--- Query parameters: mock=fast|slow|tls|badtls (which server), fresh=1 (a new
--- client), max_retries, timeout, max_body. Answers
+--   /task (what the task registered at load time got), /pool (worker stats).
+-- Query parameters: mock=fast|slow|tls|badtls|refused (with port=)|unresolvable
+-- (which server), fresh=1 (a new client), max_retries, timeout, max_body. Answers
 -- {"ok":true,"result":...} or {"ok":false,"error":{...},"text":tostring(err)}.
 local braze = require("braze")
 local transport = require("braze.transport.haproxy")
@@ -32,7 +32,10 @@ local clients = {}
 
 local function client(q)
   local opts = {
-    endpoint = q.mock == "refused" and ("http://127.0.0.1:" .. tostring(q.port)) or URLS[q.mock or "fast"],
+    endpoint = q.mock == "refused" and ("http://127.0.0.1:" .. tostring(q.port))
+      or q.mock == "unresolvable" and "http://braze-spec.invalid:8080" -- RFC 6761: never resolves
+      or URLS[q.mock or "fast"],
+    allow_http = q.mock == "unresolvable" or nil,
     api_key = API_KEY,
     transport = transport,
     max_retries = tonumber(q.max_retries) or 0,
