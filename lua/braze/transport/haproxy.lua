@@ -158,8 +158,9 @@ local function run_job(c, job)
   job.done = true
 end
 
-local function worker()
-  local c = host()
+-- A worker's loop: jobs from the queue until it has been idle for
+-- worker_linger seconds. `state.job` is the job in hand.
+local function work(c, state)
   local idle_since = monotonic()
   while true do
     local q = pool.queue
@@ -168,17 +169,32 @@ local function worker()
       q[pool.head] = nil
       pool.head = pool.head + 1
       pool.idle = pool.idle - 1
+      state.job = job
       if not job.abandoned then run_job(c, job) end
+      state.job = nil
       pool.idle = pool.idle + 1
       idle_since = monotonic()
     elseif monotonic() - idle_since >= M.worker_linger then
-      break
+      return
     else
       c.msleep(M.poll_ms)
     end
   end
-  pool.idle = pool.idle - 1
+end
+
+-- A worker task's body. The counts stay right even if the loop raises
+-- (out of memory...): the job in hand fails instead of waiting forever.
+local function worker()
+  local state = {}
+  local ok, err = pcall(work, host(), state)
+  local job = state.job
+  if job then
+    job.failure, job.done = tostring(err), true
+  else
+    pool.idle = pool.idle - 1
+  end
   pool.workers = pool.workers - 1
+  if not ok then error(err, 0) end -- HAProxy logs it
 end
 
 -- Queue a job; start a worker when none is idle and the pool has room.
