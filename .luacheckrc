@@ -23,3 +23,9 @@ files["lua/braze/transport/ngx.lua"] = openresty
 files["spec/nginx/**/*.lua"] = openresty
 files["examples/nginx/**/*.lua"] = openresty
 files["bench/**/*.lua"] = { globals = { "ngx" } }
+
+-- Code that runs inside HAProxy: `core` is the host's global (the transport
+-- itself reads it with rawget, so it also loads outside HAProxy).
+local haproxy = { read_globals = { "core" } }
+files["spec/haproxy/**/*.lua"] = haproxy
+files["examples/haproxy/**/*.lua"] = haproxy

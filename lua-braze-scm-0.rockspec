@@ -57,6 +57,7 @@ build = {
     ["braze.mock"] = "lua/braze/mock.lua",
     ["braze.retry"] = "lua/braze/retry.lua",
     ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
+    ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
   },
   install = {
     bin = {
