@@ -1,4 +1,4 @@
--- Specs for braze-mock (bin/braze-mock, lua/braze/mock.lua): the fake Braze
+-- Specs for braze-mock (bin/braze-mock, lua/braze/mock/): the fake Braze
 -- every client spec relies on. Talks to a real mock process over raw
 -- sockets; cjson is the independent oracle for the JSON the mock writes.
 
@@ -18,6 +18,14 @@ local function connect(mock, timeout)
   sock:settimeout(timeout or helpers.timeout)
   assert(sock:connect(mock.host, mock.port))
   return sock
+end
+
+-- Run bin/braze-mock with these arguments; all it prints, then rc=<exit code>.
+local function run_cli(args)
+  local p = io.popen(helpers.lua .. " " .. helpers.root .. "/bin/braze-mock " .. args .. " 2>&1; echo rc=$?")
+  local out = p:read("*a")
+  p:close()
+  return out
 end
 
 local function raw_get(target, key, extra)
@@ -73,9 +81,7 @@ describe("braze-mock", function()
     end)
 
     it("refuses a non-loopback host and exits non-zero", function()
-      local p = io.popen(helpers.lua .. " " .. helpers.root .. "/bin/braze-mock --host 0.0.0.0 2>&1; echo rc=$?")
-      local out = p:read("*a")
-      p:close()
+      local out = run_cli("--host 0.0.0.0")
       assert.matches("loopback", out)
       assert.matches("rc=1", out)
     end)
@@ -798,9 +804,7 @@ describe("braze-mock", function()
       assert.matches("rate_window must be an integer from 1", err)
       assert.is_nil((braze_mock.new({ rate_window = 1.5 })))
       assert.are.equal(3600, braze_mock.DEFAULTS.rate_window)
-      local p = io.popen(helpers.lua .. " " .. helpers.root .. "/bin/braze-mock --rate-window 0 2>&1; echo rc=$?")
-      local out = p:read("*a")
-      p:close()
+      local out = run_cli("--rate-window 0")
       assert.matches("rate_window must be", out)
       assert.matches("rc=1", out)
     end)

@@ -108,6 +108,8 @@ end
 
 ---------------------------------------------------------------------------
 -- Dates: pure arithmetic in UTC, so the host's time zone never matters.
+-- braze.args has its own date code for the client; the mock does not share
+-- it, so that it stays an independent oracle for the client's dates.
 ---------------------------------------------------------------------------
 
 -- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
