@@ -194,6 +194,9 @@ function Mock:fault(params) return self:control("fault", params) end
 function Mock:stats() return self:control("stats") end
 function Mock:requests() return self:control("requests").requests end
 function Mock:reset() return self:control("reset") end
+--- GET /_mock/config: change segments, latency, rate_limit, rate_window while
+--- the mock runs; returns the settings now in force.
+function Mock:config(params) return self:control("config", params) end
 
 --- Stop the mock: ask politely, then TERM, then KILL. Never hangs.
 function Mock:stop()

@@ -1,4 +1,4 @@
--- Specs for braze-mock (bin/braze-mock, lua/braze/mock.lua): the fake Braze
+-- Specs for braze-mock (bin/braze-mock, lua/braze/mock/): the fake Braze
 -- every client spec relies on. Talks to a real mock process over raw
 -- sockets; cjson is the independent oracle for the JSON the mock writes.
 
@@ -18,6 +18,14 @@ local function connect(mock, timeout)
   sock:settimeout(timeout or helpers.timeout)
   assert(sock:connect(mock.host, mock.port))
   return sock
+end
+
+-- Run bin/braze-mock with these arguments; all it prints, then rc=<exit code>.
+local function run_cli(args)
+  local p = io.popen(helpers.lua .. " " .. helpers.root .. "/bin/braze-mock " .. args .. " 2>&1; echo rc=$?")
+  local out = p:read("*a")
+  p:close()
+  return out
 end
 
 local function raw_get(target, key, extra)
@@ -73,9 +81,7 @@ describe("braze-mock", function()
     end)
 
     it("refuses a non-loopback host and exits non-zero", function()
-      local p = io.popen(helpers.lua .. " " .. helpers.root .. "/bin/braze-mock --host 0.0.0.0 2>&1; echo rc=$?")
-      local out = p:read("*a")
-      p:close()
+      local out = run_cli("--host 0.0.0.0")
       assert.matches("loopback", out)
       assert.matches("rc=1", out)
     end)
@@ -677,11 +683,72 @@ describe("braze-mock", function()
       assert.are.equal("Invalid API key: " .. mock.api_key, decode(resp).message)
     end)
 
+    it("after=N lets the first N matching requests through, then faults", function()
+      mock:fault{ type = "500", path = "/segments/details", after = 2, count = 2 }
+      local target = "/segments/details?segment_id=" .. braze_mock.segment_id(4)
+      local got = {}
+      for k = 1, 5 do got[k] = assert(mock:api(target)).status end
+      assert.are.same({ 200, 200, 500, 500, 200 }, got)
+    end)
+
+    it("after=149 makes the 150th details call fail, and only it", function()
+      mock:fault{ type = "503", path = "/segments/details", after = 149 }
+      local sock = connect(mock)
+      finally(function() sock:close() end)
+      local failed = {}
+      for k = 1, 152 do
+        local id = braze_mock.segment_id(k % 250 + 1)
+        assert(sock:send(raw_get("/segments/list?page=0", mock.api_key)
+          .. raw_get("/segments/details?segment_id=" .. id, mock.api_key)))
+        assert.are.equal(200, assert(helpers.read_response(sock)).status) -- lists never match
+        local resp = assert(helpers.read_response(sock))
+        if resp.status ~= 200 then failed[#failed + 1] = k .. ":" .. resp.status end
+      end
+      assert.are.same({ "150:503" }, failed)
+    end)
+
+    it("segment_id matches only requests for that segment, on any endpoint", function()
+      local id2 = braze_mock.segment_id(2)
+      mock:fault{ type = "503", segment_id = id2, count = 2 }
+      local other = "/segments/details?segment_id=" .. braze_mock.segment_id(1)
+      assert.are.equal(200, assert(mock:api(other)).status)
+      assert.are.equal(200, assert(mock:api("/segments/list")).status)
+      assert.are.equal(503, assert(mock:api("/segments/details?segment_id=" .. id2)).status)
+      assert.are.equal(503, assert(mock:api("/segments/data_series?length=1&segment_id=" .. id2)).status)
+      assert.are.equal(200, assert(mock:api("/segments/details?segment_id=" .. id2)).status)
+    end)
+
+    it("combines segment_id, path and after", function()
+      local id3 = braze_mock.segment_id(3)
+      mock:fault{ type = "500", segment_id = id3, path = "/segments/data_series", after = 1 }
+      local series3 = "/segments/data_series?length=1&segment_id=" .. id3
+      local series4 = "/segments/data_series?length=1&segment_id=" .. braze_mock.segment_id(4)
+      assert.are.equal(200, assert(mock:api("/segments/details?segment_id=" .. id3)).status) -- other path
+      assert.are.equal(200, assert(mock:api(series4)).status) -- other segment
+      assert.are.equal(200, assert(mock:api(series3)).status) -- the one let through
+      assert.are.equal(200, assert(mock:api(series4)).status)
+      assert.are.equal(500, assert(mock:api(series3)).status)
+      assert.are.equal(200, assert(mock:api(series3)).status)
+    end)
+
+    it("counts a request for after even when another fault answers it", function()
+      mock:fault{ type = "status", code = 418, after = 2 } -- oldest, but waiting
+      mock:fault{ type = "503" }
+      mock:fault{ type = "500", after = 1 }
+      local got = {}
+      for k = 1, 4 do got[k] = assert(mock:api("/segments/list")).status end
+      -- The 503 answers the first request, which the 500 counts as its one.
+      assert.are.same({ 503, 500, 418, 200 }, got)
+    end)
+
     it("rejects unknown types and bad parameters", function()
       assert.has_error(function() mock:fault{ type = "explode" } end)
       assert.has_error(function() mock:fault{ type = "status" } end) -- code is required
       assert.has_error(function() mock:fault{ type = "delay", ms = "soon" } end)
       assert.has_error(function() mock:fault{ type = "500", count = 0 } end)
+      assert.has_error(function() mock:fault{ type = "500", after = -1 } end)
+      assert.has_error(function() mock:fault{ type = "500", after = "later" } end)
+      assert.has_error(function() mock:fault{ type = "500", segment_id = "" } end)
     end)
   end)
 
@@ -701,6 +768,45 @@ describe("braze-mock", function()
       assert.are.equal(0, tonumber(over.headers["x-ratelimit-reset"]) % 3600)
       limited:reset()
       assert.are.equal("2", assert(limited:api("/segments/list")).headers["x-ratelimit-remaining"])
+    end)
+
+    -- Waits for the next window twice: about 4 s.
+    it("ends each window at a multiple of rate_window, then counts again", function()
+      local m = helpers.start_mock{ rate_limit = 2, rate_window = 2 }
+      finally(function() m:stop() end)
+      local before = socket.gettime()
+      local reset = tonumber(assert(m:api("/segments/list")).headers["x-ratelimit-reset"])
+      assert.are.equal(0, reset % 2)
+      assert.is_true(reset > before - 1 and reset <= socket.gettime() + 2, "reset " .. reset)
+      while socket.gettime() < reset + 0.05 do socket.sleep(0.05) end -- a fresh window
+      local next_reset = tostring(reset + 2)
+      for remaining = 1, 0, -1 do
+        local resp = assert(m:api("/segments/list"))
+        assert.are.equal(200, resp.status)
+        assert.are.equal(tostring(remaining), resp.headers["x-ratelimit-remaining"])
+        assert.are.equal(next_reset, resp.headers["x-ratelimit-reset"])
+      end
+      local over = assert(m:api("/segments/list"))
+      assert.are.equal(429, over.status)
+      assert.are.equal("0", over.headers["x-ratelimit-remaining"])
+      assert.are.equal(next_reset, over.headers["x-ratelimit-reset"])
+      assert.is_nil(over.headers["retry-after"])
+      while socket.gettime() < reset + 2.05 do socket.sleep(0.05) end -- the next one
+      local again = assert(m:api("/segments/list"))
+      assert.are.equal(200, again.status)
+      assert.are.equal("1", again.headers["x-ratelimit-remaining"])
+      assert.are.equal(tostring(reset + 4), again.headers["x-ratelimit-reset"])
+    end)
+
+    it("checks rate_window and offers --rate-window", function()
+      local srv, err = braze_mock.new({ rate_window = 0 })
+      assert.is_nil(srv)
+      assert.matches("rate_window must be an integer from 1", err)
+      assert.is_nil((braze_mock.new({ rate_window = 1.5 })))
+      assert.are.equal(3600, braze_mock.DEFAULTS.rate_window)
+      local out = run_cli("--rate-window 0")
+      assert.matches("rate_window must be", out)
+      assert.matches("rc=1", out)
     end)
   end)
 
@@ -732,6 +838,54 @@ describe("braze-mock", function()
       assert.are.equal(200, assert(mock:api("/segments/list")).status)
       assert.are.equal(1, mock:stats().requests)
       assert.are.equal(1, #mock:requests())
+    end)
+
+    it("config changes the number of segments while running; reset keeps it", function()
+      local m = helpers.start_mock{ segments = 250 }
+      finally(function() m:stop() end)
+      assert.are.same({ segments = 3, latency = 0, rate_limit = 250000, rate_window = 3600 },
+        m:config{ segments = 3 })
+      local listed = decode(assert(m:api("/segments/list"))).segments
+      assert.are.equal(3, #listed)
+      assert.are.equal(braze_mock.segment_id(3), listed[3].id)
+      local gone = assert(m:api("/segments/details?segment_id=" .. braze_mock.segment_id(4)))
+      assert.are.equal(400, gone.status)
+      m:reset()
+      assert.are.equal(3, #decode(assert(m:api("/segments/list"))).segments)
+      assert.are.equal(3, m:config().segments) -- no parameters: just the settings
+      m:config{ segments = 150 }
+      assert.are.equal(50, #decode(assert(m:api("/segments/list?page=1"))).segments)
+    end)
+
+    it("config changes the rate limit; Remaining never goes below 0", function()
+      local m = helpers.start_mock{ rate_limit = 10 }
+      finally(function() m:stop() end)
+      for _ = 1, 3 do assert(m:api("/segments/list")) end
+      local now = m:config{ rate_limit = 2, latency = 5 }
+      assert.are.equal(2, now.rate_limit)
+      assert.are.equal(5, now.latency)
+      local over = assert(m:api("/segments/list")) -- 3 used of 2: the count stays
+      assert.are.equal(429, over.status)
+      assert.are.equal("2", over.headers["x-ratelimit-limit"])
+      assert.are.equal("0", over.headers["x-ratelimit-remaining"])
+      local other = assert(m:api("/segments/nope")) -- a 404 shows the count without using it
+      assert.are.equal(404, other.status)
+      assert.are.equal("0", other.headers["x-ratelimit-remaining"])
+      assert.are.equal(3, m:config{ rate_window = 3 }.rate_window) -- a new window, nothing counted
+      local resp = assert(m:api("/segments/list"))
+      assert.are.equal(200, resp.status)
+      assert.are.equal("1", resp.headers["x-ratelimit-remaining"])
+      assert.are.equal(0, tonumber(resp.headers["x-ratelimit-reset"]) % 3)
+    end)
+
+    it("config rejects bad values and unknown names, changing nothing", function()
+      for _, bad in ipairs({ "segments=-1", "segments=1000001", "segments=x", "latency=1.5",
+        "rate_window=0", "rate_limit=", "port=1", "segments=2&colour=red" }) do
+        local resp = assert(helpers.request(mock, "/_mock/config?" .. bad))
+        assert.are.equal(400, resp.status, bad)
+        assert.matches(bad:match("([%a_]+)=[^&]*$"), decode(resp).message, 1, true)
+      end
+      assert.are.equal(250, mock:config().segments)
     end)
 
     it("shutdown answers, then the process exits", function()
