@@ -271,20 +271,39 @@ static int session_tostring(lua_State *L) {
 
 /* ---- construction ------------------------------------------------------ */
 
+/*
+ * A string option, or NULL when absent. The value stays on the stack (the
+ * caller's slot) until the constructor returns: the options table may be
+ * read through __index, and a number is converted in that slot, so nothing
+ * else would keep the string alive while a collection runs.
+ */
 static const char *opt_string(lua_State *L, const char *name) {
+  size_t len;
   const char *v;
   lua_getfield(L, 1, name);
-  v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-  lua_pop(L, 1); /* the table keeps the string alive */
+  if (lua_isnil(L, -1)) return NULL;
+  if (!lua_isstring(L, -1)) luaL_error(L, "braze: %s must be a string", name);
+  v = lua_tolstring(L, -1, &len);
+  if (strlen(v) != len) luaL_error(L, "braze: %s contains a NUL byte", name);
   return v;
 }
 
 static lua_Number opt_number(lua_State *L, const char *name, lua_Number dflt) {
   lua_Number v;
   lua_getfield(L, 1, name);
-  v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+  if (lua_isnil(L, -1)) v = dflt;
+  else if (lua_isnumber(L, -1)) v = lua_tonumber(L, -1);
+  else return luaL_error(L, "braze: %s must be a number", name);
   lua_pop(L, 1);
   return v;
+}
+
+/* Seconds to libcurl milliseconds, rounded up: 0 would mean "no limit". */
+static long seconds_to_ms(lua_Number seconds) {
+  lua_Number ms = seconds * 1000;
+  long whole = (long)ms;
+  if ((lua_Number)whole < ms) whole++;
+  return whole < 1 ? 1 : whole;
 }
 
 static void check_header_value(lua_State *L, const char *name, const char *v) {
@@ -299,6 +318,33 @@ static void append_header(lua_State *L, session *s, const char *h) {
   s->request_headers = l;
 }
 
+/*
+ * "Authorization: Bearer <key>", built in a C buffer that is wiped and freed
+ * before anything can raise: the only copy left is libcurl's, in
+ * request_headers, which release() wipes.
+ */
+static void append_auth_header(lua_State *L, session *s, const char *key) {
+  static const char prefix[] = "Authorization: Bearer ";
+  size_t klen = strlen(key), n = sizeof prefix + klen;
+  char *h = (char *)malloc(n);
+  struct curl_slist *l = NULL;
+  if (h != NULL) {
+    memcpy(h, prefix, sizeof prefix - 1);
+    memcpy(h + sizeof prefix - 1, key, klen + 1);
+    l = curl_slist_append(s->request_headers, h);
+    volatile char *w = h; /* a plain memset before free may be optimised out */
+    for (size_t i = 0; i < n; i++) w[i] = 0;
+    free(h);
+  }
+  if (l == NULL) luaL_error(L, "braze: out of memory");
+  s->request_headers = l;
+}
+
+/* max_body (>= 1) as a size_t, at most SIZE_MAX / 2. */
+static size_t clamp_max_body(lua_Number max_body) {
+  return max_body >= (lua_Number)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)max_body;
+}
+
 #define SETOPT(s, opt, val)                                                       \
   do {                                                                            \
     CURLcode rc_ = curl_easy_setopt((s)->main.curl, (opt), (val));                \
@@ -309,16 +355,25 @@ static void append_header(lua_State *L, session *s, const char *h) {
 /*
  * core.session{ api_key=, timeout=, connect_timeout=, user_agent=,
  *               ca_file=, ca_path=, proxy=, max_body=, max_depth= }
- * Times in seconds. proxy: nil = no proxy at all (environment ignored),
+ * Times in seconds (any positive value; libcurl gets whole milliseconds,
+ * rounded up). proxy: nil = no proxy at all (environment ignored),
  * "env" = libcurl's environment variables, anything else = that proxy.
+ * String options must be strings (or numbers) without NUL bytes.
  */
 int braze_session_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  /* Each string stays on the stack (slots 2..6) until we return. */
   const char *key = opt_string(L, "api_key");
+  if (key == NULL) lua_pushnil(L);
   const char *agent = opt_string(L, "user_agent");
+  if (agent == NULL) lua_pushnil(L);
   const char *ca_file = opt_string(L, "ca_file");
+  if (ca_file == NULL) lua_pushnil(L);
   const char *ca_path = opt_string(L, "ca_path");
+  if (ca_path == NULL) lua_pushnil(L);
   const char *proxy = opt_string(L, "proxy");
+  if (proxy == NULL) lua_pushnil(L);
   lua_Number timeout = opt_number(L, "timeout", 30);
   lua_Number connect_timeout = opt_number(L, "connect_timeout", 10);
   lua_Number max_body = opt_number(L, "max_body", 32.0 * 1024 * 1024);
@@ -337,16 +392,14 @@ int braze_session_new(lua_State *L) {
   session *s = (session *)lua_newuserdatauv(L, sizeof(session), 0);
   memset(s, 0, sizeof *s);
   luaL_setmetatable(L, BRAZE_SESSION_MT);
-  s->main.max_body = max_body > (lua_Number)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)max_body;
+  s->main.max_body = clamp_max_body(max_body);
   s->max_depth = (int)max_depth;
 
   s->main.curl = curl_easy_init();
   if (s->main.curl == NULL) return luaL_error(L, "braze: curl_easy_init failed");
 
   /* The key goes in this header and nowhere else. */
-  lua_pushfstring(L, "Authorization: Bearer %s", key);
-  append_header(L, s, lua_tostring(L, -1));
-  lua_pop(L, 1);
+  append_auth_header(L, s, key);
   append_header(L, s, "Accept: application/json");
 
   SETOPT(s, CURLOPT_HTTPHEADER, s->request_headers);
@@ -363,8 +416,8 @@ int braze_session_new(lua_State *L) {
 #endif
   SETOPT(s, CURLOPT_ACCEPT_ENCODING, "");   /* gzip/deflate when the server offers */
   SETOPT(s, CURLOPT_TCP_KEEPALIVE, 1L);
-  SETOPT(s, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-  SETOPT(s, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
+  SETOPT(s, CURLOPT_TIMEOUT_MS, seconds_to_ms(timeout));
+  SETOPT(s, CURLOPT_CONNECTTIMEOUT_MS, seconds_to_ms(connect_timeout));
   if (ca_file) SETOPT(s, CURLOPT_CAINFO, ca_file);
   if (ca_path) SETOPT(s, CURLOPT_CAPATH, ca_path);
   if (proxy == NULL) SETOPT(s, CURLOPT_PROXY, ""); /* "" = never a proxy, not even from env */
@@ -496,8 +549,9 @@ static int session_get_many(lua_State *L) {
     int left;
     while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
       if (msg->msg != CURLMSG_DONE) continue;
-      transfer *t = NULL;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+      char *priv = NULL; /* CURLINFO_PRIVATE is read as a char * */
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+      transfer *t = (transfer *)(void *)priv;
       CURLcode rc = msg->data.result;
       curl_multi_remove_handle(s->multi, t->curl);
       t->in_multi = 0;
