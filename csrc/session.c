@@ -57,6 +57,8 @@ typedef struct {
   CURLM *multi;                       /* get_many(), created on first use */
   transfer *pool;                     /* get_many()'s handles */
   int pool_size;
+  int busy;                           /* a get/get_many is running */
+  int close_pending;                  /* close() came while busy: release at the end */
 } session;
 
 /* ---- libcurl callbacks (pure C) ---------------------------------------- */
@@ -225,16 +227,27 @@ static void push_response(lua_State *L, transfer *t, int max_depth) {
 
 /* ---- lifetime ---------------------------------------------------------- */
 
-static void release(session *s) {
-  if (s->pool) {
-    for (int i = 0; i < s->pool_size; i++) {
-      if (s->pool[i].in_multi) curl_multi_remove_handle(s->multi, s->pool[i].curl);
-      release_transfer(&s->pool[i]);
+/* Detach every pooled handle (after an error left some in the multi). */
+static void detach_all(session *s) {
+  for (int i = 0; i < s->pool_size; i++) {
+    if (s->pool[i].in_multi) {
+      curl_multi_remove_handle(s->multi, s->pool[i].curl);
+      s->pool[i].in_multi = 0;
     }
-    free(s->pool);
-    s->pool = NULL;
-    s->pool_size = 0;
   }
+}
+
+/* Free every pooled handle (the multi handle stays). */
+static void drop_pool(session *s) {
+  detach_all(s);
+  for (int i = 0; i < s->pool_size; i++) release_transfer(&s->pool[i]);
+  free(s->pool);
+  s->pool = NULL;
+  s->pool_size = 0;
+}
+
+static void release(session *s) {
+  drop_pool(s);
   if (s->multi) {
     curl_multi_cleanup(s->multi);
     s->multi = NULL;
@@ -255,11 +268,19 @@ static session *check_session(lua_State *L) {
 static session *check_open(lua_State *L) {
   session *s = check_session(L);
   if (s->main.curl == NULL) luaL_error(L, "braze: session is closed");
+  if (s->busy) luaL_error(L, "braze: session is busy (called from inside one of its own calls)");
   return s;
 }
 
+/*
+ * close, __gc and __close. Any Lua allocation during a call can run a
+ * finalizer, and a finalizer may close this session: while a call is
+ * running, the release waits for its end (see run_busy).
+ */
 static int session_close(lua_State *L) {
-  release(check_session(L));
+  session *s = check_session(L);
+  if (s->busy) s->close_pending = 1;
+  else release(s);
   return 0;
 }
 
@@ -428,10 +449,40 @@ int braze_session_new(lua_State *L) {
 
 /* ---- requests ---------------------------------------------------------- */
 
+/*
+ * Run the body of a call (upvalue 1, a C function taking the same
+ * arguments) with the session marked busy, protected: a finalizer that
+ * closes the session meanwhile only sets close_pending, and the release
+ * happens here, after the body has stopped using the handles and buffers,
+ * even when it raised (a memory error while building the results).
+ */
+static int run_busy(lua_State *L, session *s) {
+  int nargs = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  s->busy = 1;
+  int status = lua_pcall(L, nargs, LUA_MULTRET, 0);
+  s->busy = 0;
+  if (status != 0) detach_all(s);
+  if (s->close_pending) {
+    s->close_pending = 0;
+    release(s);
+  }
+  if (status != 0) return lua_error(L);
+  return lua_gettop(L);
+}
+
 /* session:get(url) -> response table, or nil, kind, message. */
 static int session_get(lua_State *L) {
   session *s = check_open(L);
-  const char *url = luaL_checkstring(L, 2);
+  luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  return run_busy(L, s);
+}
+
+static int get_body(lua_State *L) {
+  session *s = (session *)lua_touserdata(L, 1);
+  const char *url = lua_tostring(L, 2);
   transfer *t = &s->main;
   CURLcode rc;
 
@@ -448,7 +499,11 @@ static int session_get(lua_State *L) {
   return 1;
 }
 
-/* Make the multi handle and `n` pooled handles (copies of the main one). */
+/*
+ * Make the multi handle and `n` pooled handles (copies of the main one).
+ * A slot counts (pool_size) only once its handle is made and bound, so a
+ * failure leaves no half-made slot behind for the next call.
+ */
 static void ensure_pool(lua_State *L, session *s, int n) {
   if (s->multi == NULL) {
     s->multi = curl_multi_init();
@@ -457,27 +512,27 @@ static void ensure_pool(lua_State *L, session *s, int n) {
   if (s->pool_size >= n) return;
   transfer *grown = (transfer *)realloc(s->pool, (size_t)n * sizeof *grown);
   if (grown == NULL) luaL_error(L, "braze: out of memory");
-  /* Handles point at their transfer: re-point the ones that moved. */
   s->pool = grown;
-  for (int i = 0; i < s->pool_size; i++) bind_transfer(&s->pool[i]);
+  /* Handles point at their transfer: re-point the ones that moved. A handle
+     that cannot be re-pointed would write into freed memory: drop them all. */
+  for (int i = 0; i < s->pool_size; i++) {
+    if (bind_transfer(&s->pool[i]) != CURLE_OK) {
+      drop_pool(s);
+      luaL_error(L, "braze: cannot make a transfer handle");
+    }
+  }
   for (int i = s->pool_size; i < n; i++) {
     transfer *t = &s->pool[i];
     memset(t, 0, sizeof *t);
-    s->pool_size = i + 1; /* owned from here: release() frees it */
     t->max_body = s->main.max_body;
     t->curl = curl_easy_duphandle(s->main.curl);
-    if (t->curl == NULL || bind_transfer(t) != CURLE_OK)
+    if (t->curl == NULL) luaL_error(L, "braze: cannot make a transfer handle");
+    if (bind_transfer(t) != CURLE_OK) {
+      curl_easy_cleanup(t->curl);
+      t->curl = NULL;
       luaL_error(L, "braze: cannot make a transfer handle");
-  }
-}
-
-/* Detach every pooled handle (after an error left some in the multi). */
-static void detach_all(session *s) {
-  for (int i = 0; i < s->pool_size; i++) {
-    if (s->pool[i].in_multi) {
-      curl_multi_remove_handle(s->multi, s->pool[i].curl);
-      s->pool[i].in_multi = 0;
     }
+    s->pool_size = i + 1; /* owned from here: release() frees it */
   }
 }
 
@@ -514,6 +569,15 @@ static int session_get_many(lua_State *L) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "braze: get_many: urls[%d] is not a string", (int)i);
     lua_pop(L, 1);
   }
+  lua_settop(L, 2);
+  lua_pushinteger(L, concurrency);
+  return run_busy(L, s);
+}
+
+static int get_many_body(lua_State *L) {
+  session *s = (session *)lua_touserdata(L, 1);
+  lua_Integer concurrency = lua_tointeger(L, 3);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
   int width = (int)(concurrency < n ? concurrency : (n > 0 ? n : 1));
   ensure_pool(L, s, width);
   detach_all(s);
@@ -542,7 +606,6 @@ static int session_get_many(lua_State *L) {
     int running = 0;
     CURLMcode mc = curl_multi_perform(s->multi, &running);
     if (mc != CURLM_OK) {
-      detach_all(s);
       return luaL_error(L, "braze: curl_multi_perform: %s", curl_multi_strerror(mc));
     }
     CURLMsg *msg;
@@ -563,16 +626,19 @@ static int session_get_many(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg session_methods[] = {
-  {"get", session_get},
-  {"get_many", session_get_many},
-  {"close", session_close},
-  {NULL, NULL},
-};
-
 void braze_session_register(lua_State *L) {
   if (luaL_newmetatable(L, BRAZE_SESSION_MT)) {
-    luaL_newlib(L, session_methods);
+    lua_createtable(L, 0, 3);
+    /* get and get_many carry their body as an upvalue: pushing it later
+       makes no garbage on any Lua version. */
+    lua_pushcfunction(L, get_body);
+    lua_pushcclosure(L, session_get, 1);
+    lua_setfield(L, -2, "get");
+    lua_pushcfunction(L, get_many_body);
+    lua_pushcclosure(L, session_get_many, 1);
+    lua_setfield(L, -2, "get_many");
+    lua_pushcfunction(L, session_close);
+    lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, session_close);
     lua_setfield(L, -2, "__gc");

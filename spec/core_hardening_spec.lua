@@ -49,6 +49,10 @@ end
 
 local JSON_OK = '{"message":"success","segments":[]}'
 
+-- 10000 small objects: decoding allocates enough to run whole GC cycles.
+local BIG_JSON = '{"message":"success","segments":[' .. ('{"id":"seg","n":1},'):rep(9999)
+  .. '{"id":"last","n":2}]}'
+
 local function response(status_line, headers, body)
   return status_line .. "\r\n" .. table.concat(headers, "\r\n") .. (#headers > 0 and "\r\n" or "")
     .. "\r\n" .. (body or "")
@@ -70,6 +74,8 @@ setup(function()
     length2p63 = response("HTTP/1.1 200 OK", { "Content-Length: 9223372036854775808" }, JSON_OK),
     ok = response("HTTP/1.1 200 OK", { "Content-Type: application/json",
       "Content-Length: " .. #JSON_OK }, JSON_OK),
+    big = response("HTTP/1.1 200 OK", { "Content-Type: application/json",
+      "Content-Length: " .. #BIG_JSON }, BIG_JSON),
   }
   for name, data in pairs(cases) do tls.write_file(dir .. "/" .. name .. ".http", data) end
   local script = dir .. "/canned.lua"
@@ -200,5 +206,129 @@ describe("core.session options", function()
     assert.is_nil(res)
     assert.equal("too_large", kind, msg)
     assert.matches("9223372036854775807 bytes", msg, 1, true)
+  end)
+end)
+
+-- A C file from spec/c/ built into a shared object in `into`; returns its path.
+local function build_c(name, into, flags)
+  local out = into .. "/" .. name .. ".so"
+  local cmd = "cc -shared -fPIC -o " .. tls.quote(out) .. " " .. tls.quote(helpers.root .. "/spec/c/" .. name .. ".c")
+    .. " " .. (flags or "") .. " 2>&1"
+  local msg = helpers.read_pipe(cmd)
+  assert(helpers.read_file(out), "cannot build " .. name .. ": " .. msg)
+  return out
+end
+
+-- Run a Lua chunk in a child interpreter that loads the same braze.core as
+-- this run, with extra environment assignments; returns its output.
+local function run_child(chunk, env)
+  local file = dir .. "/child.lua"
+  tls.write_file(file, "package.cpath = " .. string.format("%q", package.cpath) .. "\n"
+    .. "package.path = " .. string.format("%q", package.path) .. "\n" .. chunk)
+  return helpers.read_pipe((env or "") .. " " .. helpers.interpreter() .. " " .. tls.quote(file) .. " 2>&1")
+end
+
+describe("get_many's connection pool", function()
+  it("a failed handle copy leaves no empty slot: the next get_many works", function()
+    local so = build_c("fail_duphandle", dir, "-ldl")
+    local preload = ((os.getenv("LD_PRELOAD") or "") .. " " .. so):gsub("^ ", "")
+    local out = run_child([[
+      local core = require("braze.core")
+      local url = ]] .. string.format("%q", mock.url .. "/segments/list") .. [[
+
+      local s = core.session{ api_key = ]] .. string.format("%q", mock.api_key) .. [[, timeout = 5 }
+      local ok, err = pcall(s.get_many, s, { url, url, url }, 3)
+      print("first", ok, err)
+      local res = s:get_many({ url, url, url }, 3)
+      for i = 1, 3 do print("second", i, res[i].status or res[i].error, res[i].message) end
+      s:close()
+    ]], "BRAZE_FAIL_DUPHANDLE=2 LD_PRELOAD=" .. tls.quote(preload))
+    assert.matches("first\tfalse\tbraze: cannot make a transfer handle", out, 1, true)
+    for i = 1, 3 do assert.matches("second\t" .. i .. "\t200\t", out, 1, true) end
+  end)
+end)
+
+describe("a finalizer that closes the session in the middle of a call", function()
+  after_each(function()
+    if LUA54 then collectgarbage("incremental") end
+    collectgarbage("setpause", 200)
+    collectgarbage()
+  end)
+
+  -- Each trial: an object whose __gc closes the session becomes garbage
+  -- just before the call, with the collector running continuously, so the
+  -- finalizer runs while the body is being decoded (at least once in the
+  -- trials; before the call in others, when get must say "closed").
+  local function trials(call, check)
+    local during = 0
+    for i = 1, 20 do
+      if during > 0 and i > 3 then break end
+      local s = core.session{ api_key = "k", timeout = 10 }
+      local phase, state = "before"
+      setmetatable({}, { __gc = function()
+        s:close()
+        state = phase .. " " .. tostring(s):match("%((%a+)%)")
+      end })
+      collectgarbage("setpause", 0)
+      if LUA54 then collectgarbage("incremental", 0, 400) end
+      phase = "during"
+      local ok, res = pcall(call, s)
+      phase = "after"
+      collectgarbage("setpause", 200)
+      collectgarbage()
+      assert(state ~= nil, "the finalizer did not run")
+      if state:match("^during") then
+        -- closed while busy: left open until the call finished on intact
+        -- buffers, then released
+        during = during + 1
+        assert.equal("during open", state)
+        assert.is_true(ok, tostring(res))
+        check(res)
+      elseif state:match("^before") then
+        assert.is_false(ok)
+        assert.matches("session is closed", res, 1, true)
+      else
+        assert.is_true(ok, tostring(res))
+        check(res)
+      end
+      assert.matches("(closed)", tostring(s), 1, true)
+      assert.has_error(function() s:get(canned_url("ok")) end, "braze: session is closed")
+    end
+    assert.is_true(during > 0, "no finalizer ran during a call")
+  end
+
+  local function check_big(res)
+    assert.equal(200, res.status)
+    assert.equal(10000, #res.body.segments)
+    assert.equal("last", res.body.segments[10000].id)
+  end
+
+  it("get: the close waits for the end of the call", function()
+    trials(function(s) return s:get(canned_url("big")) end, check_big)
+  end)
+
+  it("get_many: the close waits for the end of the call", function()
+    trials(function(s) return s:get_many({ canned_url("big"), canned_url("big") }, 2) end,
+      function(res) check_big(res[1]); check_big(res[2]) end)
+  end)
+
+  it("a call from a finalizer on a busy session raises instead of reusing its buffers", function()
+    local s = core.session{ api_key = "k", timeout = 10 }
+    finally(function() s:close() end)
+    local inner
+    for _ = 1, 5 do
+      setmetatable({}, { __gc = function()
+        if inner == nil then inner = { pcall(s.get, s, canned_url("ok")) } end
+      end })
+      collectgarbage("setpause", 0)
+      check_big(assert(s:get(canned_url("big"))))
+      collectgarbage("setpause", 200)
+      collectgarbage()
+      if inner then break end
+    end
+    assert(inner, "the finalizer did not run")
+    if inner[1] == false then
+      assert.matches("session is busy", inner[2], 1, true)
+    end
   end)
 end)
