@@ -18,6 +18,7 @@
 
 #include "compat.h"
 #include "decode.h"
+#include "process.h"
 #include "session.h"
 
 #define BRAZE_CORE_VERSION "0.1.0"
@@ -80,17 +81,13 @@ static const luaL_Reg core_functions[] = {
 };
 
 BRAZE_EXPORT int luaopen_braze_core(lua_State *L) {
-  static int curl_ready = 0; /* curl_global_init once per process */
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-      return luaL_error(L, "braze: curl_global_init failed");
-    curl_ready = 1;
-  }
+  const char *failed = braze_process_init(); /* curl_global_init, once per process */
+  if (failed != NULL) return luaL_error(L, "%s", failed);
   braze_session_register(L);
   luaL_newlib(L, core_functions);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
-  lua_pushstring(L, curl_version());
+  lua_pushstring(L, braze_curl_version());
   lua_setfield(L, -2, "curl_version");
   lua_pushliteral(L, BRAZE_CORE_VERSION);
   lua_setfield(L, -2, "_VERSION");

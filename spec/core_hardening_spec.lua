@@ -332,3 +332,44 @@ describe("a finalizer that closes the session in the middle of a call", function
     end
   end)
 end)
+
+describe("two threads, each with its own lua_State", function()
+  -- pkg-config's name for the Lua running this spec (5.3/5.4 only: the
+  -- harness uses luaL_openlibs and package.searchpath).
+  local lua_pc = ({ ["Lua 5.4"] = "lua5.4", ["Lua 5.3"] = "lua5.3" })[_VERSION]
+  local harness = helpers.root .. "/spec/c/threads.c"
+
+  local function build(out, flags)
+    local msg = helpers.read_pipe("cc -std=c99 -o " .. tls.quote(out) .. " " .. flags .. " 2>&1")
+    return helpers.read_file(out) ~= nil, msg
+  end
+
+  it("load braze.core at once, decode and make sessions, and the module stays loaded after", function()
+    assert(lua_pc, "needs Lua 5.3 or 5.4")
+    local exe = dir .. "/threads"
+    local ok, msg = build(exe, tls.quote(harness) .. " $(pkg-config --cflags --libs " .. lua_pc .. ") -lpthread -ldl")
+    assert(ok, msg)
+    -- LD_PRELOAD (the ASan runtimes in a sanitizer run) is inherited.
+    local out = helpers.read_pipe(tls.quote(exe) .. " " .. tls.quote(package.cpath) .. " 200 2>&1; echo exit=$?")
+    assert.equal("thread 1: 200 ok\nthread 2: 200 ok\npinned\nexit=0\n", out)
+  end)
+
+  it("no data race under ThreadSanitizer (braze.core linked into the harness)", function()
+    assert(lua_pc, "needs Lua 5.3 or 5.4")
+    local exe = dir .. "/threads-tsan"
+    local sources = {}
+    for f in helpers.read_pipe("ls " .. tls.quote(helpers.root) .. "/csrc/*.c"):gmatch("[^\n]+") do
+      sources[#sources + 1] = tls.quote(f)
+    end
+    local ok, msg = build(exe, "-fsanitize=thread -g -O1 -D_DEFAULT_SOURCE -DBRAZE_STATIC " .. tls.quote(harness)
+      .. " " .. table.concat(sources, " ") .. " $(pkg-config --cflags --libs " .. lua_pc .. " libcurl) -lpthread -ldl")
+    if not ok and msg:find("sanitize", 1, true) then
+      pending("cc cannot build with -fsanitize=thread here: " .. msg)
+      return
+    end
+    assert(ok, msg)
+    local out = helpers.read_pipe("env -u LD_PRELOAD TSAN_OPTIONS=halt_on_error=1:exitcode=66 "
+      .. tls.quote(exe) .. " - 30 2>&1; echo exit=$?")
+    assert.equal("thread 1: 30 ok\nthread 2: 30 ok\nexit=0\n", out)
+  end)
+end)
