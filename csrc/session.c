@@ -43,6 +43,7 @@ typedef struct {
   size_t body_len, body_cap;
   int too_large;     /* aborted by max_body */
   int out_of_memory;
+  int in_headers;    /* between a status line and the blank line ending its headers */
   int in_multi;      /* added to the session's multi handle */
   lua_Integer index; /* get_many: position of its URL */
   char header_value[BRAZE_N_HEADERS][BRAZE_HEADER_VALUE_MAX];
@@ -106,6 +107,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
     /* A status line starts a new response (e.g. after "100 Continue"). */
     memset(t->header_present, 0, sizeof t->header_present);
     t->body_len = 0;
+    t->in_headers = 1;
+  } else if (n >= 1 && n <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+    t->in_headers = 0; /* the blank line after the headers */
   } else if (which >= 0) {
     memcpy(t->header_value[which], value, sizeof value);
     t->header_present[which] = 1;
@@ -135,6 +139,7 @@ static void reset_transfer(transfer *t) {
   t->body_len = 0;
   t->too_large = 0;
   t->out_of_memory = 0;
+  t->in_headers = 1; /* until the blank line: a header line can fail before the status line */
   t->errbuf[0] = '\0';
   memset(t->header_present, 0, sizeof t->header_present);
 }
@@ -176,6 +181,16 @@ static int push_failure(lua_State *L, const transfer *t, CURLcode rc) {
     char msg[96];
     snprintf(msg, sizeof msg, "response body larger than max_body (%zu bytes)", t->max_body);
     lua_pushstring(L, msg);
+  } else if (rc == CURLE_OUT_OF_MEMORY && t->in_headers) {
+    /* libcurl refuses a header line over 100 KB (CURL_MAX_HTTP_HEADER) with
+       CURLE_OUT_OF_MEMORY: a hostile or broken server, not worth a retry. */
+    lua_pushliteral(L, "too_large");
+    lua_pushliteral(L, "response header line longer than 100 KB");
+#if LIBCURL_VERSION_NUM >= 0x080600
+  } else if (rc == CURLE_TOO_LARGE) {
+    lua_pushliteral(L, "too_large");
+    lua_pushliteral(L, "response headers larger than libcurl accepts");
+#endif
   } else if (rc == CURLE_WRITE_ERROR && t->out_of_memory) {
     lua_pushliteral(L, "network");
     lua_pushliteral(L, "out of memory while receiving the response");

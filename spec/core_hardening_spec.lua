@@ -373,3 +373,17 @@ describe("two threads, each with its own lua_State", function()
     assert.equal("thread 1: 30 ok\nthread 2: 30 ok\nexit=0\n", out)
   end)
 end)
+
+describe("a response header line over 100 KB", function()
+  it("is a too_large error that says so, not an out-of-memory network error", function()
+    local s = core.session{ api_key = "k", timeout = 5 }
+    finally(function() s:close() end)
+    local res, kind, msg = s:get(canned_url("giantheader"))
+    assert.is_nil(res)
+    assert.equal("too_large", kind, msg)
+    assert.equal("response header line longer than 100 KB", msg)
+    -- the same through get_many
+    local many = s:get_many({ canned_url("giantheader") }, 1)
+    assert.same({ error = "too_large", message = "response header line longer than 100 KB" }, many[1])
+  end)
+end)
