@@ -32,7 +32,7 @@ build = {
   modules = {
     ["braze.core"] = {
       -- The same sources, defines and libraries as CMakeLists.txt.
-      sources = { "csrc/core.c", "csrc/process.c", "csrc/session.c", "csrc/headers.c", "csrc/decode.c" },
+      sources = { "csrc/core.c", "csrc/process.c", "csrc/random.c", "csrc/session.c", "csrc/headers.c", "csrc/decode.c" },
       defines = { "_DEFAULT_SOURCE" },
       libraries = { "curl", "pthread", "dl" },
       incdirs = { "$(CURL_INCDIR)" },

@@ -5,6 +5,7 @@
  *   core.decode(json [, max_depth]) -> value | nil, message, position
  *   core.sleep(seconds)      -> blocks this thread (plain Lua hosts only)
  *   core.monotonic()         -> seconds from a monotonic clock (float)
+ *   core.random()            -> a double uniform in [0, 1), per-process seeded (random.c)
  *   core.null                -> JSON null (lightuserdata NULL)
  *   core.curl_version        -> libcurl's version string
  */
@@ -19,6 +20,7 @@
 #include "compat.h"
 #include "decode.h"
 #include "process.h"
+#include "random.h"
 #include "session.h"
 
 #define BRAZE_CORE_VERSION "0.1.0"
@@ -85,6 +87,8 @@ BRAZE_EXPORT int luaopen_braze_core(lua_State *L) {
   if (failed != NULL) return luaL_error(L, "%s", failed);
   braze_session_register(L);
   luaL_newlib(L, core_functions);
+  braze_random_push(L);
+  lua_setfield(L, -2, "random");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_pushstring(L, braze_curl_version());

@@ -387,3 +387,35 @@ describe("a response header line over 100 KB", function()
     assert.same({ error = "too_large", message = "response header line longer than 100 KB" }, many[1])
   end)
 end)
+
+describe("core.random", function()
+  it("returns doubles in [0, 1) that vary", function()
+    local seen = {}
+    for _ = 1, 2000 do
+      local x = core.random()
+      assert.is_number(x)
+      assert.is_true(x >= 0 and x < 1, tostring(x))
+      seen[x] = true
+    end
+    local distinct = 0
+    for _ in pairs(seen) do distinct = distinct + 1 end
+    assert.is_true(distinct > 1990, distinct .. " distinct values")
+  end)
+
+  it("differs between two processes started the same way (unlike an unseeded math.random)", function()
+    local chunk = "local core = require('braze.core') local t = {} "
+      .. "for i = 1, 4 do t[i] = string.format('%.17g', core.random()) end print(table.concat(t, ' '))"
+    local a = run_child(chunk)
+    local b = run_child(chunk)
+    for _, out in ipairs({ a, b }) do
+      local n = 0
+      for v in out:gmatch("%S+") do
+        local x = assert(tonumber(v), out)
+        assert.is_true(x >= 0 and x < 1, out)
+        n = n + 1
+      end
+      assert.equal(4, n, out)
+    end
+    assert.are_not.equal(a, b)
+  end)
+end)
