@@ -15,12 +15,19 @@
  * - close, __gc and __close share one idempotent release;
  * - libcurl callbacks are plain C: no Lua call ever runs inside a curl frame;
  * - every buffer belongs to the userdata, so a Lua error (memory) while
- *   building results leaks nothing.
+ *   building results leaks nothing;
+ * - fork: every socket the session opens is recorded; in a child process the
+ *   inherited ones are first pointed at /dev/null (so libcurl's cleanup, TLS
+ *   close_notify included, cannot touch the parent's connections), then the
+ *   handles are remade from the saved options (see after_fork).
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -60,6 +67,9 @@ typedef struct {
   int pool_size;
   int busy;                           /* a get/get_many is running */
   int close_pending;                  /* close() came while busy: release at the end */
+  pid_t pid;                          /* the process the connections belong to */
+  int *fds;                           /* sockets libcurl opened for us and has not closed */
+  int n_fds, cap_fds;
 } session;
 
 /* ---- libcurl callbacks (pure C) ---------------------------------------- */
@@ -119,6 +129,51 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
     }
   }
   return n;
+}
+
+/* Every socket is opened and closed here, so the session knows its own. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+  session *s = (session *)ud;
+  (void)purpose;
+  if (s->n_fds == s->cap_fds) {
+    int cap = s->cap_fds ? s->cap_fds * 2 : 8;
+    int *grown = (int *)realloc(s->fds, (size_t)cap * sizeof *grown);
+    if (grown == NULL) return CURL_SOCKET_BAD; /* the transfer fails: couldn't connect */
+    s->fds = grown;
+    s->cap_fds = cap;
+  }
+  curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+  if (fd != CURL_SOCKET_BAD) s->fds[s->n_fds++] = fd;
+  return fd;
+}
+
+static int on_close_socket(void *ud, curl_socket_t fd) {
+  session *s = (session *)ud;
+  for (int i = 0; i < s->n_fds; i++) {
+    if (s->fds[i] == fd) {
+      s->fds[i] = s->fds[--s->n_fds];
+      break;
+    }
+  }
+  return close(fd);
+}
+
+/*
+ * In a forked child: point every inherited socket at /dev/null, so whatever
+ * libcurl does with them next (TLS shutdown, reads, close) stays in this
+ * process. Returns 0 when that was impossible (the handles must then be
+ * abandoned, not cleaned up).
+ */
+static int neutralize_sockets(session *s) {
+  int ok = 1;
+  if (s->n_fds > 0) {
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) return 0;
+    for (int i = 0; i < s->n_fds; i++)
+      if (dup2(devnull, s->fds[i]) < 0) ok = 0;
+    close(devnull);
+  }
+  return ok;
 }
 
 /* ---- transfers --------------------------------------------------------- */
@@ -262,6 +317,13 @@ static void drop_pool(session *s) {
 }
 
 static void release(session *s) {
+  if (s->pid != getpid() && !neutralize_sockets(s)) {
+    /* A child that cannot shield the parent's sockets leaves them alone. */
+    s->pool = NULL;
+    s->pool_size = 0;
+    s->multi = NULL;
+    s->main.curl = NULL;
+  }
   drop_pool(s);
   if (s->multi) {
     curl_multi_cleanup(s->multi);
@@ -274,6 +336,11 @@ static void release(session *s) {
     curl_slist_free_all(s->request_headers);
     s->request_headers = NULL;
   }
+  /* Last: cleaning up the handles above closed their sockets through
+     on_close_socket, which updates this list. */
+  free(s->fds);
+  s->fds = NULL;
+  s->n_fds = s->cap_fds = 0;
 }
 
 static session *check_session(lua_State *L) {
@@ -430,6 +497,7 @@ int braze_session_new(lua_State *L) {
   luaL_setmetatable(L, BRAZE_SESSION_MT);
   s->main.max_body = clamp_max_body(max_body);
   s->max_depth = (int)max_depth;
+  s->pid = getpid();
 
   s->main.curl = curl_easy_init();
   if (s->main.curl == NULL) return luaL_error(L, "braze: curl_easy_init failed");
@@ -452,6 +520,11 @@ int braze_session_new(lua_State *L) {
 #endif
   SETOPT(s, CURLOPT_ACCEPT_ENCODING, "");   /* gzip/deflate when the server offers */
   SETOPT(s, CURLOPT_TCP_KEEPALIVE, 1L);
+  /* Copied by curl_easy_duphandle to the pool's handles. */
+  SETOPT(s, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  SETOPT(s, CURLOPT_OPENSOCKETDATA, (void *)s);
+  SETOPT(s, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  SETOPT(s, CURLOPT_CLOSESOCKETDATA, (void *)s);
   SETOPT(s, CURLOPT_TIMEOUT_MS, seconds_to_ms(timeout));
   SETOPT(s, CURLOPT_CONNECTTIMEOUT_MS, seconds_to_ms(connect_timeout));
   if (ca_file) SETOPT(s, CURLOPT_CAINFO, ca_file);
@@ -487,9 +560,39 @@ static int run_busy(lua_State *L, session *s) {
   return lua_gettop(L);
 }
 
+/*
+ * First call in a forked child: the kept-alive connections are the
+ * parent's (sharing them would mix up the two processes' responses). Shield
+ * them (neutralize_sockets), then drop every handle and connection and
+ * start again from a copy of the main handle's options.
+ */
+static void after_fork(lua_State *L, session *s) {
+  if (s->pid == getpid()) return;
+  if (!neutralize_sockets(s)) {
+    release(s); /* abandons the handles, see release() */
+    luaL_error(L, "braze: session is closed (cannot drop the parent's connections after fork)");
+  }
+  CURL *fresh = curl_easy_duphandle(s->main.curl); /* options, not connections */
+  drop_pool(s);
+  if (s->multi) {
+    curl_multi_cleanup(s->multi);
+    s->multi = NULL;
+  }
+  curl_easy_cleanup(s->main.curl);
+  s->main.curl = fresh;
+  /* Sockets libcurl did not close are /dev/null now: forget them. */
+  s->n_fds = 0;
+  s->pid = getpid();
+  if (fresh == NULL || bind_transfer(&s->main) != CURLE_OK) {
+    release(s);
+    luaL_error(L, "braze: session is closed (cannot remake its handle after fork)");
+  }
+}
+
 /* session:get(url) -> response table, or nil, kind, message. */
 static int session_get(lua_State *L) {
   session *s = check_open(L);
+  after_fork(L, s);
   luaL_checkstring(L, 2);
   lua_settop(L, 2);
   return run_busy(L, s);
@@ -574,6 +677,7 @@ static void store_result(lua_State *L, session *s, transfer *t, CURLcode rc, int
  */
 static int session_get_many(lua_State *L) {
   session *s = check_open(L);
+  after_fork(L, s);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer concurrency = luaL_optinteger(L, 3, 8);
   luaL_argcheck(L, concurrency >= 1 && concurrency <= MAX_CONCURRENCY, 3,

@@ -419,3 +419,82 @@ describe("core.random", function()
     assert.are_not.equal(a, b)
   end)
 end)
+
+describe("fork", function()
+  local fk
+
+  setup(function()
+    local lua_pc = ({ ["Lua 5.4"] = "lua5.4", ["Lua 5.3"] = "lua5.3" })[_VERSION]
+    assert(lua_pc, "needs Lua 5.3 or 5.4")
+    local so = build_c("forkhelper", dir, "-std=c99 -D_DEFAULT_SOURCE $(pkg-config --cflags " .. lua_pc .. ")")
+    fk = assert(package.loadlib(so, "luaopen_forkhelper"))()
+  end)
+
+  -- Run f in a forked child; the child exits with f's result (0 = passed)
+  -- and never returns into busted. Returns the child's pid.
+  local function spawn(f)
+    local pid = fk.fork()
+    if pid == 0 then
+      local ok, code = pcall(f)
+      if not ok then io.stderr:write("child: ", tostring(code), "\n") end
+      fk.exit(ok and code or 99)
+    end
+    assert(pid > 0, "fork failed")
+    return pid
+  end
+
+  it("a child drops the inherited connections: parent and child never get each other's answers", function()
+    local s = core.session{ api_key = mock.api_key, timeout = 10 }
+    finally(function() s:close() end)
+    local segments = assert(s:get(mock.url .. "/segments/list")).body.segments -- a kept-alive connection
+    assert.is_true(#segments >= 10)
+    local function details(k)
+      return mock.url .. "/segments/details?segment_id=" .. segments[k].id
+    end
+    assert(s:get_many({ details(1), details(2) }, 2)) -- and the pool's
+    -- Each process asks for its own segments, and counts answers about others.
+    local function work(rounds)
+      local mixups, failures = 0, 0
+      local function check(res, k)
+        if not (res and res.status == 200) then failures = failures + 1
+        elseif res.body.name ~= segments[k].name then mixups = mixups + 1 end
+      end
+      for r = 1, rounds do
+        local k = (fk.getpid() * 3 + r) % #segments + 1
+        local k2 = k % #segments + 1
+        check(s:get(details(k)), k)
+        local many = s:get_many({ details(k2), details(k) }, 2)
+        check(many[1], k2)
+        check(many[2], k)
+      end
+      return mixups, failures
+    end
+    for _ = 1, 4 do
+      local pid = spawn(function()
+        local mixups, failures = work(25)
+        s:close() -- must not touch the parent's sockets either
+        return (mixups == 0 and failures == 0) and 0 or 1
+      end)
+      local mixups, failures = work(25)
+      assert.equal(0, fk.wait(pid), "the child saw mixups or failures")
+      assert.equal(0, mixups)
+      assert.equal(0, failures)
+    end
+    -- The parent's kept-alive connection survived the children: reused, not re-made.
+    local before = mock:stats().connections
+    for _ = 1, 5 do assert.equal(200, assert(s:get(mock.url .. "/segments/list")).status) end
+    assert.equal(before + 1, mock:stats().connections) -- +1: the stats request itself
+  end)
+
+  it("core.random in a child does not repeat the parent's sequence", function()
+    local file = dir .. "/random.txt"
+    core.random()
+    local pid = spawn(function()
+      helpers.write_file(file, string.format("%.17g", core.random()))
+      return 0
+    end)
+    local mine = string.format("%.17g", core.random())
+    assert.equal(0, fk.wait(pid))
+    assert.are_not.equal(mine, helpers.read_file(file))
+  end)
+end)
