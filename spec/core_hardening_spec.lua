@@ -486,6 +486,42 @@ describe("fork", function()
     assert.equal(before + 1, mock:stats().connections) -- +1: the stats request itself
   end)
 
+  it("a child's get and close never touch the parent's TLS connection (no close_notify on it)", function()
+    local tdir = dir .. "/tls"
+    assert(tls.sh("mkdir -p " .. tls.quote(tdir)))
+    local ca = tls.make_ca(tdir, "ca")
+    tls.make_cert(tdir, "localhost", "ca", "DNS:localhost,IP:127.0.0.1")
+    local front = tls.start_nginx(tdir, { good = { cert = "localhost", upstream = mock.url } })
+    finally(function() front:stop() end)
+    local url = "https://localhost:" .. front.ports.good .. "/segments/list"
+    local s = core.session{ api_key = mock.api_key, timeout = 10, ca_file = ca }
+    finally(function() s:close() end)
+    -- nginx logs this (info) when a client ends a kept-alive TLS connection,
+    -- close_notify included.
+    local function closed()
+      local n = 0
+      for _ in front:error_log():gmatch("closed keepalive connection") do n = n + 1 end
+      return n
+    end
+    assert.equal(200, assert(s:get(url)).status) -- the parent's connection
+    -- A child that only closes the session.
+    assert.equal(0, fk.wait(spawn(function() s:close() return 0 end)))
+    socket.sleep(0.3)
+    assert.equal(0, closed())
+    -- A child that makes its own connection, then closes it: that one only.
+    assert.equal(0, fk.wait(spawn(function()
+      local res = s:get(url)
+      s:close()
+      return (res and res.status == 200) and 0 or 1
+    end)))
+    socket.sleep(0.3)
+    assert.equal(1, closed())
+    -- The parent's connection is still open and in use.
+    assert.equal(200, assert(s:get(url)).status)
+    socket.sleep(0.3)
+    assert.equal(1, closed())
+  end)
+
   it("core.random in a child does not repeat the parent's sequence", function()
     local file = dir .. "/random.txt"
     core.random()
