@@ -26,6 +26,9 @@ that behaves like Braze; needs LuaSocket and argparse) and braze-segments
 -- everything.
 dependencies = { "lua >= 5.1" }
 test_dependencies = { "lua-cjson", "busted" }
+-- libcurl 7.66.0 or newer is needed (curl_multi_poll); external_dependencies
+-- cannot carry a version, so csrc/process.c stops the build with an #error
+-- on an older curl.h.
 -- Only the library is looked up: Debian keeps curl/curl.h in a multiarch
 -- directory (/usr/include/<triplet>) that LuaRocks does not search but the
 -- C compiler does.
@@ -36,10 +39,11 @@ build = {
   type = "builtin",
   modules = {
     ["braze.core"] = {
-      sources = { "csrc/core.c", "csrc/session.c", "csrc/headers.c", "csrc/decode.c",
-        "csrc/interrupt.c", "csrc/terminal.c" },
+      -- The same sources, defines and libraries as CMakeLists.txt.
+      sources = { "csrc/core.c", "csrc/process.c", "csrc/random.c", "csrc/session.c",
+        "csrc/headers.c", "csrc/decode.c", "csrc/interrupt.c", "csrc/terminal.c" },
       defines = { "_DEFAULT_SOURCE" },
-      libraries = { "curl" },
+      libraries = { "curl", "pthread", "dl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },

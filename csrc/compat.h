@@ -10,6 +10,18 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#if defined(__GNUC__)
+/*
+ * luaL_error and lua_error never return (they longjmp, or throw in LuaJIT),
+ * but the Lua headers do not say so. Saying it here lets the compiler and
+ * gcc -fanalyzer (scripts/analyze.sh) see that code after a raise is
+ * unreachable, instead of reporting e.g. a NULL dereference after
+ * `if (p == NULL) luaL_error(...)`. This is the one place for that.
+ */
+LUALIB_API int (luaL_error)(lua_State *L, const char *fmt, ...) __attribute__((noreturn));
+LUA_API int (lua_error)(lua_State *L) __attribute__((noreturn));
+#endif
+
 #if LUA_VERSION_NUM < 502 && !defined(luaL_newlib)
 /*
  * Plain Lua 5.1 (and LuaJIT 2.0). LuaJIT 2.1 keeps the 5.1 API but already

@@ -9,6 +9,7 @@
  *                            -> opt-in Ctrl-C handling (see interrupt.c)
  *   core.terminal_width([fd]) -> columns of a terminal, or nil (terminal.c)
  *   core.monotonic()         -> seconds from a monotonic clock (float)
+ *   core.random()            -> a double uniform in [0, 1), per-process seeded (random.c)
  *   core.null                -> JSON null (lightuserdata NULL)
  *   core.curl_version        -> libcurl's version string
  */
@@ -23,6 +24,8 @@
 #include "compat.h"
 #include "decode.h"
 #include "interrupt.h"
+#include "process.h"
+#include "random.h"
 #include "session.h"
 #include "terminal.h"
 
@@ -87,19 +90,17 @@ static const luaL_Reg core_functions[] = {
 };
 
 BRAZE_EXPORT int luaopen_braze_core(lua_State *L) {
-  static int curl_ready = 0; /* curl_global_init once per process */
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-      return luaL_error(L, "braze: curl_global_init failed");
-    curl_ready = 1;
-  }
+  const char *failed = braze_process_init(); /* curl_global_init, once per process */
+  if (failed != NULL) return luaL_error(L, "%s", failed);
   braze_session_register(L);
   luaL_newlib(L, core_functions);
   braze_interrupt_register(L);
   braze_terminal_register(L);
+  braze_random_push(L);
+  lua_setfield(L, -2, "random");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
-  lua_pushstring(L, curl_version());
+  lua_pushstring(L, braze_curl_version());
   lua_setfield(L, -2, "curl_version");
   lua_pushliteral(L, BRAZE_CORE_VERSION);
   lua_setfield(L, -2, "_VERSION");

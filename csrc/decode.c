@@ -269,7 +269,7 @@ static int unicode_escape(decoder *d, char *r, char **w) {
  * borrow runs upwards): so the test is exact about whether a word has a
  * match, and on little-endian machines the lowest flag is the first one.
  */
-static inline char *scan_plain(char *r, char *const end) {
+static inline char *scan_plain(char *r, const char *const end) {
   while (end - r >= 8) {
     uint64_t x;
     memcpy(&x, r, 8);

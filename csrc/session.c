@@ -15,12 +15,19 @@
  * - close, __gc and __close share one idempotent release;
  * - libcurl callbacks are plain C: no Lua call ever runs inside a curl frame;
  * - every buffer belongs to the userdata, so a Lua error (memory) while
- *   building results leaks nothing.
+ *   building results leaks nothing;
+ * - fork: every socket the session opens is recorded; in a child process the
+ *   inherited ones are first pointed at /dev/null (so libcurl's cleanup, TLS
+ *   close_notify included, cannot touch the parent's connections), then the
+ *   handles are remade from the saved options (see after_fork).
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -44,6 +51,7 @@ typedef struct {
   size_t body_len, body_cap;
   int too_large;     /* aborted by max_body */
   int out_of_memory;
+  int in_headers;    /* between a status line and the blank line ending its headers */
   int in_multi;      /* added to the session's multi handle */
   lua_Integer index; /* get_many: position of its URL */
   char header_value[BRAZE_N_HEADERS][BRAZE_HEADER_VALUE_MAX];
@@ -58,6 +66,11 @@ typedef struct {
   CURLM *multi;                       /* get_many(), created on first use */
   transfer *pool;                     /* get_many()'s handles */
   int pool_size;
+  int busy;                           /* a get/get_many is running */
+  int close_pending;                  /* close() came while busy: release at the end */
+  pid_t pid;                          /* the process the connections belong to */
+  int *fds;                           /* sockets libcurl opened for us and has not closed */
+  int n_fds, cap_fds;
 } session;
 
 /* ---- libcurl callbacks (pure C) ---------------------------------------- */
@@ -105,6 +118,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
     /* A status line starts a new response (e.g. after "100 Continue"). */
     memset(t->header_present, 0, sizeof t->header_present);
     t->body_len = 0;
+    t->in_headers = 1;
+  } else if (n >= 1 && n <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+    t->in_headers = 0; /* the blank line after the headers */
   } else if (which >= 0) {
     memcpy(t->header_value[which], value, sizeof value);
     t->header_present[which] = 1;
@@ -114,6 +130,51 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
     }
   }
   return n;
+}
+
+/* Every socket is opened and closed here, so the session knows its own. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+  session *s = (session *)ud;
+  (void)purpose;
+  if (s->n_fds == s->cap_fds) {
+    int cap = s->cap_fds ? s->cap_fds * 2 : 8;
+    int *grown = (int *)realloc(s->fds, (size_t)cap * sizeof *grown);
+    if (grown == NULL) return CURL_SOCKET_BAD; /* the transfer fails: couldn't connect */
+    s->fds = grown;
+    s->cap_fds = cap;
+  }
+  curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+  if (fd != CURL_SOCKET_BAD) s->fds[s->n_fds++] = fd;
+  return fd;
+}
+
+static int on_close_socket(void *ud, curl_socket_t fd) {
+  session *s = (session *)ud;
+  for (int i = 0; i < s->n_fds; i++) {
+    if (s->fds[i] == fd) {
+      s->fds[i] = s->fds[--s->n_fds];
+      break;
+    }
+  }
+  return close(fd);
+}
+
+/*
+ * In a forked child: point every inherited socket at /dev/null, so whatever
+ * libcurl does with them next (TLS shutdown, reads, close) stays in this
+ * process. Returns 0 when that was impossible (the handles must then be
+ * abandoned, not cleaned up).
+ */
+static int neutralize_sockets(session *s) {
+  int ok = 1;
+  if (s->n_fds > 0) {
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) return 0;
+    for (int i = 0; i < s->n_fds; i++)
+      if (dup2(devnull, s->fds[i]) < 0) ok = 0;
+    close(devnull);
+  }
+  return ok;
 }
 
 /* ---- transfers --------------------------------------------------------- */
@@ -134,6 +195,7 @@ static void reset_transfer(transfer *t) {
   t->body_len = 0;
   t->too_large = 0;
   t->out_of_memory = 0;
+  t->in_headers = 1; /* until the blank line: a header line can fail before the status line */
   t->errbuf[0] = '\0';
   memset(t->header_present, 0, sizeof t->header_present);
 }
@@ -175,6 +237,16 @@ static int push_failure(lua_State *L, const transfer *t, CURLcode rc) {
     char msg[96];
     snprintf(msg, sizeof msg, "response body larger than max_body (%zu bytes)", t->max_body);
     lua_pushstring(L, msg);
+  } else if (rc == CURLE_OUT_OF_MEMORY && t->in_headers) {
+    /* libcurl refuses a header line over 100 KB (CURL_MAX_HTTP_HEADER) with
+       CURLE_OUT_OF_MEMORY: a hostile or broken server, not worth a retry. */
+    lua_pushliteral(L, "too_large");
+    lua_pushliteral(L, "response header line longer than 100 KB");
+#if LIBCURL_VERSION_NUM >= 0x080600
+  } else if (rc == CURLE_TOO_LARGE) {
+    lua_pushliteral(L, "too_large");
+    lua_pushliteral(L, "response headers larger than libcurl accepts");
+#endif
   } else if (rc == CURLE_WRITE_ERROR && t->out_of_memory) {
     lua_pushliteral(L, "network");
     lua_pushliteral(L, "out of memory while receiving the response");
@@ -228,16 +300,34 @@ static void push_response(lua_State *L, transfer *t, int max_depth) {
 
 /* ---- lifetime ---------------------------------------------------------- */
 
-static void release(session *s) {
-  if (s->pool) {
-    for (int i = 0; i < s->pool_size; i++) {
-      if (s->pool[i].in_multi) curl_multi_remove_handle(s->multi, s->pool[i].curl);
-      release_transfer(&s->pool[i]);
+/* Detach every pooled handle (after an error left some in the multi). */
+static void detach_all(session *s) {
+  for (int i = 0; i < s->pool_size; i++) {
+    if (s->pool[i].in_multi) {
+      curl_multi_remove_handle(s->multi, s->pool[i].curl);
+      s->pool[i].in_multi = 0;
     }
-    free(s->pool);
+  }
+}
+
+/* Free every pooled handle (the multi handle stays). */
+static void drop_pool(session *s) {
+  detach_all(s);
+  for (int i = 0; i < s->pool_size; i++) release_transfer(&s->pool[i]);
+  free(s->pool);
+  s->pool = NULL;
+  s->pool_size = 0;
+}
+
+static void release(session *s) {
+  if (s->pid != getpid() && !neutralize_sockets(s)) {
+    /* A child that cannot shield the parent's sockets leaves them alone. */
     s->pool = NULL;
     s->pool_size = 0;
+    s->multi = NULL;
+    s->main.curl = NULL;
   }
+  drop_pool(s);
   if (s->multi) {
     curl_multi_cleanup(s->multi);
     s->multi = NULL;
@@ -249,6 +339,11 @@ static void release(session *s) {
     curl_slist_free_all(s->request_headers);
     s->request_headers = NULL;
   }
+  /* Last: cleaning up the handles above closed their sockets through
+     on_close_socket, which updates this list. */
+  free(s->fds);
+  s->fds = NULL;
+  s->n_fds = s->cap_fds = 0;
 }
 
 static session *check_session(lua_State *L) {
@@ -258,11 +353,19 @@ static session *check_session(lua_State *L) {
 static session *check_open(lua_State *L) {
   session *s = check_session(L);
   if (s->main.curl == NULL) luaL_error(L, "braze: session is closed");
+  if (s->busy) luaL_error(L, "braze: session is busy (called from inside one of its own calls)");
   return s;
 }
 
+/*
+ * close, __gc and __close. Any Lua allocation during a call can run a
+ * finalizer, and a finalizer may close this session: while a call is
+ * running, the release waits for its end (see run_busy).
+ */
 static int session_close(lua_State *L) {
-  release(check_session(L));
+  session *s = check_session(L);
+  if (s->busy) s->close_pending = 1;
+  else release(s);
   return 0;
 }
 
@@ -274,20 +377,39 @@ static int session_tostring(lua_State *L) {
 
 /* ---- construction ------------------------------------------------------ */
 
+/*
+ * A string option, or NULL when absent. The value stays on the stack (the
+ * caller's slot) until the constructor returns: the options table may be
+ * read through __index, and a number is converted in that slot, so nothing
+ * else would keep the string alive while a collection runs.
+ */
 static const char *opt_string(lua_State *L, const char *name) {
+  size_t len;
   const char *v;
   lua_getfield(L, 1, name);
-  v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-  lua_pop(L, 1); /* the table keeps the string alive */
+  if (lua_isnil(L, -1)) return NULL;
+  if (!lua_isstring(L, -1)) luaL_error(L, "braze: %s must be a string", name);
+  v = lua_tolstring(L, -1, &len);
+  if (strlen(v) != len) luaL_error(L, "braze: %s contains a NUL byte", name);
   return v;
 }
 
 static lua_Number opt_number(lua_State *L, const char *name, lua_Number dflt) {
   lua_Number v;
   lua_getfield(L, 1, name);
-  v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+  if (lua_isnil(L, -1)) v = dflt;
+  else if (lua_isnumber(L, -1)) v = lua_tonumber(L, -1);
+  else return luaL_error(L, "braze: %s must be a number", name);
   lua_pop(L, 1);
   return v;
+}
+
+/* Seconds to libcurl milliseconds, rounded up: 0 would mean "no limit". */
+static long seconds_to_ms(lua_Number seconds) {
+  lua_Number ms = seconds * 1000;
+  long whole = (long)ms;
+  if ((lua_Number)whole < ms) whole++;
+  return whole < 1 ? 1 : whole;
 }
 
 static void check_header_value(lua_State *L, const char *name, const char *v) {
@@ -302,6 +424,33 @@ static void append_header(lua_State *L, session *s, const char *h) {
   s->request_headers = l;
 }
 
+/*
+ * "Authorization: Bearer <key>", built in a C buffer that is wiped and freed
+ * before anything can raise: the only copy left is libcurl's, in
+ * request_headers, which release() wipes.
+ */
+static void append_auth_header(lua_State *L, session *s, const char *key) {
+  static const char prefix[] = "Authorization: Bearer ";
+  size_t klen = strlen(key), n = sizeof prefix + klen;
+  char *h = (char *)malloc(n);
+  struct curl_slist *l = NULL;
+  if (h != NULL) {
+    memcpy(h, prefix, sizeof prefix - 1);
+    memcpy(h + sizeof prefix - 1, key, klen + 1);
+    l = curl_slist_append(s->request_headers, h);
+    volatile char *w = h; /* a plain memset before free may be optimised out */
+    for (size_t i = 0; i < n; i++) w[i] = 0;
+    free(h);
+  }
+  if (l == NULL) luaL_error(L, "braze: out of memory");
+  s->request_headers = l;
+}
+
+/* max_body (>= 1) as a size_t, at most SIZE_MAX / 2. */
+static size_t clamp_max_body(lua_Number max_body) {
+  return max_body >= (lua_Number)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)max_body;
+}
+
 #define SETOPT(s, opt, val)                                                       \
   do {                                                                            \
     CURLcode rc_ = curl_easy_setopt((s)->main.curl, (opt), (val));                \
@@ -312,16 +461,25 @@ static void append_header(lua_State *L, session *s, const char *h) {
 /*
  * core.session{ api_key=, timeout=, connect_timeout=, user_agent=,
  *               ca_file=, ca_path=, proxy=, max_body=, max_depth= }
- * Times in seconds. proxy: nil = no proxy at all (environment ignored),
+ * Times in seconds (any positive value; libcurl gets whole milliseconds,
+ * rounded up). proxy: nil = no proxy at all (environment ignored),
  * "env" = libcurl's environment variables, anything else = that proxy.
+ * String options must be strings (or numbers) without NUL bytes.
  */
 int braze_session_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  /* Each string stays on the stack (slots 2..6) until we return. */
   const char *key = opt_string(L, "api_key");
+  if (key == NULL) lua_pushnil(L);
   const char *agent = opt_string(L, "user_agent");
+  if (agent == NULL) lua_pushnil(L);
   const char *ca_file = opt_string(L, "ca_file");
+  if (ca_file == NULL) lua_pushnil(L);
   const char *ca_path = opt_string(L, "ca_path");
+  if (ca_path == NULL) lua_pushnil(L);
   const char *proxy = opt_string(L, "proxy");
+  if (proxy == NULL) lua_pushnil(L);
   lua_Number timeout = opt_number(L, "timeout", 30);
   lua_Number connect_timeout = opt_number(L, "connect_timeout", 10);
   lua_Number max_body = opt_number(L, "max_body", 32.0 * 1024 * 1024);
@@ -340,16 +498,15 @@ int braze_session_new(lua_State *L) {
   session *s = (session *)lua_newuserdatauv(L, sizeof(session), 0);
   memset(s, 0, sizeof *s);
   luaL_setmetatable(L, BRAZE_SESSION_MT);
-  s->main.max_body = max_body > (lua_Number)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)max_body;
+  s->main.max_body = clamp_max_body(max_body);
   s->max_depth = (int)max_depth;
+  s->pid = getpid();
 
   s->main.curl = curl_easy_init();
   if (s->main.curl == NULL) return luaL_error(L, "braze: curl_easy_init failed");
 
   /* The key goes in this header and nowhere else. */
-  lua_pushfstring(L, "Authorization: Bearer %s", key);
-  append_header(L, s, lua_tostring(L, -1));
-  lua_pop(L, 1);
+  append_auth_header(L, s, key);
   append_header(L, s, "Accept: application/json");
 
   SETOPT(s, CURLOPT_HTTPHEADER, s->request_headers);
@@ -366,8 +523,13 @@ int braze_session_new(lua_State *L) {
 #endif
   SETOPT(s, CURLOPT_ACCEPT_ENCODING, "");   /* gzip/deflate when the server offers */
   SETOPT(s, CURLOPT_TCP_KEEPALIVE, 1L);
-  SETOPT(s, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-  SETOPT(s, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
+  /* Copied by curl_easy_duphandle to the pool's handles. */
+  SETOPT(s, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  SETOPT(s, CURLOPT_OPENSOCKETDATA, (void *)s);
+  SETOPT(s, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  SETOPT(s, CURLOPT_CLOSESOCKETDATA, (void *)s);
+  SETOPT(s, CURLOPT_TIMEOUT_MS, seconds_to_ms(timeout));
+  SETOPT(s, CURLOPT_CONNECTTIMEOUT_MS, seconds_to_ms(connect_timeout));
   if (ca_file) SETOPT(s, CURLOPT_CAINFO, ca_file);
   if (ca_path) SETOPT(s, CURLOPT_CAPATH, ca_path);
   if (proxy == NULL) SETOPT(s, CURLOPT_PROXY, ""); /* "" = never a proxy, not even from env */
@@ -380,10 +542,70 @@ int braze_session_new(lua_State *L) {
 
 /* ---- requests ---------------------------------------------------------- */
 
+/*
+ * Run the body of a call (upvalue 1, a C function taking the same
+ * arguments) with the session marked busy, protected: a finalizer that
+ * closes the session meanwhile only sets close_pending, and the release
+ * happens here, after the body has stopped using the handles and buffers,
+ * even when it raised (a memory error while building the results).
+ */
+static int run_busy(lua_State *L, session *s) {
+  int nargs = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  s->busy = 1;
+  int status = lua_pcall(L, nargs, LUA_MULTRET, 0);
+  s->busy = 0;
+  if (status != 0) detach_all(s);
+  if (s->close_pending) {
+    s->close_pending = 0;
+    release(s);
+  }
+  if (status != 0) return lua_error(L);
+  return lua_gettop(L);
+}
+
+/*
+ * First call in a forked child: the kept-alive connections are the
+ * parent's (sharing them would mix up the two processes' responses). Shield
+ * them (neutralize_sockets), then drop every handle and connection and
+ * start again from a copy of the main handle's options.
+ */
+static void after_fork(lua_State *L, session *s) {
+  if (s->pid == getpid()) return;
+  if (!neutralize_sockets(s)) {
+    release(s); /* abandons the handles, see release() */
+    luaL_error(L, "braze: session is closed (cannot drop the parent's connections after fork)");
+  }
+  CURL *fresh = curl_easy_duphandle(s->main.curl); /* options, not connections */
+  drop_pool(s);
+  if (s->multi) {
+    curl_multi_cleanup(s->multi);
+    s->multi = NULL;
+  }
+  curl_easy_cleanup(s->main.curl);
+  s->main.curl = fresh;
+  /* Sockets libcurl did not close are /dev/null now: forget them. */
+  s->n_fds = 0;
+  s->pid = getpid();
+  if (fresh == NULL || bind_transfer(&s->main) != CURLE_OK) {
+    release(s);
+    luaL_error(L, "braze: session is closed (cannot remake its handle after fork)");
+  }
+}
+
 /* session:get(url) -> response table, or nil, kind, message. */
 static int session_get(lua_State *L) {
   session *s = check_open(L);
-  const char *url = luaL_checkstring(L, 2);
+  after_fork(L, s);
+  luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  return run_busy(L, s);
+}
+
+static int get_body(lua_State *L) {
+  session *s = (session *)lua_touserdata(L, 1);
+  const char *url = lua_tostring(L, 2);
   transfer *t = &s->main;
   CURLcode rc;
 
@@ -400,7 +622,11 @@ static int session_get(lua_State *L) {
   return 1;
 }
 
-/* Make the multi handle and `n` pooled handles (copies of the main one). */
+/*
+ * Make the multi handle and `n` pooled handles (copies of the main one).
+ * A slot counts (pool_size) only once its handle is made and bound, so a
+ * failure leaves no half-made slot behind for the next call.
+ */
 static void ensure_pool(lua_State *L, session *s, int n) {
   if (s->multi == NULL) {
     s->multi = curl_multi_init();
@@ -409,27 +635,27 @@ static void ensure_pool(lua_State *L, session *s, int n) {
   if (s->pool_size >= n) return;
   transfer *grown = (transfer *)realloc(s->pool, (size_t)n * sizeof *grown);
   if (grown == NULL) luaL_error(L, "braze: out of memory");
-  /* Handles point at their transfer: re-point the ones that moved. */
   s->pool = grown;
-  for (int i = 0; i < s->pool_size; i++) bind_transfer(&s->pool[i]);
+  /* Handles point at their transfer: re-point the ones that moved. A handle
+     that cannot be re-pointed would write into freed memory: drop them all. */
+  for (int i = 0; i < s->pool_size; i++) {
+    if (bind_transfer(&s->pool[i]) != CURLE_OK) {
+      drop_pool(s);
+      luaL_error(L, "braze: cannot make a transfer handle");
+    }
+  }
   for (int i = s->pool_size; i < n; i++) {
     transfer *t = &s->pool[i];
     memset(t, 0, sizeof *t);
-    s->pool_size = i + 1; /* owned from here: release() frees it */
     t->max_body = s->main.max_body;
     t->curl = curl_easy_duphandle(s->main.curl);
-    if (t->curl == NULL || bind_transfer(t) != CURLE_OK)
+    if (t->curl == NULL) luaL_error(L, "braze: cannot make a transfer handle");
+    if (bind_transfer(t) != CURLE_OK) {
+      curl_easy_cleanup(t->curl);
+      t->curl = NULL;
       luaL_error(L, "braze: cannot make a transfer handle");
-  }
-}
-
-/* Detach every pooled handle (after an error left some in the multi). */
-static void detach_all(session *s) {
-  for (int i = 0; i < s->pool_size; i++) {
-    if (s->pool[i].in_multi) {
-      curl_multi_remove_handle(s->multi, s->pool[i].curl);
-      s->pool[i].in_multi = 0;
     }
+    s->pool_size = i + 1; /* owned from here: release() frees it */
   }
 }
 
@@ -456,6 +682,7 @@ static void store_result(lua_State *L, session *s, transfer *t, CURLcode rc, int
  */
 static int session_get_many(lua_State *L) {
   session *s = check_open(L);
+  after_fork(L, s);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer concurrency = luaL_optinteger(L, 3, 8);
   luaL_argcheck(L, concurrency >= 1 && concurrency <= MAX_CONCURRENCY, 3,
@@ -466,6 +693,15 @@ static int session_get_many(lua_State *L) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "braze: get_many: urls[%d] is not a string", (int)i);
     lua_pop(L, 1);
   }
+  lua_settop(L, 2);
+  lua_pushinteger(L, concurrency);
+  return run_busy(L, s);
+}
+
+static int get_many_body(lua_State *L) {
+  session *s = (session *)lua_touserdata(L, 1);
+  lua_Integer concurrency = lua_tointeger(L, 3);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
   int width = (int)(concurrency < n ? concurrency : (n > 0 ? n : 1));
   ensure_pool(L, s, width);
   detach_all(s);
@@ -494,15 +730,15 @@ static int session_get_many(lua_State *L) {
     int running = 0;
     CURLMcode mc = curl_multi_perform(s->multi, &running);
     if (mc != CURLM_OK) {
-      detach_all(s);
       return luaL_error(L, "braze: curl_multi_perform: %s", curl_multi_strerror(mc));
     }
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
       if (msg->msg != CURLMSG_DONE) continue;
-      transfer *t = NULL;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+      char *priv = NULL; /* CURLINFO_PRIVATE is read as a char * */
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+      transfer *t = (transfer *)(void *)priv;
       CURLcode rc = msg->data.result;
       curl_multi_remove_handle(s->multi, t->curl);
       t->in_multi = 0;
@@ -514,16 +750,19 @@ static int session_get_many(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg session_methods[] = {
-  {"get", session_get},
-  {"get_many", session_get_many},
-  {"close", session_close},
-  {NULL, NULL},
-};
-
 void braze_session_register(lua_State *L) {
   if (luaL_newmetatable(L, BRAZE_SESSION_MT)) {
-    luaL_newlib(L, session_methods);
+    lua_createtable(L, 0, 3);
+    /* get and get_many carry their body as an upvalue: pushing it later
+       makes no garbage on any Lua version. */
+    lua_pushcfunction(L, get_body);
+    lua_pushcclosure(L, session_get, 1);
+    lua_setfield(L, -2, "get");
+    lua_pushcfunction(L, get_many_body);
+    lua_pushcclosure(L, session_get_many, 1);
+    lua_setfield(L, -2, "get_many");
+    lua_pushcfunction(L, session_close);
+    lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, session_close);
     lua_setfield(L, -2, "__gc");

@@ -675,8 +675,10 @@ end
     assert.same({}, c:rate_limit())
   end)
 
-  it("a 200 KB header line is a clean network error", function()
-    expect_error("network", canned("giantheader"):list())
+  it("a 200 KB header line is a clean too_large error, not retried", function()
+    local err = expect_error("too_large", canned("giantheader", { max_retries = 3 }):list())
+    assert.equal("response header line longer than 100 KB", err.message)
+    assert.equal(1, err.attempts)
   end)
 
   it("50 KB header values are cut, not trusted: the response is used, the rate-limit numbers dropped", function()

@@ -1,0 +1,536 @@
+-- Issue 11, the C core's hardening: option strings kept alive while the
+-- constructor runs, sub-millisecond timeouts, NUL bytes in options, the
+-- max_body clamp, the connection pool after a failed handle copy, closing
+-- a session from a finalizer mid-call, two threads loading the module,
+-- giant header lines, core.random, and fork.
+--
+-- Run these under ASan too (see .ci/run): several cases are use-after-free
+-- checks that only a sanitizer turns into a hard failure.
+--
+-- Servers, all on 127.0.0.1: a braze-mock, a listening socket in this
+-- process that never accepts (a server that never answers), and a "canned"
+-- child process that answers /<case>/... with a prepared raw response.
+local core = require("braze.core")
+local helpers = require("spec.helpers")
+local tls = require("spec.tls_nginx")
+local socket = require("socket")
+
+local LUA54 = _VERSION == "Lua 5.4"
+
+-- A raw HTTP server in a child process: reads one request for /<case>/...,
+-- sends dir/<case>.http byte for byte, closes. Leaves after 60 s idle.
+local CANNED = [==[
+local socket = require("socket")
+local dir = arg[1]
+local srv = assert(socket.bind("127.0.0.1", 0))
+srv:settimeout(60)
+local _, port = srv:getsockname()
+local f = io.open("/proc/self/stat"); local pid = f and f:read("*l"):match("^%d+") or "?"; if f then f:close() end
+io.stdout:write("canned ", port, " ", pid, "\n")
+io.stdout:flush()
+while true do
+  local c = srv:accept()
+  if not c then break end
+  c:settimeout(5)
+  local line = c:receive("*l") or ""
+  repeat local h = c:receive("*l") until not h or h == ""
+  local case = line:match("^GET /([%w_]+)/")
+  if case == "quit" then c:close() break end
+  local fh = case and io.open(dir .. "/" .. case .. ".http", "rb")
+  local data = fh and fh:read("*a") or "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+  if fh then fh:close() end
+  c:send(data)
+  c:shutdown("send")
+  c:settimeout(0.3)
+  c:receive("*a")
+  c:close()
+end
+]==]
+
+local JSON_OK = '{"message":"success","segments":[]}'
+
+-- 10000 small objects: decoding allocates enough to run whole GC cycles.
+local BIG_JSON = '{"message":"success","segments":[' .. ('{"id":"seg","n":1},'):rep(9999)
+  .. '{"id":"last","n":2}]}'
+
+local function response(status_line, headers, body)
+  return status_line .. "\r\n" .. table.concat(headers, "\r\n") .. (#headers > 0 and "\r\n" or "")
+    .. "\r\n" .. (body or "")
+end
+
+local dir, canned_port, canned_pid, canned_pipe, mock
+
+local function canned_url(case)
+  return "http://127.0.0.1:" .. canned_port .. "/" .. case .. "/segments/list"
+end
+
+setup(function()
+  mock = helpers.start_mock{ segments = 20 }
+  dir = tls.tempdir("braze-core")
+  local cases = {
+    giantheader = response("HTTP/1.1 200 OK", { "Content-Type: application/json",
+      "X-Request-Id: " .. ("A"):rep(200000), "Content-Length: " .. #JSON_OK }, JSON_OK),
+    -- 2^63: one more than the largest max_body (2^63 - 1 bytes)
+    length2p63 = response("HTTP/1.1 200 OK", { "Content-Length: 9223372036854775808" }, JSON_OK),
+    ok = response("HTTP/1.1 200 OK", { "Content-Type: application/json",
+      "Content-Length: " .. #JSON_OK }, JSON_OK),
+    big = response("HTTP/1.1 200 OK", { "Content-Type: application/json",
+      "Content-Length: " .. #BIG_JSON }, BIG_JSON),
+  }
+  for name, data in pairs(cases) do tls.write_file(dir .. "/" .. name .. ".http", data) end
+  local script = dir .. "/canned.lua"
+  tls.write_file(script, CANNED)
+  canned_pipe = assert(io.popen(helpers.lua .. " " .. tls.quote(script) .. " " .. tls.quote(dir)
+    .. " </dev/null &", "r"))
+  local line = canned_pipe:read("*l") or ""
+  local port, pid = line:match("^canned (%d+) (%d+)$")
+  assert(port, "canned server did not start: " .. line)
+  canned_port, canned_pid = tonumber(port), pid
+end)
+
+teardown(function()
+  if mock then mock:stop() end
+  if canned_pid then
+    pcall(helpers.request, { host = "127.0.0.1", port = canned_port }, "/quit/", { timeout = 1 })
+    for _ = 1, 50 do
+      if not helpers.alive(canned_pid) then break end
+      socket.sleep(0.02)
+    end
+    if helpers.alive(canned_pid) then os.execute("kill -KILL " .. canned_pid .. " 2>/dev/null") end
+  end
+  if canned_pipe then canned_pipe:close() end
+  if dir then tls.remove(dir) end
+end)
+
+-- The user agent the mock saw on its last recorded request.
+local function last_user_agent()
+  local reqs = mock:requests()
+  return reqs[#reqs].user_agent
+end
+
+describe("core.session options", function()
+  after_each(function()
+    if LUA54 then collectgarbage("incremental") end
+    collectgarbage("restart")
+    collectgarbage()
+  end)
+
+  it("keeps an options table's __index strings alive while a collection runs between reads", function()
+    -- Fresh long strings (not interned), each made garbage as soon as the
+    -- constructor has read it, and a full collection before every read.
+    local agent_prefix = "agent-" .. ("x"):rep(60)
+    local backing = { api_key = mock.api_key, timeout = 5 }
+    local opts = setmetatable({}, { __index = function(_, k)
+      collectgarbage()
+      if k == "user_agent" then return agent_prefix .. tostring(12345) end
+      if k == "proxy" or k == "ca_file" or k == "ca_path" then return nil end
+      return backing[k]
+    end })
+    for _ = 1, 20 do
+      local s = core.session(opts)
+      collectgarbage()
+      local res = assert(s:get(mock.url .. "/segments/list"))
+      assert.equal(200, res.status)
+      assert.equal(agent_prefix .. "12345", last_user_agent())
+      s:close()
+    end
+  end)
+
+  it("keeps a number option converted to a string alive (user_agent = 12345)", function()
+    collectgarbage("setpause", 0) -- collect continuously
+    if LUA54 then collectgarbage("incremental", 0, 1) end
+    for i = 1, 20 do
+      local n = 7000000000000 + i
+      local s = core.session{ api_key = mock.api_key, user_agent = n, timeout = 5 }
+      local junk = {}
+      for j = 1, 200 do junk[j] = ("j"):rep(80) .. j end -- reuse freed memory
+      assert(s:get(mock.url .. "/segments/list"))
+      assert.equal(tostring(n), last_user_agent())
+      s:close()
+    end
+  end)
+
+  it("rejects a NUL byte in a string option, naming the option and not echoing the value", function()
+    for _, name in ipairs({ "api_key", "user_agent", "ca_file", "ca_path", "proxy" }) do
+      local opts = { api_key = "key-SECRET" }
+      opts[name] = "abc-SECRET\0def"
+      local ok, err = pcall(core.session, opts)
+      assert.is_false(ok, name)
+      assert.matches(name .. " contains a NUL byte", err, 1, true)
+      assert.is_nil(err:find("SECRET", 1, true), err)
+    end
+  end)
+
+  it("rejects a non-string option with a message naming it", function()
+    local ok, err = pcall(core.session, { api_key = "k", user_agent = {} })
+    assert.is_false(ok)
+    assert.matches("user_agent must be a string", err, 1, true)
+    ok, err = pcall(core.session, { api_key = "k", timeout = "soon" })
+    assert.is_false(ok)
+    assert.matches("timeout must be a number", err, 1, true)
+  end)
+
+  it("a timeout under 1 ms is 1 ms, not 'no timeout': a silent server times out promptly", function()
+    -- A child that listens and never accepts nor answers, and exits after
+    -- 4 s (so a client without a timeout fails late instead of hanging).
+    local pipe = assert(io.popen(helpers.lua .. [[ -e 'local socket = require("socket")
+      local srv = assert(socket.bind("127.0.0.1", 0)); local _, port = srv:getsockname()
+      io.stdout:write(port, "\n"); io.stdout:flush(); socket.sleep(4)' </dev/null &]], "r"))
+    local port = tonumber(pipe:read("*l"))
+    finally(function() pipe:close() end)
+    assert(port, "silent server did not start")
+    for _, t in ipairs({ 0.0004, 0.0000001 }) do
+      local s = core.session{ api_key = "k", timeout = t }
+      local started = socket.gettime()
+      local res, kind, msg = s:get("http://127.0.0.1:" .. port .. "/segments/list")
+      local elapsed = socket.gettime() - started
+      s:close()
+      assert.is_nil(res)
+      assert.equal("timeout", kind, msg)
+      assert.is_true(elapsed < 3, "took " .. elapsed .. " s")
+    end
+  end)
+
+  it("a connect_timeout under 1 ms is 1 ms too (the session still works)", function()
+    local s = core.session{ api_key = mock.api_key, connect_timeout = 0.0004, timeout = 5 }
+    finally(function() s:close() end)
+    -- Loopback connects are immediate; what matters is that it was accepted.
+    local res, kind = s:get(mock.url .. "/segments/list")
+    assert.is_true(res ~= nil or kind == "timeout")
+  end)
+
+  it("max_body of exactly 2^63 is clamped: a Content-Length of 2^63 is too_large at once", function()
+    local s = core.session{ api_key = "k", max_body = 2^63, timeout = 5 }
+    finally(function() s:close() end)
+    local res, kind, msg = s:get(canned_url("length2p63"))
+    assert.is_nil(res)
+    assert.equal("too_large", kind, msg)
+    assert.matches("9223372036854775807 bytes", msg, 1, true)
+  end)
+end)
+
+-- A C file from spec/c/ built into a shared object in `into`; returns its path.
+local function build_c(name, into, flags)
+  local out = into .. "/" .. name .. ".so"
+  local cmd = "cc -shared -fPIC -o " .. tls.quote(out) .. " " .. tls.quote(helpers.root .. "/spec/c/" .. name .. ".c")
+    .. " " .. (flags or "") .. " 2>&1"
+  local msg = helpers.read_pipe(cmd)
+  assert(helpers.read_file(out), "cannot build " .. name .. ": " .. msg)
+  return out
+end
+
+-- Run a Lua chunk in a child interpreter that loads the same braze.core as
+-- this run, with extra environment assignments; returns its output.
+local function run_child(chunk, env)
+  local file = dir .. "/child.lua"
+  tls.write_file(file, "package.cpath = " .. string.format("%q", package.cpath) .. "\n"
+    .. "package.path = " .. string.format("%q", package.path) .. "\n" .. chunk)
+  return helpers.read_pipe((env or "") .. " " .. helpers.interpreter() .. " " .. tls.quote(file) .. " 2>&1")
+end
+
+describe("get_many's connection pool", function()
+  it("a failed handle copy leaves no empty slot: the next get_many works", function()
+    local so = build_c("fail_duphandle", dir, "-ldl")
+    local preload = ((os.getenv("LD_PRELOAD") or "") .. " " .. so):gsub("^ ", "")
+    local out = run_child([[
+      local core = require("braze.core")
+      local url = ]] .. string.format("%q", mock.url .. "/segments/list") .. [[
+
+      local s = core.session{ api_key = ]] .. string.format("%q", mock.api_key) .. [[, timeout = 5 }
+      local ok, err = pcall(s.get_many, s, { url, url, url }, 3)
+      print("first", ok, err)
+      local res = s:get_many({ url, url, url }, 3)
+      for i = 1, 3 do print("second", i, res[i].status or res[i].error, res[i].message) end
+      s:close()
+    ]], "BRAZE_FAIL_DUPHANDLE=2 LD_PRELOAD=" .. tls.quote(preload))
+    assert.matches("first\tfalse\tbraze: cannot make a transfer handle", out, 1, true)
+    for i = 1, 3 do assert.matches("second\t" .. i .. "\t200\t", out, 1, true) end
+  end)
+end)
+
+describe("a finalizer that closes the session in the middle of a call", function()
+  after_each(function()
+    if LUA54 then collectgarbage("incremental") end
+    collectgarbage("setpause", 200)
+    collectgarbage()
+  end)
+
+  -- Each trial: an object whose __gc closes the session becomes garbage
+  -- just before the call, with the collector running continuously, so the
+  -- finalizer runs while the body is being decoded (at least once in the
+  -- trials; before the call in others, when get must say "closed").
+  local function trials(call, check)
+    local during = 0
+    for i = 1, 20 do
+      if during > 0 and i > 3 then break end
+      local s = core.session{ api_key = "k", timeout = 10 }
+      local phase, state = "before"
+      setmetatable({}, { __gc = function()
+        s:close()
+        state = phase .. " " .. tostring(s):match("%((%a+)%)")
+      end })
+      collectgarbage("setpause", 0)
+      if LUA54 then collectgarbage("incremental", 0, 400) end
+      phase = "during"
+      local ok, res = pcall(call, s)
+      phase = "after"
+      collectgarbage("setpause", 200)
+      collectgarbage()
+      assert(state ~= nil, "the finalizer did not run")
+      if state:match("^during") then
+        -- closed while busy: left open until the call finished on intact
+        -- buffers, then released
+        during = during + 1
+        assert.equal("during open", state)
+        assert.is_true(ok, tostring(res))
+        check(res)
+      elseif state:match("^before") then
+        assert.is_false(ok)
+        assert.matches("session is closed", res, 1, true)
+      else
+        assert.is_true(ok, tostring(res))
+        check(res)
+      end
+      assert.matches("(closed)", tostring(s), 1, true)
+      assert.has_error(function() s:get(canned_url("ok")) end, "braze: session is closed")
+    end
+    assert.is_true(during > 0, "no finalizer ran during a call")
+  end
+
+  local function check_big(res)
+    assert.equal(200, res.status)
+    assert.equal(10000, #res.body.segments)
+    assert.equal("last", res.body.segments[10000].id)
+  end
+
+  it("get: the close waits for the end of the call", function()
+    trials(function(s) return s:get(canned_url("big")) end, check_big)
+  end)
+
+  it("get_many: the close waits for the end of the call", function()
+    trials(function(s) return s:get_many({ canned_url("big"), canned_url("big") }, 2) end,
+      function(res) check_big(res[1]); check_big(res[2]) end)
+  end)
+
+  it("a call from a finalizer on a busy session raises instead of reusing its buffers", function()
+    local s = core.session{ api_key = "k", timeout = 10 }
+    finally(function() s:close() end)
+    local inner
+    for _ = 1, 5 do
+      setmetatable({}, { __gc = function()
+        if inner == nil then inner = { pcall(s.get, s, canned_url("ok")) } end
+      end })
+      collectgarbage("setpause", 0)
+      check_big(assert(s:get(canned_url("big"))))
+      collectgarbage("setpause", 200)
+      collectgarbage()
+      if inner then break end
+    end
+    assert(inner, "the finalizer did not run")
+    if inner[1] == false then
+      assert.matches("session is busy", inner[2], 1, true)
+    end
+  end)
+end)
+
+describe("two threads, each with its own lua_State", function()
+  -- pkg-config's name for the Lua running this spec (5.3/5.4 only: the
+  -- harness uses luaL_openlibs and package.searchpath).
+  local lua_pc = ({ ["Lua 5.4"] = "lua5.4", ["Lua 5.3"] = "lua5.3" })[_VERSION]
+  local harness = helpers.root .. "/spec/c/threads.c"
+
+  local function build(out, flags)
+    local msg = helpers.read_pipe("cc -std=c99 -o " .. tls.quote(out) .. " " .. flags .. " 2>&1")
+    return helpers.read_file(out) ~= nil, msg
+  end
+
+  it("load braze.core at once, decode and make sessions, and the module stays loaded after", function()
+    assert(lua_pc, "needs Lua 5.3 or 5.4")
+    local exe = dir .. "/threads"
+    local ok, msg = build(exe, tls.quote(harness) .. " $(pkg-config --cflags --libs " .. lua_pc .. ") -lpthread -ldl")
+    assert(ok, msg)
+    -- LD_PRELOAD (the ASan runtimes in a sanitizer run) is inherited.
+    local out = helpers.read_pipe(tls.quote(exe) .. " " .. tls.quote(package.cpath) .. " 200 2>&1; echo exit=$?")
+    assert.equal("thread 1: 200 ok\nthread 2: 200 ok\npinned\nexit=0\n", out)
+  end)
+
+  it("no data race under ThreadSanitizer (braze.core linked into the harness)", function()
+    assert(lua_pc, "needs Lua 5.3 or 5.4")
+    local exe = dir .. "/threads-tsan"
+    local sources = {}
+    for f in helpers.read_pipe("ls " .. tls.quote(helpers.root) .. "/csrc/*.c"):gmatch("[^\n]+") do
+      sources[#sources + 1] = tls.quote(f)
+    end
+    local ok, msg = build(exe, "-fsanitize=thread -g -O1 -D_DEFAULT_SOURCE -DBRAZE_STATIC " .. tls.quote(harness)
+      .. " " .. table.concat(sources, " ") .. " $(pkg-config --cflags --libs " .. lua_pc .. " libcurl) -lpthread -ldl")
+    if not ok and msg:find("sanitize", 1, true) then
+      pending("cc cannot build with -fsanitize=thread here: " .. msg)
+      return
+    end
+    assert(ok, msg)
+    local out = helpers.read_pipe("env -u LD_PRELOAD TSAN_OPTIONS=halt_on_error=1:exitcode=66 "
+      .. tls.quote(exe) .. " - 30 2>&1; echo exit=$?")
+    assert.equal("thread 1: 30 ok\nthread 2: 30 ok\nexit=0\n", out)
+  end)
+end)
+
+describe("a response header line over 100 KB", function()
+  it("is a too_large error that says so, not an out-of-memory network error", function()
+    local s = core.session{ api_key = "k", timeout = 5 }
+    finally(function() s:close() end)
+    local res, kind, msg = s:get(canned_url("giantheader"))
+    assert.is_nil(res)
+    assert.equal("too_large", kind, msg)
+    assert.equal("response header line longer than 100 KB", msg)
+    -- the same through get_many
+    local many = s:get_many({ canned_url("giantheader") }, 1)
+    assert.same({ error = "too_large", message = "response header line longer than 100 KB" }, many[1])
+  end)
+end)
+
+describe("core.random", function()
+  it("returns doubles in [0, 1) that vary", function()
+    local seen = {}
+    for _ = 1, 2000 do
+      local x = core.random()
+      assert.is_number(x)
+      assert.is_true(x >= 0 and x < 1, tostring(x))
+      seen[x] = true
+    end
+    local distinct = 0
+    for _ in pairs(seen) do distinct = distinct + 1 end
+    assert.is_true(distinct > 1990, distinct .. " distinct values")
+  end)
+
+  it("differs between two processes started the same way (unlike an unseeded math.random)", function()
+    local chunk = "local core = require('braze.core') local t = {} "
+      .. "for i = 1, 4 do t[i] = string.format('%.17g', core.random()) end print(table.concat(t, ' '))"
+    local a = run_child(chunk)
+    local b = run_child(chunk)
+    for _, out in ipairs({ a, b }) do
+      local n = 0
+      for v in out:gmatch("%S+") do
+        local x = assert(tonumber(v), out)
+        assert.is_true(x >= 0 and x < 1, out)
+        n = n + 1
+      end
+      assert.equal(4, n, out)
+    end
+    assert.are_not.equal(a, b)
+  end)
+end)
+
+describe("fork", function()
+  local fk
+
+  setup(function()
+    local lua_pc = ({ ["Lua 5.4"] = "lua5.4", ["Lua 5.3"] = "lua5.3" })[_VERSION]
+    assert(lua_pc, "needs Lua 5.3 or 5.4")
+    local so = build_c("forkhelper", dir, "-std=c99 -D_DEFAULT_SOURCE $(pkg-config --cflags " .. lua_pc .. ")")
+    fk = assert(package.loadlib(so, "luaopen_forkhelper"))()
+  end)
+
+  -- Run f in a forked child; the child exits with f's result (0 = passed)
+  -- and never returns into busted. Returns the child's pid.
+  local function spawn(f)
+    local pid = fk.fork()
+    if pid == 0 then
+      local ok, code = pcall(f)
+      if not ok then io.stderr:write("child: ", tostring(code), "\n") end
+      fk.exit(ok and code or 99)
+    end
+    assert(pid > 0, "fork failed")
+    return pid
+  end
+
+  it("a child drops the inherited connections: parent and child never get each other's answers", function()
+    local s = core.session{ api_key = mock.api_key, timeout = 10 }
+    finally(function() s:close() end)
+    local segments = assert(s:get(mock.url .. "/segments/list")).body.segments -- a kept-alive connection
+    assert.is_true(#segments >= 10)
+    local function details(k)
+      return mock.url .. "/segments/details?segment_id=" .. segments[k].id
+    end
+    assert(s:get_many({ details(1), details(2) }, 2)) -- and the pool's
+    -- Each process asks for its own segments, and counts answers about others.
+    local function work(rounds)
+      local mixups, failures = 0, 0
+      local function check(res, k)
+        if not (res and res.status == 200) then failures = failures + 1
+        elseif res.body.name ~= segments[k].name then mixups = mixups + 1 end
+      end
+      for r = 1, rounds do
+        local k = (fk.getpid() * 3 + r) % #segments + 1
+        local k2 = k % #segments + 1
+        check(s:get(details(k)), k)
+        local many = s:get_many({ details(k2), details(k) }, 2)
+        check(many[1], k2)
+        check(many[2], k)
+      end
+      return mixups, failures
+    end
+    for _ = 1, 4 do
+      local pid = spawn(function()
+        local mixups, failures = work(25)
+        s:close() -- must not touch the parent's sockets either
+        return (mixups == 0 and failures == 0) and 0 or 1
+      end)
+      local mixups, failures = work(25)
+      assert.equal(0, fk.wait(pid), "the child saw mixups or failures")
+      assert.equal(0, mixups)
+      assert.equal(0, failures)
+    end
+    -- The parent's kept-alive connection survived the children: reused, not re-made.
+    local before = mock:stats().connections
+    for _ = 1, 5 do assert.equal(200, assert(s:get(mock.url .. "/segments/list")).status) end
+    assert.equal(before + 1, mock:stats().connections) -- +1: the stats request itself
+  end)
+
+  it("a child's get and close never touch the parent's TLS connection (no close_notify on it)", function()
+    local tdir = dir .. "/tls"
+    assert(tls.sh("mkdir -p " .. tls.quote(tdir)))
+    local ca = tls.make_ca(tdir, "ca")
+    tls.make_cert(tdir, "localhost", "ca", "DNS:localhost,IP:127.0.0.1")
+    local front = tls.start_nginx(tdir, { good = { cert = "localhost", upstream = mock.url } })
+    finally(function() front:stop() end)
+    local url = "https://localhost:" .. front.ports.good .. "/segments/list"
+    local s = core.session{ api_key = mock.api_key, timeout = 10, ca_file = ca }
+    finally(function() s:close() end)
+    -- nginx logs this (info) when a client ends a kept-alive TLS connection,
+    -- close_notify included.
+    local function closed()
+      local n = 0
+      for _ in front:error_log():gmatch("closed keepalive connection") do n = n + 1 end
+      return n
+    end
+    assert.equal(200, assert(s:get(url)).status) -- the parent's connection
+    -- A child that only closes the session.
+    assert.equal(0, fk.wait(spawn(function() s:close() return 0 end)))
+    socket.sleep(0.3)
+    assert.equal(0, closed())
+    -- A child that makes its own connection, then closes it: that one only.
+    assert.equal(0, fk.wait(spawn(function()
+      local res = s:get(url)
+      s:close()
+      return (res and res.status == 200) and 0 or 1
+    end)))
+    socket.sleep(0.3)
+    assert.equal(1, closed())
+    -- The parent's connection is still open and in use.
+    assert.equal(200, assert(s:get(url)).status)
+    socket.sleep(0.3)
+    assert.equal(1, closed())
+  end)
+
+  it("core.random in a child does not repeat the parent's sequence", function()
+    local file = dir .. "/random.txt"
+    core.random()
+    local pid = spawn(function()
+      helpers.write_file(file, string.format("%.17g", core.random()))
+      return 0
+    end)
+    local mine = string.format("%.17g", core.random())
+    assert.equal(0, fk.wait(pid))
+    assert.are_not.equal(mine, helpers.read_file(file))
+  end)
+end)
