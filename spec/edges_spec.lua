@@ -306,3 +306,21 @@ describe("messages a user reads", function()
     assert.matches('did you mean instance = "US%-01"%?', msg)
   end)
 end)
+
+describe("retry jitter", function()
+  it("differs between processes started alike (LuaJIT and nginx workers do not seed math.random)", function()
+    local script = "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path; "
+      .. "package.cpath = '" .. (package.cpath:match("^[^;]+") or "build/?.so") .. ";' .. package.cpath; "
+      .. "local r = require('braze.retry'); local t = {}; "
+      .. "for i = 1, 4 do t[i] = string.format('%.6f', r.backoff(4, 1, 8)) end; print(table.concat(t, ' '))"
+    local cmd = helpers.interpreter() .. " -e " .. helpers.shell_quote(script)
+    local a = helpers.read_pipe(cmd)
+    local b = helpers.read_pipe(cmd)
+    assert.matches("^[%d. ]+\n$", a)
+    assert.are_not.equal(a, b)
+    for w in a:gmatch("%S+") do
+      local v = tonumber(w)
+      assert.is_true(v >= 0 and v <= 8)
+    end
+  end)
+end)

@@ -6,11 +6,16 @@
 -- that does not decode, never a body over max_body.
 -- @module braze.retry
 local args = require("braze.args")
+local core = require("braze.core")
 local shape = require("braze.shape")
 
 local M = {}
 
-local tonumber, min, random, type, format = tonumber, math.min, math.random, type, string.format
+local tonumber, min, type, format = tonumber, math.min, type, string.format
+-- Jitter comes from the C core's generator, seeded per process (clock, pid,
+-- address) and reseeded after a fork: math.random is unseeded in LuaJIT and
+-- OpenResty, so every worker would retry in lockstep.
+local random = core.random
 
 M.retry_status = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 M.retry_kind = { network = true, timeout = true }
