@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -54,10 +55,15 @@ typedef struct {
   int in_headers;    /* between a status line and the blank line ending its headers */
   int in_multi;      /* added to the session's multi handle */
   lua_Integer index; /* get_many: position of its URL */
+  void *owner;       /* the batch it belongs to; NULL for get and get_many */
+  int finished;      /* a batch's transfer that is done and not collected yet */
+  CURLcode result;   /* ... and how it ended */
   char header_value[BRAZE_N_HEADERS][BRAZE_HEADER_VALUE_MAX];
   unsigned char header_present[BRAZE_N_HEADERS];
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
+
+typedef struct batch batch;
 
 typedef struct {
   transfer main;                      /* get() */
@@ -71,7 +77,25 @@ typedef struct {
   pid_t pid;                          /* the process the connections belong to */
   int *fds;                           /* sockets libcurl opened for us and has not closed */
   int n_fds, cap_fds;
+  batch *batches;                     /* live batches, whose handles share the multi */
 } session;
+
+/*
+ * A batch (session:batch(n)): up to n requests that start at once and are
+ * collected as they finish, in any order, each with the tag it was given.
+ * Its handles are the batch's own, added to the session's multi handle, so
+ * they share its connection cache (keep-alive across batches and get_many).
+ */
+struct batch {
+  session *s;        /* NULL once closed, or released with its session */
+  batch *next;       /* the session's list */
+  transfer *slots;
+  int *tags;         /* registry refs of the slots' tags (LUA_NOREF: free) */
+  int capacity;
+  int session_ref;   /* the session stays alive while the batch does */
+  int busy;          /* a poll is running: close waits for its end */
+  int close_pending;
+};
 
 /* ---- libcurl callbacks (pure C) ---------------------------------------- */
 
@@ -319,14 +343,46 @@ static void drop_pool(session *s) {
   s->pool_size = 0;
 }
 
+/* Take a batch's handles out of the session (cleaning them up, unless
+   `abandon`: a forked child that could not shield the parent's sockets). */
+static void detach_batch(batch *b, int abandon) {
+  session *s = b->s;
+  if (s == NULL) return;
+  for (int i = 0; i < b->capacity; i++) {
+    transfer *t = &b->slots[i];
+    if (abandon) {
+      t->curl = NULL; /* left alone: see release() */
+    } else if (t->in_multi) {
+      curl_multi_remove_handle(s->multi, t->curl);
+    }
+    t->in_multi = 0;
+    t->finished = 0;
+    release_transfer(t);
+  }
+  for (batch **p = &s->batches; *p; p = &(*p)->next) {
+    if (*p == b) {
+      *p = b->next;
+      break;
+    }
+  }
+  b->next = NULL;
+  b->s = NULL;
+}
+
+static void detach_batches(session *s, int abandon) {
+  while (s->batches) detach_batch(s->batches, abandon);
+}
+
 static void release(session *s) {
   if (s->pid != getpid() && !neutralize_sockets(s)) {
     /* A child that cannot shield the parent's sockets leaves them alone. */
+    detach_batches(s, 1);
     s->pool = NULL;
     s->pool_size = 0;
     s->multi = NULL;
     s->main.curl = NULL;
   }
+  detach_batches(s, 0);
   drop_pool(s);
   if (s->multi) {
     curl_multi_cleanup(s->multi);
@@ -578,6 +634,7 @@ static void after_fork(lua_State *L, session *s) {
     luaL_error(L, "braze: session is closed (cannot drop the parent's connections after fork)");
   }
   CURL *fresh = curl_easy_duphandle(s->main.curl); /* options, not connections */
+  detach_batches(s, 0); /* their requests belonged to the parent */
   drop_pool(s);
   if (s->multi) {
     curl_multi_cleanup(s->multi);
@@ -742,6 +799,11 @@ static int get_many_body(lua_State *L) {
       CURLcode rc = msg->data.result;
       curl_multi_remove_handle(s->multi, t->curl);
       t->in_multi = 0;
+      if (t->owner != NULL) { /* a batch's: kept for its next poll */
+        t->finished = 1;
+        t->result = rc;
+        continue;
+      }
       active--;
       store_result(L, s, t, rc, results);
     }
@@ -750,7 +812,244 @@ static int get_many_body(lua_State *L) {
   return 1;
 }
 
+/* ---- batches ------------------------------------------------------------ */
+
+#define BRAZE_BATCH_MT "braze.core.batch"
+
+static batch *check_batch(lua_State *L) {
+  return (batch *)luaL_checkudata(L, 1, BRAZE_BATCH_MT);
+}
+
+/* The batch's session, open and idle, in this process; raises otherwise. */
+static session *batch_session(lua_State *L, batch *b) {
+  session *s = b->s;
+  if (s == NULL || s->main.curl == NULL) luaL_error(L, "braze: batch is closed");
+  if (s->busy) luaL_error(L, "braze: session is busy (called from inside one of its own calls)");
+  after_fork(L, s); /* in a forked child: drops the batch (its requests were the parent's) */
+  if (b->s == NULL) luaL_error(L, "braze: batch is closed (the process forked)");
+  return s;
+}
+
+/* close and __gc: idempotent; a close during a poll waits for its end. */
+static int batch_close(lua_State *L) {
+  batch *b = check_batch(L);
+  if (b->busy) {
+    b->close_pending = 1;
+    return 0;
+  }
+  detach_batch(b, 0);
+  if (b->tags) {
+    for (int i = 0; i < b->capacity; i++) luaL_unref(L, LUA_REGISTRYINDEX, b->tags[i]);
+    free(b->tags);
+    b->tags = NULL;
+  }
+  free(b->slots);
+  b->slots = NULL;
+  b->capacity = 0;
+  luaL_unref(L, LUA_REGISTRYINDEX, b->session_ref);
+  b->session_ref = LUA_NOREF;
+  return 0;
+}
+
+/* session:batch(n) -> a batch of at most n (1..64) requests at once. */
+static int session_batch(lua_State *L) {
+  session *s = check_open(L);
+  after_fork(L, s);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 1 && n <= MAX_CONCURRENCY, 2, "batch size must be in 1..64");
+  /* Userdata and metatable first: from here on __gc owns every resource. */
+  batch *b = (batch *)lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  b->session_ref = LUA_NOREF;
+  luaL_setmetatable(L, BRAZE_BATCH_MT);
+  b->slots = (transfer *)calloc((size_t)n, sizeof *b->slots);
+  b->tags = (int *)malloc((size_t)n * sizeof *b->tags);
+  if (b->slots == NULL || b->tags == NULL) return luaL_error(L, "braze: out of memory");
+  b->capacity = (int)n;
+  for (int i = 0; i < b->capacity; i++) b->tags[i] = LUA_NOREF;
+  if (s->multi == NULL) {
+    s->multi = curl_multi_init();
+    if (s->multi == NULL) return luaL_error(L, "braze: curl_multi_init failed");
+  }
+  b->s = s;
+  b->next = s->batches;
+  s->batches = b;
+  lua_pushvalue(L, 1);
+  b->session_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  for (int i = 0; i < b->capacity; i++) {
+    transfer *t = &b->slots[i];
+    t->max_body = s->main.max_body;
+    t->owner = b;
+    t->curl = curl_easy_duphandle(s->main.curl);
+    if (t->curl == NULL || bind_transfer(t) != CURLE_OK)
+      return luaL_error(L, "braze: cannot make a transfer handle");
+  }
+  return 1;
+}
+
+/* batch:submit(url, tag): start a request now; `tag` comes back with it. */
+static int batch_submit(lua_State *L) {
+  batch *b = check_batch(L);
+  const char *url = luaL_checkstring(L, 2);
+  luaL_checkany(L, 3);
+  session *s = batch_session(L, b);
+  int slot = -1;
+  for (int i = 0; i < b->capacity && slot < 0; i++)
+    if (!b->slots[i].in_multi && !b->slots[i].finished && b->tags[i] == LUA_NOREF) slot = i;
+  if (slot < 0) return luaL_error(L, "braze: batch is full (%d requests in flight)", b->capacity);
+  transfer *t = &b->slots[slot];
+  reset_transfer(t);
+  CURLcode rc = curl_easy_setopt(t->curl, CURLOPT_URL, url);
+  if (rc != CURLE_OK) return luaL_error(L, "braze: bad URL: %s", curl_easy_strerror(rc));
+  if (curl_multi_add_handle(s->multi, t->curl) != CURLM_OK)
+    return luaL_error(L, "braze: cannot start a transfer");
+  t->in_multi = 1;
+  lua_pushvalue(L, 3);
+  b->tags[slot] = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* Send it now: the request is on its way while the caller goes on. */
+  int running = 0;
+  curl_multi_perform(s->multi, &running);
+  return 0;
+}
+
+/* Move every finished transfer of the multi out of it, marked for its batch. */
+static void drain_finished(session *s) {
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    char *priv = NULL; /* CURLINFO_PRIVATE is read as a char * */
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+    transfer *t = (transfer *)(void *)priv;
+    CURLcode rc = msg->data.result;
+    curl_multi_remove_handle(s->multi, t->curl);
+    t->in_multi = 0;
+    t->finished = 1; /* only batches' transfers are in the multi between calls */
+    t->result = rc;
+  }
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The body of batch:poll, run with the session and the batch marked busy. */
+static int batch_poll_body(lua_State *L) {
+  batch *b = (batch *)lua_touserdata(L, 1);
+  session *s = b->s;
+  double timeout = lua_tonumber(L, 2); /* < 0: until one finishes */
+  double deadline = now_seconds() + timeout;
+  for (;;) {
+    int running = 0, done = 0, waiting = 0;
+    CURLMcode mc = curl_multi_perform(s->multi, &running);
+    if (mc != CURLM_OK) return luaL_error(L, "braze: curl_multi_perform: %s", curl_multi_strerror(mc));
+    drain_finished(s);
+    for (int i = 0; i < b->capacity; i++) {
+      if (b->slots[i].finished) done++;
+      if (b->slots[i].in_multi) waiting++;
+    }
+    if (done > 0 || waiting == 0) break;
+    int wait_ms = 1000;
+    if (timeout >= 0) {
+      double left = deadline - now_seconds();
+      if (left <= 0) break;
+      if (left * 1000 < wait_ms) wait_ms = (int)(left * 1000) + 1;
+    }
+    curl_multi_poll(s->multi, NULL, 0, wait_ms, NULL);
+  }
+  lua_newtable(L);
+  lua_Integer k = 0;
+  for (int i = 0; i < b->capacity; i++) {
+    transfer *t = &b->slots[i];
+    if (!t->finished) continue;
+    t->finished = 0;
+    int tag = b->tags[i];
+    b->tags[i] = LUA_NOREF;
+    if (t->result == CURLE_OK) {
+      push_response(L, t, s->max_depth);
+    } else {
+      push_failure(L, t, t->result); /* nil, kind, message -> { error = kind, message = } */
+      lua_createtable(L, 0, 3);
+      lua_insert(L, -4);
+      lua_setfield(L, -4, "message");
+      lua_setfield(L, -3, "error");
+      lua_pop(L, 1);
+      done_transfer(t);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, tag);
+    luaL_unref(L, LUA_REGISTRYINDEX, tag);
+    lua_setfield(L, -2, "tag");
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
+/*
+ * batch:poll([timeout]) -> the requests finished since the last poll, each
+ * a response table (as get returns) or { error = kind, message = }, with
+ * `tag`. Waits until at least one has finished, or `timeout` seconds, or
+ * none is in flight.
+ */
+static int batch_poll(lua_State *L) {
+  batch *b = check_batch(L);
+  lua_Number timeout = luaL_optnumber(L, 2, -1);
+  luaL_argcheck(L, timeout == timeout && timeout <= 86400, 2, "timeout must be at most 86400 seconds");
+  session *s = batch_session(L, b);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushnumber(L, timeout);
+  s->busy = b->busy = 1;
+  int status = lua_pcall(L, 2, 1, 0); /* the batch stays at 1, the outcome above it */
+  s->busy = b->busy = 0;
+  if (b->close_pending) {
+    b->close_pending = 0;
+    lua_pushcfunction(L, batch_close);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 0);
+  }
+  if (s->close_pending) {
+    s->close_pending = 0;
+    release(s);
+  }
+  if (status != 0) return lua_error(L);
+  return 1;
+}
+
+static int batch_tostring(lua_State *L) {
+  batch *b = check_batch(L);
+  int n = 0;
+  for (int i = 0; i < b->capacity; i++) n += b->slots[i].in_multi || b->slots[i].finished;
+  lua_pushfstring(L, "braze.core.batch (%s, %d in flight): %p", b->s ? "open" : "closed", n,
+                  (void *)b);
+  return 1;
+}
+
+static void register_batch(lua_State *L) {
+  if (luaL_newmetatable(L, BRAZE_BATCH_MT)) {
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, batch_submit);
+    lua_setfield(L, -2, "submit");
+    lua_pushcfunction(L, batch_poll_body);
+    lua_pushcclosure(L, batch_poll, 1);
+    lua_setfield(L, -2, "poll");
+    lua_pushcfunction(L, batch_close);
+    lua_setfield(L, -2, "close");
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, batch_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, batch_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, batch_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+}
+
 void braze_session_register(lua_State *L) {
+  register_batch(L);
   if (luaL_newmetatable(L, BRAZE_SESSION_MT)) {
     lua_createtable(L, 0, 3);
     /* get and get_many carry their body as an upvalue: pushing it later
@@ -761,6 +1060,8 @@ void braze_session_register(lua_State *L) {
     lua_pushcfunction(L, get_many_body);
     lua_pushcclosure(L, session_get_many, 1);
     lua_setfield(L, -2, "get_many");
+    lua_pushcfunction(L, session_batch);
+    lua_setfield(L, -2, "batch");
     lua_pushcfunction(L, session_close);
     lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index");

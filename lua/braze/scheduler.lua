@@ -13,7 +13,7 @@
 --
 -- Transports are driven in the best way each offers:
 --
--- * `conn:batch()` -> an object with `:submit(url, tag)`, `:poll(timeout)`
+-- * `conn:batch(n)` -> an object for at most n requests at once, with `:submit(url, tag)`, `:poll(timeout)`
 --   (-> the outcomes finished so far, at least one unless `timeout` seconds
 --   passed: each a response table or `{ error = kind, message = }`, with
 --   `tag`) and `:close()` (drops what is in flight): requests start at once
@@ -297,7 +297,7 @@ function Runner:start(jobs)
   if self.mode == "async" then
     local batch = self.batch
     if not batch then
-      batch = conn:batch()
+      batch = conn:batch(self.concurrency)
       self.batch = batch
     end
     for _, job in ipairs(jobs) do
