@@ -86,8 +86,22 @@ typedef struct {
  * Its handles are the batch's own, added to the session's multi handle, so
  * they share its connection cache (keep-alive across batches and get_many).
  */
+/* A socket a batch in socket mode wants watched: what (CURL_POLL_*). */
+typedef struct {
+  curl_socket_t fd;
+  int what;
+} watch;
+
 struct batch {
   session *s;        /* NULL once closed, or released with its session */
+  CURLM *own_multi;  /* socket mode: its own multi handle, driven by an event loop */
+  watch *watches;    /* socket mode: changes since the last updates() */
+  int n_watches, cap_watches;
+  long timer_ms;     /* socket mode: the timer libcurl asked for (-1: none) */
+  int timer_changed;
+  curl_socket_t *closing; /* socket mode: sockets libcurl closed, not closed yet */
+  int n_closing, cap_closing;
+  int announced;     /* ... of which the first `announced` were in an updates() */
   batch *next;       /* the session's list */
   transfer *slots;
   int *tags;         /* registry refs of the slots' tags (LUA_NOREF: free) */
@@ -343,22 +357,57 @@ static void drop_pool(session *s) {
   s->pool_size = 0;
 }
 
+/*
+ * Socket mode: a socket libcurl is done with stays open until the event
+ * loop has been told to stop watching it (batch:updates() returned its
+ * "remove", and the loop came back): closing it earlier could hand its
+ * number to a new socket while the loop still watches the old one.
+ */
+static int on_batch_close_socket(void *ud, curl_socket_t fd) {
+  batch *b = (batch *)ud;
+  if (b->n_closing == b->cap_closing) {
+    int cap = b->cap_closing ? b->cap_closing * 2 : 16;
+    curl_socket_t *grown = (curl_socket_t *)realloc(b->closing, (size_t)cap * sizeof *grown);
+    if (grown == NULL) return on_close_socket(b->s, fd); /* no room: close it now */
+    b->closing = grown;
+    b->cap_closing = cap;
+  }
+  b->closing[b->n_closing++] = fd;
+  return 0;
+}
+
+/* Close the first `n` sockets waiting in b->closing. */
+static void close_sockets(batch *b, int n) {
+  if (n > b->n_closing) n = b->n_closing;
+  for (int i = 0; i < n; i++) on_close_socket(b->s, b->closing[i]);
+  for (int i = n; i < b->n_closing; i++) b->closing[i - n] = b->closing[i];
+  b->n_closing -= n;
+  b->announced = b->announced > n ? b->announced - n : 0;
+}
+
 /* Take a batch's handles out of the session (cleaning them up, unless
    `abandon`: a forked child that could not shield the parent's sockets). */
 static void detach_batch(batch *b, int abandon) {
   session *s = b->s;
   if (s == NULL) return;
+  CURLM *multi = b->own_multi ? b->own_multi : s->multi;
   for (int i = 0; i < b->capacity; i++) {
     transfer *t = &b->slots[i];
     if (abandon) {
       t->curl = NULL; /* left alone: see release() */
     } else if (t->in_multi) {
-      curl_multi_remove_handle(s->multi, t->curl);
+      curl_multi_remove_handle(multi, t->curl);
     }
     t->in_multi = 0;
     t->finished = 0;
     release_transfer(t);
   }
+  if (b->own_multi && !abandon) curl_multi_cleanup(b->own_multi);
+  b->own_multi = NULL;
+  if (!abandon) close_sockets(b, b->n_closing);
+  free(b->closing);
+  b->closing = NULL;
+  b->n_closing = b->cap_closing = b->announced = 0;
   for (batch **p = &s->batches; *p; p = &(*p)->next) {
     if (*p == b) {
       *p = b->next;
@@ -846,17 +895,69 @@ static int batch_close(lua_State *L) {
   free(b->slots);
   b->slots = NULL;
   b->capacity = 0;
+  free(b->watches);
+  b->watches = NULL;
+  b->n_watches = b->cap_watches = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, b->session_ref);
   b->session_ref = LUA_NOREF;
   return 0;
 }
 
-/* session:batch(n) -> a batch of at most n (1..64) requests at once. */
+/*
+ * Socket mode: libcurl says which sockets to watch and when to call back;
+ * the batch only records it (plain C, no Lua inside a curl frame) for
+ * batch:updates() to hand to the event loop's Lua adapter.
+ */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp) {
+  batch *b = (batch *)ud;
+  (void)easy;
+  (void)sockp;
+  for (int i = 0; i < b->n_watches; i++) {
+    if (b->watches[i].fd == fd) { /* a newer wish for the same socket */
+      b->watches[i].what = what;
+      return 0;
+    }
+  }
+  if (b->n_watches == b->cap_watches) {
+    int cap = b->cap_watches ? b->cap_watches * 2 : 16;
+    watch *grown = (watch *)realloc(b->watches, (size_t)cap * sizeof *grown);
+    if (grown == NULL) return -1; /* libcurl fails the transfer */
+    b->watches = grown;
+    b->cap_watches = cap;
+  }
+  b->watches[b->n_watches].fd = fd;
+  b->watches[b->n_watches].what = what;
+  b->n_watches++;
+  return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *ud) {
+  batch *b = (batch *)ud;
+  (void)multi;
+  b->timer_ms = timeout_ms;
+  b->timer_changed = 1;
+  return 0;
+}
+
+/* The multi handle a batch's transfers live in. */
+static CURLM *batch_multi(const batch *b) {
+  return b->own_multi ? b->own_multi : b->s->multi;
+}
+
+/*
+ * session:batch(n [, "sockets"]) -> a batch of at most n (1..64) requests at
+ * once. Polled (the default): batch:poll() waits for them. "sockets": driven
+ * by an event loop through batch:updates() and batch:action() (its own multi
+ * handle; see lua/braze/transport/luv.lua).
+ */
 static int session_batch(lua_State *L) {
   session *s = check_open(L);
   after_fork(L, s);
   lua_Integer n = luaL_checkinteger(L, 2);
   luaL_argcheck(L, n >= 1 && n <= MAX_CONCURRENCY, 2, "batch size must be in 1..64");
+  const char *mode = luaL_optstring(L, 3, "poll");
+  int sockets = strcmp(mode, "sockets") == 0;
+  luaL_argcheck(L, sockets || strcmp(mode, "poll") == 0, 3, "mode must be \"poll\" or \"sockets\"");
   /* Userdata and metatable first: from here on __gc owns every resource. */
   batch *b = (batch *)lua_newuserdatauv(L, sizeof *b, 0);
   memset(b, 0, sizeof *b);
@@ -866,8 +967,20 @@ static int session_batch(lua_State *L) {
   b->tags = (int *)malloc((size_t)n * sizeof *b->tags);
   if (b->slots == NULL || b->tags == NULL) return luaL_error(L, "braze: out of memory");
   b->capacity = (int)n;
+  b->timer_ms = -1;
   for (int i = 0; i < b->capacity; i++) b->tags[i] = LUA_NOREF;
-  if (s->multi == NULL) {
+  if (sockets) {
+    b->own_multi = curl_multi_init();
+    if (b->own_multi == NULL) return luaL_error(L, "braze: curl_multi_init failed");
+    if (curl_multi_setopt(b->own_multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(b->own_multi, CURLMOPT_SOCKETDATA, (void *)b) != CURLM_OK ||
+        curl_multi_setopt(b->own_multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(b->own_multi, CURLMOPT_TIMERDATA, (void *)b) != CURLM_OK) {
+      curl_multi_cleanup(b->own_multi);
+      b->own_multi = NULL;
+      return luaL_error(L, "braze: cannot set the multi handle's socket callbacks");
+    }
+  } else if (s->multi == NULL) {
     s->multi = curl_multi_init();
     if (s->multi == NULL) return luaL_error(L, "braze: curl_multi_init failed");
   }
@@ -883,6 +996,9 @@ static int session_batch(lua_State *L) {
     t->curl = curl_easy_duphandle(s->main.curl);
     if (t->curl == NULL || bind_transfer(t) != CURLE_OK)
       return luaL_error(L, "braze: cannot make a transfer handle");
+    if (sockets && (curl_easy_setopt(t->curl, CURLOPT_CLOSESOCKETFUNCTION, on_batch_close_socket) != CURLE_OK ||
+                    curl_easy_setopt(t->curl, CURLOPT_CLOSESOCKETDATA, (void *)b) != CURLE_OK))
+      return luaL_error(L, "braze: cannot make a transfer handle");
   }
   return 1;
 }
@@ -893,6 +1009,7 @@ static int batch_submit(lua_State *L) {
   const char *url = luaL_checkstring(L, 2);
   luaL_checkany(L, 3);
   session *s = batch_session(L, b);
+  if (b->own_multi) close_sockets(b, b->announced);
   int slot = -1;
   for (int i = 0; i < b->capacity && slot < 0; i++)
     if (!b->slots[i].in_multi && !b->slots[i].finished && b->tags[i] == LUA_NOREF) slot = i;
@@ -901,28 +1018,31 @@ static int batch_submit(lua_State *L) {
   reset_transfer(t);
   CURLcode rc = curl_easy_setopt(t->curl, CURLOPT_URL, url);
   if (rc != CURLE_OK) return luaL_error(L, "braze: bad URL: %s", curl_easy_strerror(rc));
-  if (curl_multi_add_handle(s->multi, t->curl) != CURLM_OK)
+  if (curl_multi_add_handle(batch_multi(b), t->curl) != CURLM_OK)
     return luaL_error(L, "braze: cannot start a transfer");
   t->in_multi = 1;
   lua_pushvalue(L, 3);
   b->tags[slot] = luaL_ref(L, LUA_REGISTRYINDEX);
-  /* Send it now: the request is on its way while the caller goes on. */
-  int running = 0;
-  curl_multi_perform(s->multi, &running);
+  /* Send it now: the request is on its way while the caller goes on. (In
+     socket mode libcurl has asked for a 0 ms timer: the loop calls back.) */
+  if (!b->own_multi) {
+    int running = 0;
+    curl_multi_perform(s->multi, &running);
+  }
   return 0;
 }
 
 /* Move every finished transfer of the multi out of it, marked for its batch. */
-static void drain_finished(session *s) {
+static void drain_finished(CURLM *multi) {
   CURLMsg *msg;
   int left;
-  while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
+  while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
     if (msg->msg != CURLMSG_DONE) continue;
     char *priv = NULL; /* CURLINFO_PRIVATE is read as a char * */
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
     transfer *t = (transfer *)(void *)priv;
     CURLcode rc = msg->data.result;
-    curl_multi_remove_handle(s->multi, t->curl);
+    curl_multi_remove_handle(multi, t->curl);
     t->in_multi = 0;
     t->finished = 1; /* only batches' transfers are in the multi between calls */
     t->result = rc;
@@ -935,6 +1055,8 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int push_finished(lua_State *L, batch *b);
+
 /* The body of batch:poll, run with the session and the batch marked busy. */
 static int batch_poll_body(lua_State *L) {
   batch *b = (batch *)lua_touserdata(L, 1);
@@ -945,7 +1067,7 @@ static int batch_poll_body(lua_State *L) {
     int running = 0, done = 0, waiting = 0;
     CURLMcode mc = curl_multi_perform(s->multi, &running);
     if (mc != CURLM_OK) return luaL_error(L, "braze: curl_multi_perform: %s", curl_multi_strerror(mc));
-    drain_finished(s);
+    drain_finished(s->multi);
     for (int i = 0; i < b->capacity; i++) {
       if (b->slots[i].finished) done++;
       if (b->slots[i].in_multi) waiting++;
@@ -959,6 +1081,12 @@ static int batch_poll_body(lua_State *L) {
     }
     curl_multi_poll(s->multi, NULL, 0, wait_ms, NULL);
   }
+  return push_finished(L, b);
+}
+
+/* Push the array of b's finished requests (collecting them); returns 1. */
+static int push_finished(lua_State *L, batch *b) {
+  session *s = b->s;
   lua_newtable(L);
   lua_Integer k = 0;
   for (int i = 0; i < b->capacity; i++) {
@@ -987,20 +1115,15 @@ static int batch_poll_body(lua_State *L) {
 }
 
 /*
- * batch:poll([timeout]) -> the requests finished since the last poll, each
- * a response table (as get returns) or { error = kind, message = }, with
- * `tag`. Waits until at least one has finished, or `timeout` seconds, or
- * none is in flight.
+ * Run `body` (a C function taking the batch and one number) with the
+ * session and the batch marked busy, protected: a close from a finalizer
+ * meanwhile (session or batch) waits for the end, as in run_busy.
  */
-static int batch_poll(lua_State *L) {
-  batch *b = check_batch(L);
-  lua_Number timeout = luaL_optnumber(L, 2, -1);
-  luaL_argcheck(L, timeout == timeout && timeout <= 86400, 2, "timeout must be at most 86400 seconds");
-  session *s = batch_session(L, b);
+static int run_batch(lua_State *L, batch *b, session *s, lua_CFunction body, lua_Number arg) {
   lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcfunction(L, body);
   lua_pushvalue(L, 1);
-  lua_pushnumber(L, timeout);
+  lua_pushnumber(L, arg);
   s->busy = b->busy = 1;
   int status = lua_pcall(L, 2, 1, 0); /* the batch stays at 1, the outcome above it */
   s->busy = b->busy = 0;
@@ -1018,6 +1141,97 @@ static int batch_poll(lua_State *L) {
   return 1;
 }
 
+/*
+ * batch:poll([timeout]) -> the requests finished since the last poll, each
+ * a response table (as get returns) or { error = kind, message = }, with
+ * `tag`. Waits until at least one has finished, or `timeout` seconds, or
+ * none is in flight.
+ */
+static int batch_poll(lua_State *L) {
+  batch *b = check_batch(L);
+  lua_Number timeout = luaL_optnumber(L, 2, -1);
+  luaL_argcheck(L, timeout == timeout && timeout <= 86400, 2, "timeout must be at most 86400 seconds");
+  session *s = batch_session(L, b);
+  if (b->own_multi) return luaL_error(L, "braze: a batch in socket mode is driven by action()");
+  return run_batch(L, b, s, batch_poll_body, timeout);
+}
+
+/* The body of batch:action: the socket (or -1 for the timer) and its events
+   come packed in one number: fd * 4 + CURL_CSELECT_IN/OUT bits. */
+static int batch_action_body(lua_State *L) {
+  batch *b = (batch *)lua_touserdata(L, 1);
+  lua_Integer packed = (lua_Integer)lua_tonumber(L, 2);
+  curl_socket_t fd = packed < 0 ? CURL_SOCKET_TIMEOUT : (curl_socket_t)(packed / 4);
+  int events = packed < 0 ? 0 : (int)(packed % 4);
+  int running = 0;
+  CURLMcode mc = curl_multi_socket_action(b->own_multi, fd, events, &running);
+  if (mc != CURLM_OK) return luaL_error(L, "braze: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+  drain_finished(b->own_multi);
+  return push_finished(L, b);
+}
+
+/*
+ * Socket mode. batch:action([fd, events]) tells libcurl that socket `fd` is
+ * ready ("r", "w" or "rw"), or, with no argument, that its timer fired;
+ * returns the requests that finished, as poll does.
+ */
+static int batch_action(lua_State *L) {
+  batch *b = check_batch(L);
+  lua_Integer packed = -1;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Integer fd = luaL_checkinteger(L, 2);
+    const char *ev = luaL_optstring(L, 3, "");
+    luaL_argcheck(L, fd >= 0 && fd < (1 << 28), 2, "not a socket");
+    int bits = (strchr(ev, 'r') ? CURL_CSELECT_IN : 0) | (strchr(ev, 'w') ? CURL_CSELECT_OUT : 0);
+    packed = fd * 4 + bits;
+  }
+  session *s = batch_session(L, b);
+  if (!b->own_multi) return luaL_error(L, "braze: action() is for a batch in socket mode");
+  close_sockets(b, b->announced);
+  return run_batch(L, b, s, batch_action_body, (lua_Number)packed);
+}
+
+/* The body of batch:updates, run with the batch marked busy. */
+static int batch_updates_body(lua_State *L) {
+  batch *b = (batch *)lua_touserdata(L, 1);
+  lua_createtable(L, b->n_watches, 1);
+  for (int i = 0; i < b->n_watches; i++) {
+    int what = b->watches[i].what;
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)b->watches[i].fd);
+    lua_setfield(L, -2, "fd");
+    lua_pushstring(L, what == CURL_POLL_REMOVE ? "remove"
+                      : what == CURL_POLL_IN   ? "r"
+                      : what == CURL_POLL_OUT  ? "w"
+                                               : "rw");
+    lua_setfield(L, -2, "what");
+    lua_rawseti(L, -2, i + 1);
+  }
+  if (b->timer_changed) {
+    lua_pushinteger(L, (lua_Integer)b->timer_ms);
+    lua_setfield(L, -2, "timer");
+  }
+  b->n_watches = 0;
+  b->timer_changed = 0;
+  return 1;
+}
+
+/*
+ * Socket mode. batch:updates() -> what the event loop must change since the
+ * last call: an array of { fd = n, what = "r"|"w"|"rw"|"remove" } (watch the
+ * socket for that, or stop watching it), and `timer`: absent when
+ * unchanged, -1 to stop it, else the milliseconds before calling action().
+ * The loop applies them before it calls into the batch again.
+ */
+static int batch_updates(lua_State *L) {
+  batch *b = check_batch(L);
+  session *s = batch_session(L, b);
+  if (!b->own_multi) return luaL_error(L, "braze: updates() is for a batch in socket mode");
+  close_sockets(b, b->announced); /* the loop stopped watching them after the last call */
+  b->announced = b->n_closing;
+  return run_batch(L, b, s, batch_updates_body, 0);
+}
+
 static int batch_tostring(lua_State *L) {
   batch *b = check_batch(L);
   int n = 0;
@@ -1029,12 +1243,15 @@ static int batch_tostring(lua_State *L) {
 
 static void register_batch(lua_State *L) {
   if (luaL_newmetatable(L, BRAZE_BATCH_MT)) {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 5);
     lua_pushcfunction(L, batch_submit);
     lua_setfield(L, -2, "submit");
-    lua_pushcfunction(L, batch_poll_body);
-    lua_pushcclosure(L, batch_poll, 1);
+    lua_pushcfunction(L, batch_poll);
     lua_setfield(L, -2, "poll");
+    lua_pushcfunction(L, batch_action);
+    lua_setfield(L, -2, "action");
+    lua_pushcfunction(L, batch_updates);
+    lua_setfield(L, -2, "updates");
     lua_pushcfunction(L, batch_close);
     lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index");
