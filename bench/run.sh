@@ -32,12 +32,16 @@ if [ "$quick" = 1 ]; then
   REQ_RUNS=2 REQ_OURS=300 REQ_CURL=300 REQ_SOCKET=150 REQ_NODE=200
   MEM_N=2000 MEM_WARMUP=200
   MANY_COUNT=32 MANY_RUNS=1
+  PAR_COUNT=160 PAR_RUNS=2
+  EXPORT_SEGMENTS=200 EXPORT_RUNS=1 EXPORT_SEQ="" MEM_SMALL=200 MEM_LARGE=2000
 else
   DEC_LIST_N=2000 DEC_SERIES_N=6000 DEC_RUNS=9
   IR_N=500 IR_REPS=3
   REQ_RUNS=11 REQ_OURS=4000 REQ_CURL=4000 REQ_SOCKET=2000 REQ_NODE=3000
   MEM_N=100000 MEM_WARMUP=5000
   MANY_COUNT=1000 MANY_RUNS=3
+  PAR_COUNT=160 PAR_RUNS=11
+  EXPORT_SEGMENTS=1000 EXPORT_RUNS=3 EXPORT_SEQ=sequential MEM_SMALL=1000 MEM_LARGE=10000
 fi
 MANY_CONCURRENCY=16
 
@@ -75,6 +79,7 @@ fi
 mkdir -p "$work/docs" "$nginx_prefix"
 lua5.4 "$here/docs.lua" list >"$work/docs/list.json"
 lua5.4 "$here/docs.lua" series >"$work/docs/series.json"
+lua5.4 "$here/docs.lua" details >"$work/docs/details.json"
 printf '{"segments":[],"message":"success"}' >"$work/docs/tiny.json"
 port="$(lua5.4 -e 's = assert(require("socket").bind("127.0.0.1", 0)); local _, p = s:getsockname(); print(p); s:close()')"
 sed -e "s|\${PREFIX}|$nginx_prefix|g" -e "s|\${PORT}|$port|g" -e "s|\${DOCS}|$work/docs|g" \
@@ -166,6 +171,42 @@ lua5.4 "$here/many.lua" "$mock_url" "$MANY_COUNT" "$MANY_CONCURRENCY" "$MANY_RUN
 kill "$mock_pid" 2>/dev/null || true
 wait "$mock_pid" 2>/dev/null || true
 mock_pid=""
+
+# ---- 5. the batch at the transport's limit ------------------------------------
+log "details_many vs curl --parallel --parallel-max 16: $PAR_COUNT URLs on nginx, cold connections, $PAR_RUNS runs"
+lua5.4 "$here/parallel.lua" "$base" "$PAR_COUNT" "$PAR_RUNS" | tee -a "$results"
+
+# ---- 6. the whole export at the latency bound --------------------------------
+start_mock() { # latency segments -> sets mock_pid, mock_url
+  : >"$mock_out"
+  lua5.4 "$root/bin/braze-mock" --port 0 --latency "$1" --segments "$2" >"$mock_out" &
+  mock_pid=$!
+  for _ in $(seq 100); do
+    if grep -q "listening on" "$mock_out"; then break; fi
+    sleep 0.05
+  done
+  mock_url="$(sed -n 's/^braze-mock listening on \(http[^ ]*\) .*/\1/p' "$mock_out")"
+}
+stop_mock() { kill "$mock_pid" 2>/dev/null || true; wait "$mock_pid" 2>/dev/null || true; mock_pid=""; }
+for latency in 20 100; do
+  log "export of $EXPORT_SEGMENTS segments with details and a 30-day series, mock --latency $latency, concurrency 16"
+  start_mock "$latency" "$EXPORT_SEGMENTS"
+  seq_arg=""
+  if [ "$latency" = 20 ]; then seq_arg="$EXPORT_SEQ"; fi
+  lua5.4 "$here/export.lua" "$mock_url" "$EXPORT_SEGMENTS" "$latency" 16 "$EXPORT_RUNS" $seq_arg | tee -a "$results"
+  stop_mock
+done
+
+log "peak RSS of a pipelined export: $MEM_LARGE segments vs $MEM_SMALL"
+start_mock 0 "$MEM_SMALL"
+small=$(lua5.4 "$here/export_memory.lua" "$mock_url" "$MEM_SMALL" | sed -n 's/^PEAK_KIB //p')
+stop_mock
+start_mock 0 "$MEM_LARGE"
+large=$(lua5.4 "$here/export_memory.lua" "$mock_url" "$MEM_LARGE" | sed -n 's/^PEAK_KIB //p')
+stop_mock
+awk -v s="$small" -v l="$large" -v ns="$MEM_SMALL" -v nl="$MEM_LARGE" 'BEGIN {
+  printf "RESULT export_peak_rss_ratio %.4f peak=%dKiB (%d segments) vs %dKiB (%d segments)\n", l / s, l, nl, s, ns }' \
+  | tee -a "$results"
 
 # ---- the table --------------------------------------------------------------
 echo

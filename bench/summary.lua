@@ -22,6 +22,16 @@ local ROWS = {
   { "rate_socket_http", "requests/s: socket.http + cjson.decode (a connection per request)", "", nil },
   { "rate_braze_api", "requests/s: npm braze-api segments.list (node-fetch, keep-alive)", "", nil },
   { "memory_growth_kib", "RSS growth over the sequential requests after warm-up, KiB", "< 2048", -2048 },
+  { "many_vs_curl_parallel", "details_many (160 URLs, concurrency 16, cold) vs curl --parallel-max 16: "
+    .. "curl time / ours", ">= 0.9", 0.9 },
+  { "export_lib_vs_bound_20ms", "export 1,000 segments + details + series, library each{}, 20 ms: time / bound",
+    "< 1.25", -1.25 },
+  { "export_cli_vs_bound_20ms", "the same through braze-segments export --concurrency 16, 20 ms", "< 1.25", -1.25 },
+  { "export_lib_vs_bound_100ms", "the same, library, mock latency 100 ms", "< 1.25", -1.25 },
+  { "export_cli_vs_bound_100ms", "the same, braze-segments, 100 ms", "< 1.25", -1.25 },
+  { "export_sequential_vs_bound_20ms", "beside it: each, then details and data_series one at a time, 20 ms",
+    "(none)", nil },
+  { "export_peak_rss_ratio", "peak RSS of a pipelined export: 10,000 segments / 1,000", "< 2", -2 },
   { "details_many_speedup", "details (1,000; 32 with --quick): sequential time / details_many at concurrency 16", "(none)", nil },
 }
 
