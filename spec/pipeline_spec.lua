@@ -124,6 +124,32 @@ for _, mode in ipairs({ "serial", "rounds", "async" }) do
       assert.equal(0, err.page)
     end)
 
+    it("survives full collections in the loop body (its state is not collected under it)", function()
+      local fake = fake_braze.new{ segments = 250, mode = mode }
+      local n = 0
+      for seg in client(fake):each{ details = true, concurrency = 4 } do
+        n = n + 1
+        assert.equal(fake.segment_id(n), seg.id)
+        if n % 10 == 0 then collectgarbage() end
+      end
+      assert.equal(250, n)
+    end)
+
+    if mode == "async" and _VERSION ~= "Lua 5.1" then
+      it("a loop left early drops what is in flight", function()
+        local fake = fake_braze.new{ segments = 250, mode = mode }
+        local c = client(fake)
+        local function first()
+          for seg in c:each{ details = true, concurrency = 8 } do return seg end
+        end
+        assert.equal(fake.segment_id(1), first().id)
+        collectgarbage()
+        collectgarbage()
+        assert.equal(1, fake.batches_closed)
+        assert.equal(0, fake.inflight)
+      end)
+    end
+
     it("learns an unknown window with one request, then goes full width when no window is told", function()
       local fake = fake_braze.new{ segments = 40, mode = mode }
       local res, errs = client(fake):details_many(expected_ids(1, 40, fake), { concurrency = 8 })

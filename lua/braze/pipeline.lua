@@ -125,6 +125,11 @@ function M.each(p, opts)
     runner:close()
     pages = {}
   end
+  -- Ending the loop early (break, an error in its body) drops what is in
+  -- flight: the closer is a to-be-closed value in Lua 5.4's generic for,
+  -- and its __gc runs when the iterator is dropped (5.2, 5.3). The
+  -- iterator holds it (an upvalue) so it is not collected while in use.
+  local closer = setmetatable({ close = close }, { __close = close, __gc = close })
 
   local function iterate()
     if failed then error(failed, 2) end
@@ -132,7 +137,7 @@ function M.each(p, opts)
       local page = pages[current]
       if page and page.err then
         failed = page.err
-        close()
+        closer.close()
         error(failed, 2)
       elseif page and page.segments and page.left == 0 then
         if index < #page.segments then
@@ -141,18 +146,18 @@ function M.each(p, opts)
         end
         pages[current] = nil
         if current == last then
-          close()
+          closer.close()
           return nil
         end
         current, index = current + 1, 0
       elseif not page and current >= limit then
-        close()
+        closer.close()
         failed = format("braze: each: stopped after max_pages (%d) pages; pass a larger "
           .. "max_pages to go on", opts.max_pages or 10000)
         error(failed, 2)
       else
         if not p.conn then
-          close()
+          closer.close()
           failed = format("braze: each: client is closed (next page would be %d)", current)
           error(failed, 2)
         end
@@ -162,9 +167,6 @@ function M.each(p, opts)
     end
   end
 
-  -- Ending the loop early (break, an error in its body) drops what is in
-  -- flight: a to-be-closed value in Lua 5.4, and the collector otherwise.
-  local closer = setmetatable({ close = close }, { __close = close, __gc = close })
   return iterate, nil, nil, closer
 end
 
