@@ -159,24 +159,6 @@ lua5.4 "$here/memory.lua" "$base" "$MEM_N" "$MEM_WARMUP" "$(getconf PAGESIZE)" |
 # ---- 4. concurrency ---------------------------------------------------------
 log "details_many: $MANY_COUNT details at concurrency $MANY_CONCURRENCY vs sequential, mock --latency 20"
 mock_out="$work/mock.out"
-: >"$mock_out"
-lua5.4 "$root/bin/braze-mock" --port 0 --latency 20 --segments "$MANY_COUNT" >"$mock_out" &
-mock_pid=$!
-for _ in $(seq 100); do
-  if grep -q "listening on" "$mock_out"; then break; fi
-  sleep 0.05
-done
-mock_url="$(sed -n 's/^braze-mock listening on \(http[^ ]*\) .*/\1/p' "$mock_out")"
-lua5.4 "$here/many.lua" "$mock_url" "$MANY_COUNT" "$MANY_CONCURRENCY" "$MANY_RUNS" | tee -a "$results"
-kill "$mock_pid" 2>/dev/null || true
-wait "$mock_pid" 2>/dev/null || true
-mock_pid=""
-
-# ---- 5. the batch at the transport's limit ------------------------------------
-log "details_many vs curl --parallel --parallel-max 16: $PAR_COUNT URLs on nginx, cold connections, $PAR_RUNS runs"
-lua5.4 "$here/parallel.lua" "$base" "$PAR_COUNT" "$PAR_RUNS" | tee -a "$results"
-
-# ---- 6. the whole export at the latency bound --------------------------------
 start_mock() { # latency segments -> sets mock_pid, mock_url
   : >"$mock_out"
   lua5.4 "$root/bin/braze-mock" --port 0 --latency "$1" --segments "$2" >"$mock_out" &
@@ -188,6 +170,15 @@ start_mock() { # latency segments -> sets mock_pid, mock_url
   mock_url="$(sed -n 's/^braze-mock listening on \(http[^ ]*\) .*/\1/p' "$mock_out")"
 }
 stop_mock() { kill "$mock_pid" 2>/dev/null || true; wait "$mock_pid" 2>/dev/null || true; mock_pid=""; }
+start_mock 20 "$MANY_COUNT"
+lua5.4 "$here/many.lua" "$mock_url" "$MANY_COUNT" "$MANY_CONCURRENCY" "$MANY_RUNS" | tee -a "$results"
+stop_mock
+
+# ---- 5. the batch at the transport's limit ------------------------------------
+log "details_many vs curl --parallel --parallel-max 16: $PAR_COUNT URLs on nginx, cold connections, $PAR_RUNS runs"
+lua5.4 "$here/parallel.lua" "$base" "$PAR_COUNT" "$PAR_RUNS" | tee -a "$results"
+
+# ---- 6. the whole export at the latency bound --------------------------------
 for latency in 20 100; do
   log "export of $EXPORT_SEGMENTS segments with details and a 30-day series, mock --latency $latency, concurrency 16"
   start_mock "$latency" "$EXPORT_SEGMENTS"

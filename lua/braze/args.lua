@@ -21,7 +21,7 @@ local function bad(fmt, ...)
   return nil, "braze: " .. format(fmt, ...)
 end
 
--- Levenshtein distance, for "did you mean" on option typos.
+--- Levenshtein distance, for "did you mean" (option names, instance names).
 local function distance(a, b)
   local prev = {}
   for j = 0, #b do prev[j] = j end
@@ -35,6 +35,7 @@ local function distance(a, b)
   end
   return prev[#b]
 end
+M.distance = distance
 
 --- Raise on any key of `opts` not in the set `known` (a typo such as
 -- `timout` must not be ignored silently). `what` names the call.

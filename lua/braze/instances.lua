@@ -28,19 +28,7 @@ local function normal(s)
   return letters .. string.format("%02d", tonumber(digits))
 end
 
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
+local distance = require("braze.args").distance
 
 --- The instance name `text` most likely meant (`us01`, `US-1` -> `US-01`;
 -- a host label such as `iad-01` or `fra-02` -> its instance; one typo when
