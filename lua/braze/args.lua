@@ -156,6 +156,29 @@ function M.escape(s)
   return (s:gsub("[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
 end
 
+--- Split an http(s) URL for a transport that speaks HTTP itself: scheme,
+-- host (no brackets), port (a number), the Host header's value, and the
+-- request target; or nil and what is wrong with it.
+function M.split_url(url)
+  local scheme, authority, target = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+  if not scheme then return nil, "not an absolute URL" end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then return nil, "unsupported scheme " .. scheme end
+  local host, port = authority:match("^%[([%x:.]+)%](.*)$")
+  if not host then host, port = authority:match("^([^:]+)(.*)$") end
+  if not host or host == "" then return nil, "no host" end
+  if port ~= "" then
+    port = port:match("^:(%d+)$")
+    if not port then return nil, "bad port" end
+    port = tonumber(port)
+  else
+    port = scheme == "https" and 443 or 80
+  end
+  if target == "" then target = "/" end
+  if target:find("[%c ]") then return nil, "control characters or spaces in the URL" end
+  return scheme, host, port, authority, target
+end
+
 --- `?k=v&...` from key, value, key, value, ... (pairs with a nil value are
 -- skipped; "" when none is left). No table is made: this runs on every call.
 function M.query(...)

@@ -61,6 +61,7 @@
 -- decode_position=, snippet=}` or nil, kind ("network" | "timeout" |
 -- "too_large"), message.
 -- @module braze.transport.haproxy
+local args = require("braze.args")
 local bcore = require("braze.core")
 
 local decode, monotonic = bcore.decode, bcore.monotonic
@@ -268,16 +269,9 @@ end
 
 -- The URL checked as the other transports do; its host, or nil, message.
 local function check_url(url)
-  local scheme, authority, target = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
-  if not scheme then return nil, "not an absolute URL" end
-  scheme = scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then return nil, "unsupported scheme " .. scheme end
-  local h = authority:match("^%[([%x:.]+)%]") or authority:match("^([^:]+)")
-  if not h or h == "" then return nil, "no host" end
-  local port = authority:match("^%[[%x:.]+%](.*)$") or authority:match("^[^:]+(.*)$")
-  if port ~= "" and not port:match("^:%d+$") then return nil, "bad port" end
-  if target:find("[%c ]") then return nil, "control characters or spaces in the URL" end
-  return h
+  local scheme, hostname = args.split_url(url)
+  if not scheme then return nil, hostname end
+  return hostname
 end
 
 -- What the httpclient gave, turned into get's returns.

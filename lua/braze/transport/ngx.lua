@@ -36,6 +36,7 @@
 -- decode_position=, snippet=}` or nil, kind ("network" | "timeout" |
 -- "too_large"), message.
 -- @module braze.transport.ngx
+local args = require("braze.args")
 local core = require("braze.core")
 
 local decode, monotonic = core.decode, core.monotonic
@@ -193,26 +194,6 @@ function Session:close()
   self.closed = true
 end
 
--- scheme, host (no brackets), port, Host header value, request target.
-local function split_url(url)
-  local scheme, authority, target = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
-  if not scheme then return nil, "not an absolute URL" end
-  scheme = scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then return nil, "unsupported scheme " .. scheme end
-  local host, port = authority:match("^%[([%x:.]+)%](.*)$")
-  if not host then host, port = authority:match("^([^:]+)(.*)$") end
-  if not host or host == "" then return nil, "no host" end
-  if port ~= "" then
-    port = port:match("^:(%d+)$")
-    if not port then return nil, "bad port" end
-    port = tonumber(port)
-  else
-    port = scheme == "https" and 443 or 80
-  end
-  if target == "" then target = "/" end
-  if target:find("[%c ]") then return nil, "control characters or spaces in the URL" end
-  return scheme, host, port, authority, target
-end
 
 -- One request on one connection. Closes or pools the socket itself.
 -- Returns status, headers, body | nil, kind, message, retry_fresh (true when
@@ -436,7 +417,7 @@ end
 function Session:get(url)
   if self.closed then error("braze: session is closed", 2) end
   if type(url) ~= "string" then error("braze: bad URL: expected a string", 2) end
-  local scheme, host, port, host_header, target = split_url(url)
+  local scheme, host, port, host_header, target = args.split_url(url)
   if not scheme then error("braze: bad URL: " .. host, 2) end
   local deadline = monotonic() + self.timeout
 
