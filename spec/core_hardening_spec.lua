@@ -12,53 +12,19 @@
 -- child process that answers /<case>/... with a prepared raw response.
 local core = require("braze.core")
 local helpers = require("spec.helpers")
+local canned = require("spec.canned_server")
 local tls = require("spec.tls_nginx")
 local socket = require("socket")
 
 local LUA54 = _VERSION == "Lua 5.4"
 
--- A raw HTTP server in a child process: reads one request for /<case>/...,
--- sends dir/<case>.http byte for byte, closes. Leaves after 60 s idle.
-local CANNED = [==[
-local socket = require("socket")
-local dir = arg[1]
-local srv = assert(socket.bind("127.0.0.1", 0))
-srv:settimeout(60)
-local _, port = srv:getsockname()
-local f = io.open("/proc/self/stat"); local pid = f and f:read("*l"):match("^%d+") or "?"; if f then f:close() end
-io.stdout:write("canned ", port, " ", pid, "\n")
-io.stdout:flush()
-while true do
-  local c = srv:accept()
-  if not c then break end
-  c:settimeout(5)
-  local line = c:receive("*l") or ""
-  repeat local h = c:receive("*l") until not h or h == ""
-  local case = line:match("^GET /([%w_]+)/")
-  if case == "quit" then c:close() break end
-  local fh = case and io.open(dir .. "/" .. case .. ".http", "rb")
-  local data = fh and fh:read("*a") or "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
-  if fh then fh:close() end
-  c:send(data)
-  c:shutdown("send")
-  c:settimeout(0.3)
-  c:receive("*a")
-  c:close()
-end
-]==]
-
 local JSON_OK = '{"message":"success","segments":[]}'
 
-local function response(status_line, headers, body)
-  return status_line .. "\r\n" .. table.concat(headers, "\r\n") .. (#headers > 0 and "\r\n" or "")
-    .. "\r\n" .. (body or "")
-end
+local response = canned.response
 
-local dir, canned_port, canned_pid, canned_pipe, mock
+local dir, server, mock
 
-local function canned_url(case)
-  return "http://127.0.0.1:" .. canned_port .. "/" .. case .. "/segments/list"
-end
+local function canned_url(case) return server:url(case) end
 
 setup(function()
   mock = helpers.start_mock{ segments = 20 }
@@ -71,28 +37,12 @@ setup(function()
     ok = response("HTTP/1.1 200 OK", { "Content-Type: application/json",
       "Content-Length: " .. #JSON_OK }, JSON_OK),
   }
-  for name, data in pairs(cases) do tls.write_file(dir .. "/" .. name .. ".http", data) end
-  local script = dir .. "/canned.lua"
-  tls.write_file(script, CANNED)
-  canned_pipe = assert(io.popen(helpers.lua .. " " .. tls.quote(script) .. " " .. tls.quote(dir)
-    .. " </dev/null &", "r"))
-  local line = canned_pipe:read("*l") or ""
-  local port, pid = line:match("^canned (%d+) (%d+)$")
-  assert(port, "canned server did not start: " .. line)
-  canned_port, canned_pid = tonumber(port), pid
+  server = canned.start(cases)
 end)
 
 teardown(function()
   if mock then mock:stop() end
-  if canned_pid then
-    pcall(helpers.request, { host = "127.0.0.1", port = canned_port }, "/quit/", { timeout = 1 })
-    for _ = 1, 50 do
-      if not helpers.alive(canned_pid) then break end
-      socket.sleep(0.02)
-    end
-    if helpers.alive(canned_pid) then os.execute("kill -KILL " .. canned_pid .. " 2>/dev/null") end
-  end
-  if canned_pipe then canned_pipe:close() end
+  if server then server:stop() end
   if dir then tls.remove(dir) end
 end)
 
@@ -322,7 +272,7 @@ describe("a finalizer that closes the session in the middle of a call", function
     local n = math.max(10000, math.floor(collectgarbage("count") * 8))
     local json = '{"message":"success","segments":[' .. ('{"id":"seg","n":1},'):rep(n - 1)
       .. '{"id":"last","n":2}]}'
-    tls.write_file(dir .. "/" .. case .. ".http", response("HTTP/1.1 200 OK",
+    server:add(case, response("HTTP/1.1 200 OK",
       { "Content-Type: application/json", "Content-Length: " .. #json }, json))
     return canned_url(case), function(res)
       assert.equal(200, res.status)

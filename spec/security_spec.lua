@@ -9,9 +9,9 @@
 -- default suite (.busted excludes only #nginx).
 local braze = require("braze")
 local errors = require("braze.errors")
+local canned_server = require("spec.canned_server")
 local helpers = require("spec.helpers")
 local tls = require("spec.tls_nginx")
-local socket = require("socket")
 
 -- A distinctive key: any occurrence of it in a string is a leak.
 local KEY = "sk-Secret-0123456789abcdefXYZ"
@@ -568,48 +568,13 @@ describe("percent-encoding", function()
 end)
 
 describe("hostile responses end in a clean error", function()
-  local dir, canned_port, canned_pid, canned_pipe
-
-  -- One process, one connection at a time: reads a request for
-  -- /<case>/segments/..., sends dir/<case>.http byte for byte, closes.
-  -- Leaves after 60 s without a connection, so it cannot outlive the run.
-  local CANNED = [==[
-local socket = require("socket")
-local dir = arg[1]
-local srv = assert(socket.bind("127.0.0.1", 0))
-srv:settimeout(60)
-local _, port = srv:getsockname()
-local f = io.open("/proc/self/stat"); local pid = f and f:read("*l"):match("^%d+") or "?"; if f then f:close() end
-io.stdout:write("canned ", port, " ", pid, "\n")
-io.stdout:flush()
-while true do
-  local c = srv:accept()
-  if not c then break end
-  c:settimeout(5)
-  local line = c:receive("*l") or ""
-  repeat local h = c:receive("*l") until not h or h == ""
-  local case = line:match("^GET /([%w_]+)/")
-  if case == "quit" then c:close() break end
-  local fh = case and io.open(dir .. "/" .. case .. ".http", "rb")
-  local data = fh and fh:read("*a") or "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
-  if fh then fh:close() end
-  c:send(data)
-  c:shutdown("send")
-  c:settimeout(0.3)
-  c:receive("*a")
-  c:close()
-end
-]==]
+  local server
 
   local JSON_OK = '{"message":"success","segments":[]}'
 
-  local function response(status_line, headers, body)
-    return status_line .. "\r\n" .. table.concat(headers, "\r\n") .. (#headers > 0 and "\r\n" or "")
-      .. "\r\n" .. (body or "")
-  end
+  local response = canned_server.response
 
   setup(function()
-    dir = tls.tempdir("braze-canned")
     local cases = {}
     local junk = {}
     for i = 1, 3000 do junk[i] = string.format("X-Junk-%d: %s", i, ("j"):rep(60)) end
@@ -639,32 +604,15 @@ end
     local gz = read_pipe("head -c 16777216 /dev/zero | gzip -1")
     cases.gzipbomb = response("HTTP/1.1 200 OK", { "Content-Type: application/json",
       "Content-Encoding: gzip", "Content-Length: " .. #gz }, gz)
-    for name, data in pairs(cases) do tls.write_file(dir .. "/" .. name .. ".http", data) end
-    local script = dir .. "/canned.lua"
-    tls.write_file(script, CANNED)
-    canned_pipe = assert(io.popen(helpers.lua .. " " .. tls.quote(script) .. " " .. tls.quote(dir)
-      .. " </dev/null &", "r"))
-    local line = canned_pipe:read("*l") or ""
-    local port, pid = line:match("^canned (%d+) (%d+)$")
-    assert(port, "canned server did not start: " .. line)
-    canned_port, canned_pid = tonumber(port), pid
+    server = canned_server.start(cases)
   end)
 
   teardown(function()
-    if canned_pid then
-      pcall(helpers.request, { host = "127.0.0.1", port = canned_port }, "/quit/", { timeout = 1 })
-      for _ = 1, 50 do
-        if not helpers.alive(canned_pid) then break end
-        socket.sleep(0.02)
-      end
-      if helpers.alive(canned_pid) then os.execute("kill -KILL " .. canned_pid .. " 2>/dev/null") end
-    end
-    if canned_pipe then canned_pipe:close() end
-    tls.remove(dir)
+    if server then server:stop() end
   end)
 
   local function canned(case, extra)
-    return client_for("http://127.0.0.1:" .. canned_port .. "/" .. case, extra)
+    return client_for("http://127.0.0.1:" .. server.port .. "/" .. case, extra)
   end
 
   it("badheaders (garbage X-RateLimit-* values) leaves a usable response and no rate-limit numbers", function()
