@@ -63,72 +63,6 @@ local function get(port, target, timeout)
   return res.status, ok and doc or res.body, elapsed
 end
 
--- Send all requests at once on separate connections and read the answers as
--- they come (LuaSocket, non-blocking). During the wait, `probe` (a target)
--- is fetched every 100 ms on its own connection. Returns the responses (in
--- request order, each {status=, body=, done=seconds}), the probe timings
--- and the total time.
-local function concurrent(port, targets, probe, limit)
-  local started = socket.gettime()
-  local conns, pending = {}, {}
-  for i, target in ipairs(targets) do
-    local c = assert(socket.tcp())
-    c:settimeout(2)
-    assert(c:connect("127.0.0.1", port))
-    assert(c:send("GET " .. target .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
-    c:settimeout(0)
-    conns[i] = { sock = c, parts = {} }
-    pending[#pending + 1] = c
-  end
-  local by_sock = {}
-  for i, c in ipairs(conns) do by_sock[c.sock] = i end
-  local probes, next_probe, left = {}, started + 0.1, #targets
-  while left > 0 and socket.gettime() - started < limit do
-    local readable = socket.select(pending, nil, 0.02)
-    for _, s in ipairs(readable) do
-      local c = conns[by_sock[s]]
-      local data, err, partial = s:receive(65536)
-      data = data or partial
-      if data and data ~= "" then c.parts[#c.parts + 1] = data end
-      if err == "closed" then
-        c.done = socket.gettime() - started
-        s:close()
-        left = left - 1
-        for k, p in ipairs(pending) do
-          if p == s then table.remove(pending, k) break end
-        end
-      end
-    end
-    if probe and left > 0 and socket.gettime() >= next_probe then
-      local t0 = socket.gettime()
-      local status = get(port, probe, 2)
-      probes[#probes + 1] = { at = t0 - started, took = socket.gettime() - t0, status = status }
-      next_probe = socket.gettime() + 0.1
-    end
-  end
-  local total = socket.gettime() - started
-  local out = {}
-  for i, c in ipairs(conns) do
-    if not c.done then c.sock:close() end
-    local raw = table.concat(c.parts)
-    local status = tonumber(raw:match("^HTTP/1%.%d (%d%d%d)"))
-    local head, body = raw:match("^(.-\r\n)\r\n(.*)$")
-    if head and head:lower():find("transfer%-encoding: chunked") then
-      local chunks, pos = {}, 1
-      while true do
-        local size_hex, after = body:match("^(%x+)[^\r\n]*\r\n()", pos)
-        local size = size_hex and tonumber(size_hex, 16)
-        if not size or size == 0 then break end
-        chunks[#chunks + 1] = body:sub(after, after + size - 1)
-        pos = after + size + 2
-      end
-      body = table.concat(chunks)
-    end
-    local ok, doc = pcall(cjson.decode, body or "")
-    out[i] = { status = status, body = ok and doc or body, done = c.done }
-  end
-  return out, probes, total
-end
 
 local stop_nginx = tls.stop_nginx
 
@@ -325,7 +259,7 @@ describe("#nginx braze.transport.ngx in nginx", function()
       for i = 1, 20 do
         targets[i] = (i % 2 == 0) and "/list?mock=slow" or "/details?mock=slow&fresh=1&segment_id=x" .. i
       end
-      local results, probes, total = concurrent(port, targets, "/ping", 10)
+      local results, probes, total = helpers.concurrent(port, targets, "/ping", 10)
       local slowest = 0
       for i, r in ipairs(results) do
         assert.equal(200, r.status, "request " .. i)
