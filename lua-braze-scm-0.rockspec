@@ -69,6 +69,7 @@ build = {
     ["braze.retry"] = "lua/braze/retry.lua",
     ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
     ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
+    ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
   },
   install = {
     bin = {
