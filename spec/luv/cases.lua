@@ -130,6 +130,19 @@ function M.new(env)
     c:close(); p:close()
   end)
 
+  case("calls reuse their connection (keep-alive across calls)", function()
+    local c = client(fast)
+    assert(c:list()) -- connects
+    -- What asking for the stats costs (1 with LuaSocket, 0 through a kept connection).
+    local first = fast:stats().connections
+    local before = fast:stats().connections
+    local own = before - first
+    for _ = 1, 5 do assert(c:list()) end
+    local opened = fast:stats().connections - before - own
+    c:close()
+    check(opened == 0, "5 calls opened %d connections", opened)
+  end)
+
   case("a 500 ms call does not block the loop: a 10 ms timer keeps ticking", function()
     local c = client(slow)
     local ticks = 0

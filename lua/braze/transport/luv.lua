@@ -34,7 +34,10 @@
 --   raised from that loop callback (Neovim shows it; plain luv prints it and
 --   exits): catch what you expect with pcall inside the coroutine;
 -- * `client:close()` stops and closes every uv handle of this transport;
---   calls still waiting get a "network" error (the client's: "closed").
+--   calls still waiting get a "network" error. Close clients you are done
+--   with: luv holds the handles (so the transport) until they are closed,
+--   and the collector never frees an unclosed one. The loop itself is not
+--   kept running by an idle client (plain Lua's `uv.run()` still returns).
 --
 -- The loop: `vim.loop` inside Neovim, else `require("luv")`, else
 -- `require("uv")` (luvit). `require("braze.transport.luv").using(uv)`
