@@ -66,9 +66,13 @@ build = {
     ["braze.mock.options"] = "lua/braze/mock/options.lua",
     ["braze.mock.ratelimit"] = "lua/braze/mock/ratelimit.lua",
     ["braze.mock.server"] = "lua/braze/mock/server.lua",
+    ["braze.pipeline"] = "lua/braze/pipeline.lua",
     ["braze.retry"] = "lua/braze/retry.lua",
+    ["braze.scheduler"] = "lua/braze/scheduler.lua",
+    ["braze.shape"] = "lua/braze/shape.lua",
     ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
     ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
+    ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
   },
   install = {
     bin = {

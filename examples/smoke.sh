@@ -63,6 +63,50 @@ run "braze-segments details" "${SEGMENTS[@]}" details "$FIRST_ID"
 run "braze-segments series" "${SEGMENTS[@]}" series "$FIRST_ID" --days 14 --format plot
 run "braze-segments export" "${SEGMENTS[@]}" export --details --series 7 --output "$TMP/s.jsonl"
 
+# Neovim (examples/neovim): :BrazeSegments fills its buffer through
+# braze.transport.luv, lua-braze and braze.core found through runtimepath
+# alone (lua/braze/core.so links to build-luajit/, built here if missing).
+nvim_example() {
+  command -v nvim >/dev/null || { echo "no nvim: apt-get install neovim" >&2; return 1; }
+  if [ ! -f "$ROOT/build-luajit/braze/core.so" ]; then
+    bash "$ROOT/scripts/build.sh" "$ROOT/build-luajit" -DBRAZE_LUA=luajit >/dev/null || return 1
+  fi
+  env -u LUA_PATH -u LUA_CPATH nvim --headless -u NONE --cmd "set rtp+=$ROOT" \
+    --cmd "set rtp+=$ROOT/examples/neovim" -c 'runtime plugin/braze_segments.lua' -c BrazeSegments \
+    -c 'lua vim.wait(30000, function() return require("braze_segments").running == 0 end, 10)' \
+    -c 'lua local l = vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]; io.stdout:write(l, "\n")
+      if l ~= "Braze segments: 250" then vim.cmd("cquit 1") end' -c 'qa!' </dev/null
+}
+run "examples/neovim (:BrazeSegments)" nvim_example
+
+# HAProxy (examples/haproxy): run.sh in the background on a free port, one
+# size series through it (needs haproxy and build-5.3/, built here if missing).
+haproxy_example() {
+  command -v haproxy >/dev/null || PATH="$PATH:/usr/sbin"
+  if [ ! -f "$ROOT/build-5.3/braze/core.so" ]; then
+    bash "$ROOT/scripts/build.sh" "$ROOT/build-5.3" -DBRAZE_LUA=5.3 >/dev/null || return 1
+  fi
+  local port
+  port=$("$LUA" -e 'local s = require("socket").bind("127.0.0.1", 0); local _, p = s:getsockname(); print(p); s:close()')
+  BRAZE_BIND=127.0.0.1:$port "$ROOT/examples/haproxy/run.sh" >"$TMP/haproxy.out" 2>&1 &
+  local pid=$! rc=1
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if curl -sf "http://127.0.0.1:$port/segments/sizes?segment_id=$FIRST_ID&days=7" >"$TMP/sizes.json"; then
+    grep -q '"series":\[{' "$TMP/sizes.json" && rc=0
+    cat "$TMP/sizes.json"
+  else
+    cat "$TMP/haproxy.out" >&2
+  fi
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  return "$rc"
+}
+run "examples/haproxy (segment sizes)" haproxy_example
+
 if [ "$failures" -ne 0 ]; then
   echo "smoke: $failures failed" >&2
   exit 1

@@ -15,7 +15,7 @@ haproxy=${HAPROXY:-haproxy}
 die() { echo "examples/haproxy: $*" >&2; exit 1; }
 
 command -v "$haproxy" >/dev/null || die "no $haproxy: apt-get install haproxy (Debian 12 has 2.6)"
-"$haproxy" -vv 2>/dev/null | grep -q 'Built with Lua version' || die "$haproxy is built without Lua"
+"$haproxy" -vv 2>/dev/null | grep 'Built with Lua version' >/dev/null || die "$haproxy is built without Lua"
 version=$("$haproxy" -v 2>/dev/null | sed -n 's/^HAProxy version \([0-9]*\.[0-9]*\).*/\1/p' | head -n 1)
 case $version in
   1.*|2.[0-5]) die "$haproxy is version $version: braze.transport.haproxy needs 2.6 or later (core.httpclient)" ;;
