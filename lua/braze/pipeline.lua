@@ -162,7 +162,13 @@ function M.each(p, opts)
           error(failed, 2)
         end
         list_ahead()
-        runner:step()
+        if not runner:step() then
+          -- Nothing left to run, and the page is not there: a bug, not a
+          -- state to wait in. Say so instead of spinning.
+          closer.close()
+          failed = format("braze: each: page %d never arrived (internal error)", current)
+          error(failed, 2)
+        end
       end
     end
   end
