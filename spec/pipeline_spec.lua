@@ -196,6 +196,40 @@ describe("pipelined each against the mock", function()
   local mock
   setup(function() mock = helpers.start_mock{ segments = 250, latency = 5 } end)
   teardown(function() mock:stop() end)
+  before_each(function() mock:reset() end)
+
+  it("keeps the reserve under the mock's rate limit and spends no 429", function()
+    mock:config{ rate_limit = 100 }
+    local c = braze.new{ api_key = mock.api_key, endpoint = mock.url, reserve = 10, max_wait = 1 }
+    finally(function() -- (busted keeps one finally per test)
+      c:close()
+      mock:config{ rate_limit = 250000 }
+    end)
+    local segs, err = drain(c, { details = true, series = { length = 3 }, concurrency = 16 })
+    assert.equal("rate_limited", err.kind)
+    assert.equal(0, #segs)
+    assert.equal(90, mock:stats().requests) -- every request answered; a 429 would be one more
+    assert.equal(10, c:rate_limit().remaining)
+  end)
+
+  it("raises at the page of a failed details call and resumes there, losing and repeating nothing", function()
+    mock:fault{ type = "status", code = 400, message = "no", path = "/segments/details", after = 149 }
+    local c = braze.new{ api_key = mock.api_key, endpoint = mock.url }
+    finally(function() c:close() end)
+    -- concurrency 1: the 150th details call is the 150th segment's
+    local first, err = drain(c, { details = true, concurrency = 1 })
+    assert.equal("http", err.kind)
+    assert.equal(1, err.page)
+    assert.equal(100, #first)
+    local rest, err2 = drain(c, { details = true, concurrency = 16, page = err.page })
+    assert.is_nil(err2)
+    local ids, seen = {}, {}
+    for _, s in ipairs(first) do ids[#ids + 1] = s.id end
+    for _, s in ipairs(rest) do ids[#ids + 1] = s.id end
+    for _, id in ipairs(ids) do assert.is_nil(seen[id]); seen[id] = true end
+    assert.equal(250, #ids)
+    assert.equal(err.segment_id, rest[50].id)
+  end)
 
   it("gives every segment its details and series over real HTTP", function()
     local c = braze.new{ api_key = mock.api_key, endpoint = mock.url }
