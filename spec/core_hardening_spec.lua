@@ -439,10 +439,9 @@ describe("fork", function()
     local ca = tls.make_ca(tdir, "ca")
     tls.make_cert(tdir, "localhost", "ca", "DNS:localhost,IP:127.0.0.1")
     local front = tls.start_nginx(tdir, { good = { cert = "localhost", upstream = mock.url } })
-    finally(function() front:stop() end)
     local url = "https://localhost:" .. front.ports.good .. "/segments/list"
     local s = core.session{ api_key = mock.api_key, timeout = 10, ca_file = ca }
-    finally(function() s:close() end)
+    finally(function() s:close(); front:stop() end) -- busted keeps one finally per test
     -- nginx logs this (info) when a client ends a kept-alive TLS connection,
     -- close_notify included.
     local function closed()
