@@ -175,9 +175,7 @@ describe("session:batch", function()
     collectgarbage("setpause", 0)
     if _VERSION == "Lua 5.4" then collectgarbage("incremental", 0, 400) end
     local ok, outs = pcall(collect, b, 4)
-    collectgarbage("setpause", 200)
-    if _VERSION == "Lua 5.4" then collectgarbage("incremental") end
-    collectgarbage()
+    helpers.default_gc()
     assert.is_true(ran)
     -- Whether the close landed before, during or after the poll, nothing
     -- was freed under it (ASan/valgrind say so), and the session is closed.

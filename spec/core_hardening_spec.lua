@@ -53,11 +53,7 @@ local function last_user_agent()
 end
 
 describe("core.session options", function()
-  after_each(function()
-    if LUA54 then collectgarbage("incremental") end
-    collectgarbage("restart")
-    collectgarbage()
-  end)
+  after_each(function() helpers.default_gc() end)
 
   it("keeps an options table's __index strings alive while a collection runs between reads", function()
     -- Fresh long strings (not interned), each made garbage as soon as the

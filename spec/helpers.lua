@@ -59,6 +59,20 @@ function helpers.read_pipe(cmd)
   return out
 end
 
+--- Put the collector back as Lua starts it, after a spec that tuned it
+--- (a pause or step multiplier left behind slows every spec after it:
+--- `collectgarbage("incremental")` alone keeps 5.4's values).
+function helpers.default_gc()
+  collectgarbage("restart")
+  if _VERSION == "Lua 5.4" then
+    collectgarbage("incremental", 200, 100, 13)
+  else
+    collectgarbage("setpause", 200)
+    collectgarbage("setstepmul", 200)
+  end
+  collectgarbage()
+end
+
 --- A transport (braze.new's `transport` option) that records the URLs and
 --- configs it is given and answers `answer`: a response table, or a
 --- function(url) returning what session:get would (default: an empty page).
