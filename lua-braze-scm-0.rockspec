@@ -70,6 +70,7 @@ build = {
     ["braze.retry"] = "lua/braze/retry.lua",
     ["braze.scheduler"] = "lua/braze/scheduler.lua",
     ["braze.shape"] = "lua/braze/shape.lua",
+    ["braze.transport.response"] = "lua/braze/transport/response.lua",
     ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
     ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
     ["braze.transport.luv"] = "lua/braze/transport/luv.lua",

@@ -63,8 +63,9 @@
 -- @module braze.transport.haproxy
 local args = require("braze.args")
 local bcore = require("braze.core")
+local response = require("braze.transport.response")
 
-local decode, monotonic = bcore.decode, bcore.monotonic
+local monotonic = bcore.monotonic
 local type, tonumber, tostring, setmetatable, error, pcall = type, tonumber, tostring, setmetatable,
   error, pcall
 local format, floor, ceil, min, max = string.format, math.floor, math.ceil, math.min, math.max
@@ -102,7 +103,6 @@ local wanted = {
   ["x-request-id"] = true, ["content-type"] = true, ["retry-after"] = true, ["location"] = true,
 }
 local HEADER_VALUE_MAX = 255 -- as braze.core: values are cut to this many bytes
-local SNIPPET_MAX = 512
 
 -- HAProxy's own error pages (src/http.c http_err_msgs), and the headers they
 -- come with: a response made of exactly these came from HAProxy, not Braze.
@@ -326,20 +326,7 @@ local function convert(self, res, hostname)
     return nil, "network", format("connection closed after %d of %d body bytes", #body, length)
   end
 
-  local out = { status = status, headers = headers }
-  if body == "" then
-    out.decode_error = "empty body"
-    return out
-  end
-  local value, msg, pos = decode(body, self.max_depth)
-  if msg == nil then
-    out.body = value
-  else
-    out.snippet = body:sub(1, SNIPPET_MAX)
-    out.decode_error = (msg:gsub(" at byte %d+$", ""))
-    out.decode_position = pos
-  end
-  return out
+  return response.new(status, headers, body, self.max_depth)
 end
 
 -- A job for the workers; or nil, message when the URL is bad.

@@ -38,8 +38,9 @@
 -- @module braze.transport.ngx
 local args = require("braze.args")
 local core = require("braze.core")
+local response = require("braze.transport.response")
 
-local decode, monotonic = core.decode, core.monotonic
+local monotonic = core.monotonic
 local type, tonumber, tostring, setmetatable, error = type, tonumber, tostring, setmetatable, error
 local format, concat, floor, min, max = string.format, table.concat, math.floor, math.min, math.max
 local find, sub, byte = string.find, string.sub, string.byte
@@ -64,7 +65,6 @@ local wanted = {
 local HEADER_VALUE_MAX = 255 -- as braze.core: values are cut to this many bytes
 local MAX_HEADER_LINES = 200
 local MAX_HEADER_BYTES = 65536 -- the longest line (status, header, chunk size), and all headers
-local SNIPPET_MAX = 512
 local READ_CHUNK = 65536
 
 -- Buffered reads from one cosocket, each bounded in size and ending by the
@@ -432,20 +432,7 @@ function Session:get(url)
   end
   if not status then return nil, headers, body end
 
-  local res = { status = status, headers = headers }
-  if body == "" then
-    res.decode_error = "empty body"
-    return res
-  end
-  local value, msg, pos = decode(body, self.max_depth)
-  if msg == nil then
-    res.body = value
-  else
-    res.snippet = body:sub(1, SNIPPET_MAX)
-    res.decode_error = (msg:gsub(" at byte %d+$", ""))
-    res.decode_position = pos
-  end
-  return res
+  return response.new(status, headers, body, self.max_depth)
 end
 
 --- Many GETs, at most `concurrency` at once, each in its own nginx light

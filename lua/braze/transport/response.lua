@@ -1,0 +1,31 @@
+--- The response table of a transport that reads HTTP itself (nginx,
+-- HAProxy), built the way braze.core's session builds it in C: status,
+-- headers, and the body decoded, or why it could not be.
+-- @module braze.transport.response
+local decode = require("braze.core").decode
+
+local M = {}
+
+--- Bytes of a body that failed to decode, kept for the error message (as braze.core).
+M.SNIPPET_MAX = 512
+
+--- `{ status =, headers =, body = | decode_error =, decode_position =, snippet = }`
+-- for a complete answer whose body is the string `body`.
+function M.new(status, headers, body, max_depth)
+  local res = { status = status, headers = headers }
+  if body == "" then
+    res.decode_error = "empty body"
+    return res
+  end
+  local value, msg, pos = decode(body, max_depth)
+  if msg == nil then
+    res.body = value
+  else
+    res.snippet = body:sub(1, M.SNIPPET_MAX)
+    res.decode_error = (msg:gsub(" at byte %d+$", ""))
+    res.decode_position = pos
+  end
+  return res
+end
+
+return M
