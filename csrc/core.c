@@ -23,6 +23,7 @@
 
 #include "compat.h"
 #include "decode.h"
+#include "headers.h"
 #include "interrupt.h"
 #include "process.h"
 #include "random.h"
@@ -102,6 +103,15 @@ BRAZE_EXPORT int luaopen_braze_core(lua_State *L) {
   lua_setfield(L, -2, "null");
   lua_pushstring(L, braze_curl_version());
   lua_setfield(L, -2, "curl_version");
+  /* What every transport keeps of a response: the header names and the snippet size. */
+  lua_createtable(L, BRAZE_N_HEADERS, 0);
+  for (int i = 0; i < BRAZE_N_HEADERS; i++) {
+    lua_pushstring(L, braze_header_names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "HEADERS");
+  lua_pushinteger(L, BRAZE_SNIPPET_MAX);
+  lua_setfield(L, -2, "SNIPPET_MAX");
   lua_pushliteral(L, BRAZE_CORE_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

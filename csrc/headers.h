@@ -14,6 +14,9 @@ enum {
 };
 BRAZE_HIDDEN extern const char *const braze_header_names[BRAZE_N_HEADERS];
 
+/* Bytes of a body that failed to decode kept for the error message (core.SNIPPET_MAX). */
+#define BRAZE_SNIPPET_MAX 512
+
 /* Values longer than this are cut: every header we read is short. */
 #define BRAZE_HEADER_VALUE_MAX 256
 

@@ -38,7 +38,6 @@
 #include "session.h"
 
 /* Bytes of a body that failed to decode, kept for the error message. */
-#define SNIPPET_MAX 512
 /* A receive buffer larger than this is released after each request. */
 #define KEEP_BUFFER_MAX (1u << 20)
 /* Most transfers get_many runs at once. */
@@ -319,8 +318,8 @@ static void push_response(lua_State *L, transfer *t, int max_depth) {
     braze_decode_error err;
     /* Keep the raw prefix first (decoding unescapes the buffer in place),
        in C: it becomes a Lua string only when decoding fails. */
-    char snippet[SNIPPET_MAX];
-    size_t keep = t->body_len < SNIPPET_MAX ? t->body_len : SNIPPET_MAX;
+    char snippet[BRAZE_SNIPPET_MAX];
+    size_t keep = t->body_len < BRAZE_SNIPPET_MAX ? t->body_len : BRAZE_SNIPPET_MAX;
     memcpy(snippet, t->body, keep);
     if (braze_decode(L, t->body, t->body_len, max_depth, &err)) {
       lua_setfield(L, -2, "body");

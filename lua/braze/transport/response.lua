@@ -2,12 +2,16 @@
 -- HAProxy), built the way braze.core's session builds it in C: status,
 -- headers, and the body decoded, or why it could not be.
 -- @module braze.transport.response
-local decode = require("braze.core").decode
+local core = require("braze.core")
+local decode = core.decode
 
 local M = {}
 
---- Bytes of a body that failed to decode, kept for the error message (as braze.core).
-M.SNIPPET_MAX = 512
+--- Bytes of a body that failed to decode, kept for the error message (braze.core's).
+M.SNIPPET_MAX = core.SNIPPET_MAX
+
+--- The response headers every transport keeps (lower-case names, braze.core's list).
+M.HEADERS = core.HEADERS
 
 --- `{ status =, headers =, body = | decode_error =, decode_position =, snippet = }`
 -- for a complete answer whose body is the string `body`.
