@@ -98,7 +98,7 @@ describe("braze-segments main on SIGINT between requests", function()
   teardown(function() if mock then mock:stop() end end)
 
   it("stops writing and returns 130 when SIGINT comes while it formats output", function()
-    local cli = require("braze.cli")
+    local cli = require("braze_segments")
     local core = require("braze.core")
     local pid = io.open("/proc/self/stat"):read("l"):match("^%d+")
     local writes, errs = 0, {}

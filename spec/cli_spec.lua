@@ -719,8 +719,8 @@ describe("braze.errors.redactor", function()
   end)
 end)
 
-describe("braze.cli.json", function()
-  local json = require("braze.cli.json")
+describe("braze_segments.json", function()
+  local json = require("braze_segments.json")
   local braze = require("braze")
 
   it("encodes null, integers without .0, exact large integers and short floats", function()
@@ -744,8 +744,8 @@ describe("braze.cli.json", function()
   end)
 end)
 
-describe("braze.cli.export", function()
-  local export = require("braze.cli.export")
+describe("braze_segments.export", function()
+  local export = require("braze_segments.export")
 
   it("runs on the pipelined each, asking it for details, series and the concurrency", function()
     local segs = {}

@@ -38,12 +38,14 @@ local function run(dir, lua, script, args, env)
   return { code = code, stdout = read_file(dir .. "/out") or "", stderr = read_file(dir .. "/err") or "" }
 end
 
--- A checkout as a fresh clone has it after the README's build: bin/, lua/
--- and build/ (Lua 5.4) only; the bin scripts copied, the rest linked.
+-- A checkout as a fresh clone has it after the README's build: bin/, lua/,
+-- cli/, mock/ and build/ (Lua 5.4) only; the bin scripts copied, the rest linked.
 local function fresh_checkout(dir)
   assert(sh("mkdir -p " .. q(dir .. "/bin") .. " && cp " .. q(ROOT .. "/bin/braze-segments") .. " "
     .. q(ROOT .. "/bin/braze-mock") .. " " .. q(dir .. "/bin/") .. " && ln -s " .. q(ROOT .. "/lua") .. " "
-    .. q(dir .. "/lua") .. " && ln -s " .. q(ROOT .. "/build") .. " " .. q(dir .. "/build")
+    .. q(dir .. "/lua") .. " && ln -s " .. q(ROOT .. "/cli") .. " " .. q(dir .. "/cli")
+    .. " && ln -s " .. q(ROOT .. "/mock") .. " " .. q(dir .. "/mock")
+    .. " && ln -s " .. q(ROOT .. "/build") .. " " .. q(dir .. "/build")
     .. " && cp " .. q(ROOT .. "/CMakeLists.txt") .. " " .. q(dir .. "/")))
 end
 
@@ -149,7 +151,7 @@ describe("README", function()
   it("the mock's section names the key the mock accepts by default", function()
     local readme = assert(read_file(ROOT .. "/README.md"))
     local section = assert(readme:match("\n## The mock server\n(.-)\n## "))
-    local key = require("braze.mock").DEFAULTS.api_key
+    local key = require("braze_mock").DEFAULTS.api_key
     assert.matches("`" .. key .. "`", section, 1, true)
     assert.matches("BRAZE_API_KEY=" .. key, section, 1, true)
   end)

@@ -1,11 +1,11 @@
--- Specs for braze-mock (bin/braze-mock, lua/braze/mock/): the fake Braze
+-- Specs for braze-mock (bin/braze-mock, mock/lua/braze_mock/): the fake Braze
 -- every client spec relies on. Talks to a real mock process over raw
 -- sockets; cjson is the independent oracle for the JSON the mock writes.
 
 local socket = require("socket")
 local cjson = require("cjson")
 local helpers = require("spec.helpers")
-local braze_mock = require("braze.mock") -- only its data functions, as oracle
+local braze_mock = require("braze_mock") -- only its data functions, as oracle
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local ISO_MS = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"

@@ -1,9 +1,11 @@
--- Installing as a rock, as the README says (`luarocks --lua-version=5.4
--- --tree T make`, offline), from a copy of the sources: both commands run
--- from the tree against the mock; without argparse each names what is
+-- Installing the three rocks as the README says (`luarocks --lua-version=5.4
+-- --tree T make --deps-mode=none [ROCKSPEC]`, offline: the library, then
+-- cli/ and mock/), from a copy of the sources, into one tree: both commands
+-- run from the tree against the mock; without argparse each names what is
 -- missing; a Lua 5.1 tree's braze-segments runs with lua5.4 or says how to
--- get one that does. Needs Debian's luarocks. Tagged #rock (a few seconds
--- of builds; .busted leaves it out of the quick loop):
+-- get one that does; nothing installed reads a build directory. Needs
+-- Debian's luarocks. Tagged #rock (a few seconds of builds; .busted leaves
+-- it out of the quick loop):
 --   lua5.4 /usr/bin/busted --exclude-tags= --tags=rock spec/rock_spec.lua
 local helpers = require("spec.helpers")
 
@@ -32,11 +34,16 @@ local function run(dir, env, command)
   return { code = code, stdout = read_file(dir .. "/out") or "", stderr = read_file(dir .. "/err") or "" }
 end
 
--- The README's install command, in `src`, into `tree`.
+-- The README's install commands, in `src`, into `tree`: the library, the
+-- command and the mock, each with --deps-mode=none (no LuaRocks server).
+local ROCKSPECS = { "", "cli/braze-segments-scm-0.rockspec", "mock/braze-mock-scm-0.rockspec" }
 local function luarocks_make(src, version, tree)
   local log = tree .. ".log"
-  assert(sh("cd " .. q(src) .. " && luarocks --lua-version=" .. version .. " --tree " .. q(tree)
-    .. " make >" .. q(log) .. " 2>&1"), "luarocks make failed:\n" .. tostring(read_file(log)))
+  for _, rockspec in ipairs(ROCKSPECS) do
+    assert(sh("cd " .. q(src) .. " && luarocks --lua-version=" .. version .. " --tree " .. q(tree)
+      .. " make --deps-mode=none " .. rockspec .. " >" .. q(log) .. " 2>&1"),
+      "luarocks make " .. rockspec .. " failed:\n" .. tostring(read_file(log)))
+  end
 end
 
 -- Start a braze-mock command line in the background; returns url, pid.
@@ -125,12 +132,48 @@ describe("#rock lua-braze installed with luarocks make", function()
     -- LuaRocks keeps the 5.1 wrapper as braze-segments~ when the 5.4 one takes its name
     local wrapper = read_file(T51 .. "/bin/braze-segments~") and (T51 .. "/bin/braze-segments~")
       or (T51 .. "/bin/braze-segments")
-    local r = run(tmp, {}, "/usr/bin/lua5.1 " .. q(T51 .. "/lib/luarocks/rocks-5.1/lua-braze/scm-0/bin/braze-segments")
+    local r = run(tmp, {}, "/usr/bin/lua5.1 " .. q(T51 .. "/lib/luarocks/rocks-5.1/braze-segments/scm-0/bin/braze-segments")
       .. " --help")
     assert.equal(0, r.code, r.stderr)
     assert.matches("Usage: braze%-segments", r.stdout)
     r = run(tmp, {}, q(wrapper) .. " --help")
     assert.equal(0, r.code, r.stderr)
     assert.matches("Usage: braze%-segments", r.stdout)
+  end)
+
+  it("the library rock holds the library only: no command, mock or launcher module", function()
+    local rockspec = assert(read_file(ROOT .. "/lua-braze-scm-0.rockspec"))
+    for _, name in ipairs({ "braze_segments", "braze_mock", "braze.cli", "braze.mock", "braze.launch" }) do
+      assert.not_matches('["' .. name, rockspec, 1, true)
+    end
+    assert.matches('dependencies = { "lua >= 5.1" }', rockspec, 1, true)
+    -- every module under lua/ is installed
+    for file in helpers.read_pipe("cd " .. q(ROOT) .. " && git ls-files -co --exclude-standard 'lua/*.lua'")
+      :gmatch("[^\n]+") do
+      assert.matches('"' .. file .. '"', rockspec, 1, true)
+    end
+    local installed = helpers.read_pipe("cd " .. q(T54) .. " && find share lib -path '*braze*' -type f | sort")
+    assert.matches("share/lua/5.4/braze/init.lua", installed, 1, true)
+    assert.matches("lib/lua/5.4/braze/core.so", installed, 1, true)
+    assert.not_matches("braze/cli", installed, 1, true)
+    assert.not_matches("braze/mock", installed, 1, true)
+    assert.not_matches("braze/launch", installed, 1, true)
+  end)
+
+  it("each command rock declares what it needs", function()
+    local cli = assert(read_file(ROOT .. "/cli/braze-segments-scm-0.rockspec"))
+    assert.matches('dependencies = { "lua >= 5.1", "lua-braze", "argparse" }', cli, 1, true)
+    local mock = assert(read_file(ROOT .. "/mock/braze-mock-scm-0.rockspec"))
+    assert.matches('dependencies = { "lua >= 5.1", "luasocket", "argparse" }', mock, 1, true)
+  end)
+
+  it("nothing installed reads a build directory or CMakeCache.txt", function()
+    local hits = helpers.read_pipe("grep -rl CMakeCache " .. q(T54) .. " " .. q(T51)
+      .. " --include='*.lua' --include='braze-*' 2>/dev/null; true")
+    assert.equal("", hits)
+  end)
+
+  it("building the rocks leaves no core.so under the sources' lua/", function()
+    assert.is_nil(read_file(src .. "/lua/braze/core.so"))
   end)
 end)

@@ -1,4 +1,4 @@
---- braze.mock.ratelimit: the mock's rate-limit counter. Windows are
+--- braze_mock.ratelimit: the mock's rate-limit counter. Windows are
 --- `window` seconds long and aligned to multiples of it from the epoch (3600:
 --- the UTC hour, as Braze's hourly limit); the count starts again with every
 --- window. X-RateLimit-Reset is the epoch second the current window ends.

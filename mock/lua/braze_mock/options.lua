@@ -1,8 +1,8 @@
---- braze.mock.options: the mock's settings, their defaults and ranges, in
+--- braze_mock.options: the mock's settings, their defaults and ranges, in
 --- one place for bin/braze-mock, mock.new and GET /_mock/config.
 --- Runs on Lua 5.1 .. 5.4.
 
-local server = require("braze.mock.server")
+local server = require("braze_mock.server")
 
 local M = {}
 

@@ -1,4 +1,4 @@
---- braze.mock.server: the mock's HTTP/1.1 server. One coroutine per
+--- braze_mock.server: the mock's HTTP/1.1 server. One coroutine per
 --- connection on non-blocking LuaSocket sockets, driven by a select() loop,
 --- so a slow or hung client never blocks the others. Knows nothing of
 --- Braze: each request goes to a handler that returns a response table
@@ -6,7 +6,7 @@
 --- Runs on Lua 5.1 .. 5.4 (no goto, //, bit operators or <close>).
 
 local socket = require("socket")
-local json = require("braze.mock.data") -- encode_json and object, for error bodies
+local json = require("braze_mock.data") -- encode_json and object, for error bodies
 
 local M = {}
 

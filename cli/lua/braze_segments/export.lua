@@ -21,9 +21,9 @@
 -- before the page the file stops in (in case segments were archived since).
 -- That first page must show FILE's records in FILE's order, else (another
 -- --sort, or too much changed to find where FILE stops) nothing is written.
--- @module braze.cli.export
-local json = require("braze.cli.json")
-local fmt = require("braze.cli.format")
+-- @module braze_segments.export
+local json = require("braze_segments.json")
+local fmt = require("braze_segments.format")
 local braze = require("braze")
 
 local M = {}
@@ -207,7 +207,7 @@ end
 --- Run an export.
 -- `o`: `format` ("jsonl"|"csv"), `details`, `series` (days), `ending_at`,
 -- `output` (path, else `stdout`), `resume`, `sort`, `progress` (a
--- braze.cli.progress object), `stdout`, `note(message)` for stderr notes.
+-- braze_segments.progress object), `stdout`, `note(message)` for stderr notes.
 -- Returns a summary table, or nil, err, exit_code and the summary so far.
 function M.run(client, o)
   local progress = o.progress

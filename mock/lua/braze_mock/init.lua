@@ -1,5 +1,5 @@
 --[==[
-braze.mock: a local server that behaves like Braze's segment-export REST API.
+braze_mock: a local server that behaves like Braze's segment-export REST API.
 
 It serves deterministic fake data on 127.0.0.1 and can be told to misbehave,
 so clients can be tested against the failures real Braze (and the proxies in
@@ -93,7 +93,7 @@ Control API (no auth; answers JSON; not counted as API requests):
                        count; settings made by /_mock/config stay
   GET /_mock/shutdown  answer {"message":"bye"}, then stop serving
 
-Lua API:  local mock = require("braze.mock")
+Lua API:  local mock = require("braze_mock")
   mock.serve(opts)  -> true | nil, err   (opts as the CLI: host, port, segments,
                                           api_key, rate_limit, rate_window,
                                           latency, quiet)
@@ -104,20 +104,20 @@ Lua API:  local mock = require("braze.mock")
   mock.parse_iso8601(s) -> epoch seconds | nil, err
 Runs on Lua 5.1 .. 5.4 (no goto, //, bit operators or <close>).
 
-Files (lua/braze/mock/): init.lua this object and its entry points;
+Files (mock/lua/braze_mock/): init.lua this object and its entry points;
 server.lua the HTTP/1.1 server (coroutine scheduler, sockets, parsing);
 api.lua Braze's endpoints and responses; data.lua segments, ids, series,
 dates, JSON; faults.lua fault kinds and their queue; ratelimit.lua the
 window counter; control.lua /_mock/*; options.lua defaults and ranges.
 --]==]
 
-local data = require("braze.mock.data")
-local server = require("braze.mock.server")
-local options = require("braze.mock.options")
-local ratelimit = require("braze.mock.ratelimit")
-local api = require("braze.mock.api")
-local faults = require("braze.mock.faults")
-local control = require("braze.mock.control")
+local data = require("braze_mock.data")
+local server = require("braze_mock.server")
+local options = require("braze_mock.options")
+local ratelimit = require("braze_mock.ratelimit")
+local api = require("braze_mock.api")
+local faults = require("braze_mock.faults")
+local control = require("braze_mock.control")
 
 local M = { _VERSION = "0.1.0" }
 
@@ -132,7 +132,7 @@ M.segment, M.segment_id, M.series_size = data.segment, data.segment_id, data.ser
 M.url_decode, M.parse_query = server.url_decode, server.parse_query
 
 ---------------------------------------------------------------------------
--- The mock: its settings and state; the HTTP server (braze.mock.server)
+-- The mock: its settings and state; the HTTP server (braze_mock.server)
 -- hands it each request.
 ---------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 --- Progress line on stderr for long braze-segments runs: segments done,
 -- pages fetched, rate and, once the total is known, the time left. Drawn
 -- only when enabled (stderr is a terminal and --quiet was not given).
--- @module braze.cli.progress
+-- @module braze_segments.progress
 local M = {}
 
 local format = string.format

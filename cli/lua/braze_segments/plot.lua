@@ -1,8 +1,8 @@
 --- Terminal plot of a segment's daily sizes, for `braze-segments series
 -- --format plot`: a title, a sparkline, a bar chart with y-axis labels and
 -- x-axis dates, and a min/max/change summary, all within `width` columns.
--- @module braze.cli.plot
-local fmt = require("braze.cli.format")
+-- @module braze_segments.plot
+local fmt = require("braze_segments.format")
 
 local M = {}
 

@@ -1,7 +1,7 @@
 --- Output formats of the braze-segments command: CSV (RFC 4180), aligned
 -- terminal tables, and human-readable numbers.
--- @module braze.cli.format
-local json = require("braze.cli.json")
+-- @module braze_segments.format
+local json = require("braze_segments.json")
 
 local M = {}
 

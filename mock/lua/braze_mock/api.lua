@@ -1,12 +1,12 @@
---- braze.mock.api: Braze's three segment-export endpoints as the mock
+--- braze_mock.api: Braze's three segment-export endpoints as the mock
 --- serves them, their responses (rate-limit and request-id headers, Braze's
 --- 400 and 401 bodies) and the key check. The functions are the mock
---- object's methods (braze.mock installs them): self is a mock.
+--- object's methods (braze_mock installs them): self is a mock.
 --- Runs on Lua 5.1 .. 5.4.
 
 local socket = require("socket")
-local data = require("braze.mock.data")
-local server = require("braze.mock.server")
+local data = require("braze_mock.data")
+local server = require("braze_mock.server")
 
 local M = {}
 

@@ -1,10 +1,10 @@
---- braze.mock.control: the mock's control API, GET /_mock/<name> (no key;
+--- braze_mock.control: the mock's control API, GET /_mock/<name> (no key;
 --- JSON answers; not counted as API requests), and the request log and
 --- counters it reports. self is the mock. Runs on Lua 5.1 .. 5.4.
 
-local data = require("braze.mock.data")
-local server = require("braze.mock.server")
-local options = require("braze.mock.options")
+local data = require("braze_mock.data")
+local server = require("braze_mock.server")
+local options = require("braze_mock.options")
 
 local M = {}
 

@@ -21,14 +21,14 @@
 --
 -- `main(argv)` returns the exit status instead of exiting, so the command
 -- can be driven from Lua; `bin/braze-segments` calls `os.exit(main(arg))`.
--- @module braze.cli
+-- @module braze_segments
 local argparse = require("argparse")
 local braze = require("braze")
-local json = require("braze.cli.json")
-local fmt = require("braze.cli.format")
-local plot = require("braze.cli.plot")
-local export = require("braze.cli.export")
-local progress_mod = require("braze.cli.progress")
+local json = require("braze_segments.json")
+local fmt = require("braze_segments.format")
+local plot = require("braze_segments.plot")
+local export = require("braze_segments.export")
+local progress_mod = require("braze_segments.progress")
 local bargs = require("braze.args")
 local core = require("braze.core")
 

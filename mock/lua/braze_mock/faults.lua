@@ -1,5 +1,5 @@
---- braze.mock.faults: the misbehaviour a test can ask for through
---- GET /_mock/fault: the kinds (see braze.mock's header for each one and its
+--- braze_mock.faults: the misbehaviour a test can ask for through
+--- GET /_mock/fault: the kinds (see braze_mock's header for each one and its
 --- parameters), their validation, and the queue that hands them to API
 --- requests. A kind either replaces the response (replace) or alters the
 --- normal one (wrap); `ints` lists its integer parameters and their
@@ -7,9 +7,9 @@
 --- Runs on Lua 5.1 .. 5.4.
 
 local socket = require("socket")
-local data = require("braze.mock.data")
-local server = require("braze.mock.server")
-local api = require("braze.mock.api")
+local data = require("braze_mock.data")
+local server = require("braze_mock.server")
+local api = require("braze_mock.api")
 
 local M = {}
 

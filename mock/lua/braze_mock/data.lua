@@ -1,4 +1,4 @@
---- braze.mock.data: the fake Braze's data, all deterministic: segments, their
+--- braze_mock.data: the fake Braze's data, all deterministic: segments, their
 --- ids, data-series sizes, ISO 8601 dates, and the JSON encoder that writes
 --- them. Pure Lua, no I/O; the mock's specs use it as their oracle.
 --- Runs on Lua 5.1 .. 5.4 (no goto, //, bit operators or <close>).

@@ -12,9 +12,9 @@
 -- wrong one. Environment variables it sets for the script it re-runs:
 -- BRAZE_LAUNCH_PROBE=1 (check only, exit 0 when all loads, 3 when not:
 -- is this Lua a suitable one?) and BRAZE_LAUNCHED=1 (do not re-run again).
--- @module braze.launch
+-- @module braze_segments.launch
 
----@class braze.launch.Spec
+---@class braze_segments.launch.Spec
 ---@field name string the command's name, for messages
 ---@field script? string the script's path (default arg[0]), to run it again
 ---@field tree? string the LuaRocks tree it is installed in, if any
@@ -23,6 +23,7 @@
 ---@field core? boolean whether it needs braze.core
 ---@field needs? string[] third-party modules it requires
 ---@field main? string the module with its code, loaded as the last check
+---@field built_for? fun(so_path: string): string? which Lua a braze.core was built for (a checkout's build directories)
 local M = {}
 
 local format, concat = string.format, table.concat
@@ -63,14 +64,6 @@ local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 -- package.searchpath for Lua 5.1 too: the first file `name` maps to in `path`.
 local function searchpath(name, path)
   local file_name = name:gsub("%.", "/")
@@ -86,14 +79,10 @@ local function searchpath(name, path)
 end
 
 --- Which Lua the braze.core at `so_path` was built for, when its place
---- says so: a CMake build directory (BRAZE_LUA in its CMakeCache.txt), or a
---- LuaRocks tree (lib/lua/5.x/). Returns "5.4", "luajit", ... or nil.
+--- says so: a LuaRocks tree (lib/lua/5.x/). Returns "5.4", "5.1", ... or nil.
+--- (A checkout's launcher passes `spec.built_for` to read its build
+--- directories; nothing installed looks at them.)
 function M.built_for(so_path)
-  local build_dir = so_path:match("^(.*)/braze/core%.so$")
-  if build_dir then
-    local cache = read_file(build_dir .. "/CMakeCache.txt")
-    if cache then return cache:match("\nBRAZE_LUA:[%w]*=([%w.]+)") or "5.4" end
-  end
   return so_path:match("/lib/lua/(%d+%.%d+)/braze/core%.so$")
 end
 
@@ -116,7 +105,7 @@ end
 --- Everything wrong with running `spec` on this Lua: nil when nothing is,
 --- else a table { reexec = whether another Lua may do better, text = the
 --- message lines }.
----@param spec braze.launch.Spec
+---@param spec braze_segments.launch.Spec
 function M.problem(spec)
   local version = M.running_version()
   local interp = M.interpreter() or "lua"
@@ -127,8 +116,9 @@ function M.problem(spec)
       format("needs Lua %s or later; %s.", spec.min_lua, this),
       spec.checkout and format("Run it with lua5.4: lua5.4 %s ...", spec.script or spec.name)
         or format("This rock tree is for %s, where the library works but this command does not: "
-          .. "install lua-braze for Lua 5.4 too (%s%s) and run %s from there.",
-          version == "luajit" and "LuaJIT" or "Lua " .. version, build_hint("5.4", false),
+          .. "install lua-braze and %s for Lua 5.4 too (from lua-braze's checkout: %s%s, "
+          .. "then the same with cli/braze-segments-scm-0.rockspec) and run %s from there.",
+          version == "luajit" and "LuaJIT" or "Lua " .. version, spec.name, build_hint("5.4", false),
           spec.tree and " --tree " .. spec.tree or "", spec.name),
     } }
   end
@@ -145,7 +135,7 @@ function M.problem(spec)
           "Build it: " .. build_hint(version, spec.checkout),
         }
       else
-        local built = M.built_for(so)
+        local built = (spec.built_for and spec.built_for(so)) or M.built_for(so)
         text = {
           format("cannot load braze.core (the C module) from %s:", so),
           built and format("it is built for %s, and %s.",
@@ -233,7 +223,7 @@ end
 
 --- Return when the command can run on this Lua; otherwise run it with a
 --- Lua that can and exit with its status, or explain and exit 2.
----@param spec braze.launch.Spec
+---@param spec braze_segments.launch.Spec
 function M.check(spec)
   local problem = M.problem(spec)
   if os.getenv("BRAZE_LAUNCH_PROBE") then os.exit(problem and 3 or 0) end

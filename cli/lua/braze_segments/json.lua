@@ -10,7 +10,7 @@
 --   a fixed order, then the rest sorted.
 -- * An empty table is `[]` for fields known to be arrays (`tags`, `teams`,
 --   `data`, `segments`, `errors`, `series`) and `{}` otherwise.
--- @module braze.cli.json
+-- @module braze_segments.json
 local M = {}
 
 local format, byte, gsub, concat, sort = string.format, string.byte, string.gsub,
@@ -90,7 +90,7 @@ end
 local encode
 
 local function encode_table(t, out, as_array, depth)
-  if depth > 200 then error("braze.cli.json: nesting too deep (a cycle?)", 0) end
+  if depth > 200 then error("braze_segments.json: nesting too deep (a cycle?)", 0) end
   local n = sequence_length(t)
   if n then
     out[#out + 1] = "["
@@ -133,7 +133,7 @@ encode = function(v, out, as_array, depth)
   elseif tv == "table" then
     encode_table(v, out, as_array, depth)
   else
-    error("braze.cli.json: cannot encode a " .. tv, 0)
+    error("braze_segments.json: cannot encode a " .. tv, 0)
   end
 end
 
