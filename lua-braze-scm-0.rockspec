@@ -42,6 +42,7 @@ build = {
     ["braze.args"] = "lua/braze/args.lua",
     ["braze.errors"] = "lua/braze/errors.lua",
     ["braze.instances"] = "lua/braze/instances.lua",
+    ["braze.options"] = "lua/braze/options.lua",
     ["braze.pipeline"] = "lua/braze/pipeline.lua",
     ["braze.retry"] = "lua/braze/retry.lua",
     ["braze.scheduler"] = "lua/braze/scheduler.lua",

@@ -13,8 +13,9 @@ local errors = require("braze.errors")
 local scheduler = require("braze.scheduler")
 local pipeline = require("braze.pipeline")
 local instances = require("braze.instances")
+local options = require("braze.options")
 
-local type, pairs, setmetatable, tostring, error = type, pairs, setmetatable, tostring, error
+local type, pairs, setmetatable, error = type, pairs, setmetatable, error
 local os_getenv, format = os.getenv, string.format
 
 local braze = {
@@ -34,7 +35,7 @@ function braze.decode(text, max_depth)
   return core.decode(text, max_depth)
 end
 
-local PAGE_SIZE = 100
+local PAGE_SIZE = options.PAGE_SIZE
 local series_query -- defined with data_series, used by data_series_many
 
 ---@class braze.Options
@@ -57,12 +58,7 @@ local series_query -- defined with data_series, used by data_series_many
 ---@field proxy? string proxy URL, or "env" to honour HTTPS_PROXY/NO_PROXY (default: none)
 ---@field allow_http? boolean allow plain http to non-loopback hosts (default false)
 ---@field transport? table module with .new(config) -> object with :get(url), :close()
-local known_options = {
-  api_key = true, endpoint = true, instance = true, timeout = true, connect_timeout = true,
-  user_agent = true, max_retries = true, retry_base = true, retry_max = true, max_wait = true,
-  reserve = true, sleep = true, max_body = true, max_depth = true, ca_file = true, ca_path = true,
-  proxy = true, allow_http = true, transport = true,
-}
+-- (Defaults, ranges and docs: braze.options, the one table of options.)
 
 ---@class braze.Client
 local Client = {}
@@ -114,16 +110,6 @@ local function resolve_endpoint(opts)
   return url, why
 end
 
-local function number_option(opts, name, default, lo, hi)
-  local v = opts[name]
-  if v == nil then return default end
-  if type(v) ~= "number" or v ~= v or v < lo or v > hi then
-    error(format("braze: %s must be a number in [%s, %s] (got %s)", name, tostring(lo),
-      tostring(hi), args.show(v)), 3)
-  end
-  return v
-end
-
 --- Make a client.
 ---@param opts braze.Options
 ---@return braze.Client
@@ -132,7 +118,7 @@ function braze.new(opts)
   if type(opts) ~= "table" then
     error("braze.new: expected a table of options (got " .. type(opts) .. ")", 2)
   end
-  args.check_options(opts, known_options, "braze.new")
+  args.check_options(opts, options.NAMES, "braze.new")
   local key = opts.api_key
   if key == nil then key = os_getenv("BRAZE_API_KEY") end
   if type(key) ~= "string" or key == "" then
@@ -159,27 +145,18 @@ function braze.new(opts)
   local base, why = resolve_endpoint(opts)
   if not base then error(why, 2) end
 
+  -- Every option is checked before a connection is made.
+  local numbers = options.check(opts)
   local config = {
     api_key = key,
-    timeout = number_option(opts, "timeout", 30, 0.001, 86400),
-    connect_timeout = number_option(opts, "connect_timeout", 10, 0.001, 86400),
+    timeout = numbers.timeout,
+    connect_timeout = numbers.connect_timeout,
     user_agent = opts.user_agent or ("lua-braze/" .. core._VERSION),
-    max_body = number_option(opts, "max_body", 32 * 1024 * 1024, 1, 2 ^ 40),
-    max_depth = number_option(opts, "max_depth", 1000, 1, 10000),
+    max_body = numbers.max_body,
+    max_depth = numbers.max_depth,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
   }
-  -- Every option is checked before a connection is made.
-  local policy = {
-    max_retries = number_option(opts, "max_retries", 3, 0, 100),
-    retry_base = number_option(opts, "retry_base", 0.5, 0, 3600),
-    retry_max = number_option(opts, "retry_max", 8, 0, 3600),
-    max_wait = number_option(opts, "max_wait", 60, 0, 86400),
-    reserve = number_option(opts, "reserve", 0, 0, 1e9),
-  }
-  if policy.reserve >= 1 and not args.is_integer(policy.reserve) then
-    error("braze: reserve must be a whole number of requests, or a fraction below 1 of the "
-      .. "window's limit (got " .. args.show(policy.reserve) .. ")", 2)
-  end
+  local policy = numbers
   local transport = opts.transport
   local conn
   if transport == nil then
@@ -251,12 +228,11 @@ local function check_many(opts, what)
   opts = opts or {}
   if type(opts) ~= "table" then error(format("braze: %s: expected a table of options", what), 3) end
   args.check_options(opts, many_options, what)
-  local c = opts.concurrency
-  if c ~= nil and (not args.is_integer(c) or c < 1 or c > 64) then
-    error(format("braze: %s: concurrency must be an integer in 1..64 (got %s)", what,
-      args.show(c)), 3)
-  end
-  return c or 8
+  local concurrency = opts.concurrency
+  if concurrency == nil then return options.default("concurrency") end
+  local _, why = options.check_value("concurrency", concurrency, what .. ": concurrency")
+  if why then error("braze: " .. why, 3) end
+  return concurrency
 end
 
 local list_options = { page = true, sort_direction = true }
@@ -314,10 +290,8 @@ series_query = function(opts, what)
   local id, why = args.segment_id(opts.segment_id, what)
   if not id then return nil, why end
   local length = opts.length
-  if not args.is_integer(length) or length < 1 or length > 100 then
-    return nil, format("braze: %s: length must be an integer in 1..100 (got %s)", what,
-      args.show(length))
-  end
+  local _, bad_length = options.check_value("length", length, what .. ": length")
+  if bad_length then return nil, "braze: " .. bad_length end
   local ending_at
   if opts.ending_at ~= nil then
     ending_at, why = args.ending_at(opts.ending_at, what)

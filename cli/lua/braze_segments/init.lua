@@ -30,6 +30,7 @@ local plot = require("braze_segments.plot")
 local export = require("braze_segments.export")
 local progress_mod = require("braze_segments.progress")
 local bargs = require("braze.args")
+local options = require("braze.options")
 local core = require("braze.core")
 
 local M = {}
@@ -83,9 +84,10 @@ local function build_parser(on_help)
     :argname("<url>")
   parser:option("--instance", "Braze instance instead of --endpoint, e.g. US-01 or EU-01.")
     :argname("<name>")
-  parser:option("--timeout", "Seconds allowed for one request attempt (default 30).")
+  -- Ranges and defaults come from braze.options, the library's own table.
+  parser:option("--timeout", options.help("timeout", "seconds allowed for one request attempt"))
     :argname("<seconds>")
-  parser:option("--max-retries", "Retries after a failed attempt (default 3).")
+  parser:option("--max-retries", options.help("max_retries", "retries after a failed attempt"))
     :argname("<n>")
   parser:flag("--allow-http", "Allow a plain http:// endpoint that is not this machine "
     .. "(risky: the API key and the data then cross the network unencrypted).")
@@ -104,7 +106,7 @@ local function build_parser(on_help)
 
   local series = with_help(parser:command("series", "Show a segment's estimated size, day by day."))
   series:argument("segment_id", "The segment's API identifier.")
-  series:option("--days", "Number of days, 1..100.", "30"):argname("<n>")
+  series:option("--days", options.help("length", "number of days")):argname("<n>")
   series:option("--end", "Last day: YYYY-MM-DD or an ISO 8601 date-time (default: now).")
     :argname("<date>")
   series:option("--format", "Output format (plot: a chart for the terminal).", "table")
@@ -123,8 +125,8 @@ local function build_parser(on_help)
       "--resume to continue where it stopped.",
     }, "\n"))
   exp:flag("--details", "Add each segment's details (one more request per segment).")
-  exp:option("--series", "Add each segment's size over the last DAYS days (1..100).")
-    :argname("<days>")
+  local series_help = options.help("length", "add each segment's size over the last DAYS days")
+  exp:option("--series", (series_help:gsub(" %(default %d+%)", ""))):argname("<days>")
   exp:option("--end", "Last day of the series: YYYY-MM-DD or ISO 8601 (default: now).")
     :argname("<date>")
   exp:option("--format", "Output format.", "jsonl"):choices({ "jsonl", "csv" })
@@ -132,19 +134,20 @@ local function build_parser(on_help)
   exp:flag("--resume", "Continue an interrupted export into --output: skip the segments "
     .. "already in it (same options and --sort as the first run).")
   exp:option("--sort", "Creation order.", "asc"):choices({ "asc", "desc" })
-  exp:option("--concurrency", "Requests in flight at once, 1..64: the next pages, details and "
-    .. "series are fetched while earlier records are written.", "8"):argname("<n>")
-  exp:option("--reserve", "Requests of each rate-limit window left to the workspace's other "
-    .. "integrations (a count; default 0).", "0"):argname("<n>")
+  exp:option("--concurrency", options.help("concurrency", "requests in flight at once (the next "
+    .. "pages, details and series are fetched while earlier records are written)")):argname("<n>")
+  exp:option("--reserve", options.help("reserve", "requests of each rate-limit window left to the "
+    .. "workspace's other integrations: a count, or below 1 a fraction of the limit")):argname("<n>")
   return parser
 end
 
-local function integer_option(value, name, lo, hi)
-  local n = tonumber(value)
-  if not n or n ~= math.floor(n) or n < lo or n > hi then
-    usage_error(format("%s must be an integer in %d..%d (got %q)", name, lo, hi, tostring(value)))
-  end
-  return math.tointeger(n)
+-- The value of flag `flag` for the library's option `name` (its range
+-- from braze.options), or its default when the flag is absent.
+local function option_value(name, text, flag)
+  if text == nil then return options.default(name) end
+  local value, why = options.parse(name, text, flag)
+  if value == nil then usage_error(why) end
+  return value
 end
 
 local function date_option(value, name)
@@ -207,16 +210,10 @@ local function make_client(a, env)
     check_name("BRAZE_REST_ENDPOINT", e, true)
     if instances[e:upper()] then opts.instance = e else opts.endpoint = e end
   end
-  if a.timeout then
-    local t = tonumber(a.timeout)
-    if not t or t <= 0 or t > 86400 then
-      usage_error(format("--timeout must be a number of seconds in (0, 86400] (got %q)", a.timeout))
-    end
-    opts.timeout = t
-  end
-  if a.max_retries then opts.max_retries = integer_option(a.max_retries, "--max-retries", 0, 100) end
+  opts.timeout = option_value("timeout", a.timeout, "--timeout")
+  opts.max_retries = option_value("max_retries", a.max_retries, "--max-retries")
   if a.allow_http then opts.allow_http = true end
-  if a.reserve then opts.reserve = integer_option(a.reserve, "--reserve", 0, 1000000) end
+  opts.reserve = option_value("reserve", a.reserve, "--reserve")
   local ok, client = pcall(braze.new, opts)
   -- The library's advice names its option; the command has a flag for it.
   if not ok then usage_error((strip_position(client):gsub("allow_http = true", "--allow-http"))) end
@@ -345,7 +342,7 @@ end
 local function cmd_series(client, a, ctx)
   local out = ctx.out
   check_segment_id(a.segment_id)
-  local days = integer_option(a.days, "--days", 1, 100)
+  local days = option_value("length", a.days, "--days")
   local ending_at = date_option(a["end"], "--end")
   local r, err = client:data_series({ segment_id = a.segment_id, length = days,
     ending_at = ending_at })
@@ -383,9 +380,9 @@ local function cmd_export(client, a, ctx)
   local o = {
     format = a.format, details = a.details, sort = a.sort, output = a.output,
     resume = a.resume, progress = ctx.progress, stdout = ctx.stdout, note = ctx.note,
-    concurrency = integer_option(a.concurrency, "--concurrency", 1, 64),
+    concurrency = option_value("concurrency", a.concurrency, "--concurrency"),
   }
-  if a.series then o.series = integer_option(a.series, "--series", 1, 100) end
+  if a.series then o.series = option_value("length", a.series, "--series") end
   if a["end"] and not o.series then usage_error("--end needs --series") end
   if a.resume and not a.output then usage_error("--resume needs --output FILE") end
   if o.series then
