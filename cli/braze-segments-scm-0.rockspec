@@ -28,12 +28,14 @@ build = {
   install = {
     lua = {
       ["braze_segments"] = "cli/lua/braze_segments/init.lua",
+      ["braze_segments.commands"] = "cli/lua/braze_segments/commands.lua",
       ["braze_segments.export"] = "cli/lua/braze_segments/export.lua",
       ["braze_segments.format"] = "cli/lua/braze_segments/format.lua",
       ["braze_segments.json"] = "cli/lua/braze_segments/json.lua",
       ["braze_segments.launch"] = "cli/lua/braze_segments/launch.lua",
       ["braze_segments.plot"] = "cli/lua/braze_segments/plot.lua",
       ["braze_segments.progress"] = "cli/lua/braze_segments/progress.lua",
+      ["braze_segments.usage"] = "cli/lua/braze_segments/usage.lua",
     },
     bin = { ["braze-segments"] = "cli/bin/braze-segments" },
   },

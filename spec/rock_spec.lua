@@ -165,6 +165,12 @@ describe("#rock lua-braze installed with luarocks make", function()
     assert.matches('dependencies = { "lua >= 5.1", "lua-braze", "argparse" }', cli, 1, true)
     local mock = assert(read_file(ROOT .. "/mock/braze-mock-scm-0.rockspec"))
     assert.matches('dependencies = { "lua >= 5.1", "luasocket", "argparse" }', mock, 1, true)
+    for dir, rockspec in pairs({ cli = cli, mock = mock }) do
+      for file in helpers.read_pipe("cd " .. q(ROOT) .. " && git ls-files -co --exclude-standard '" .. dir
+        .. "/lua/*.lua'"):gmatch("[^\n]+") do
+        assert.matches('"' .. file .. '"', rockspec, 1, true)
+      end
+    end
   end)
 
   it("nothing installed reads a build directory or CMakeCache.txt", function()

@@ -8,7 +8,9 @@
 -- `braze.Error` (see braze.errors). Bad arguments raise before any request.
 -- @module braze
 local core = require("braze.core")
-local args = require("braze.args")
+local check = require("braze.check")
+local url = require("braze.url")
+local date = require("braze.date")
 local errors = require("braze.errors")
 local scheduler = require("braze.scheduler")
 local pipeline = require("braze.pipeline")
@@ -80,34 +82,35 @@ local function resolve_endpoint(opts)
     return nil, "braze: give endpoint or instance, not both"
   end
   if opts.instance ~= nil then
-    local url = instance_url(opts.instance)
-    if not url then
+    local base = instance_url(opts.instance)
+    if not base then
       local guess = instances.suggest(opts.instance)
       if guess then
-        return nil, format("braze: unknown instance %s: did you mean %s?", args.show(opts.instance), guess)
+        return nil, format("braze: unknown instance %s: did you mean %s?", check.show(opts.instance), guess)
       end
       local names = {}
       for k in pairs(instances) do names[#names + 1] = k end
       table.sort(names)
-      return nil, format("braze: unknown instance %s (one of %s)", args.show(opts.instance),
+      return nil, format("braze: unknown instance %s (one of %s)", check.show(opts.instance),
         table.concat(names, ", "))
     end
-    return url
+    return base
   end
-  local v = opts.endpoint
-  if v == nil then
-    v = os_getenv("BRAZE_REST_ENDPOINT")
-    if v == nil or v == "" then
+  local endpoint = opts.endpoint
+  if endpoint == nil then
+    endpoint = os_getenv("BRAZE_REST_ENDPOINT")
+    if endpoint == nil or endpoint == "" then
       return nil, "braze: no endpoint: set endpoint = \"https://rest.<instance>.braze.com\" or "
         .. "instance = \"US-01\" (or the BRAZE_REST_ENDPOINT environment variable)"
     end
-    v = instance_url(v) or v
+    endpoint = instance_url(endpoint) or endpoint
   end
-  local url, why = args.endpoint(v, opts.allow_http)
-  if not url and type(v) == "string" and not v:find("://", 1, true) and instances.suggest(v) then
-    why = format("%s (did you mean instance = %q?)", why, instances.suggest(v))
+  local base, why = url.endpoint(endpoint, opts.allow_http)
+  if not base and type(endpoint) == "string" and not endpoint:find("://", 1, true)
+    and instances.suggest(endpoint) then
+    why = format("%s (did you mean instance = %q?)", why, instances.suggest(endpoint))
   end
-  return url, why
+  return base, why
 end
 
 --- Make a client.
@@ -118,7 +121,7 @@ function braze.new(opts)
   if type(opts) ~= "table" then
     error("braze.new: expected a table of options (got " .. type(opts) .. ")", 2)
   end
-  args.check_options(opts, options.NAMES, "braze.new")
+  check.options(opts, options.NAMES, "braze.new")
   local key = opts.api_key
   if key == nil then key = os_getenv("BRAZE_API_KEY") end
   if type(key) ~= "string" or key == "" then
@@ -137,7 +140,7 @@ function braze.new(opts)
     end
   end
   if opts.allow_http ~= nil and type(opts.allow_http) ~= "boolean" then
-    error("braze: allow_http must be true or false (got " .. args.show(opts.allow_http) .. ")", 2)
+    error("braze: allow_http must be true or false (got " .. check.show(opts.allow_http) .. ")", 2)
   end
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
     error("braze: sleep must be a function(seconds)", 2)
@@ -189,24 +192,24 @@ function braze.new(opts)
 end
 
 local function state(client)
-  local p = private[client]
-  if not p then error("braze: expected a client (use client:method, not client.method)", 3) end
-  if not p.conn then error("braze: client is closed", 3) end
-  return p
+  local hidden = private[client]
+  if not hidden then error("braze: expected a client (use client:method, not client.method)", 3) end
+  if not hidden.conn then error("braze: client is closed", 3) end
+  return hidden
 end
 
 function Client:__tostring()
-  local p = private[self]
-  return format("braze.Client(%s, key %s%s)", self.endpoint, p and p.key_hint or "?",
-    (p and p.conn) and "" or ", closed")
+  local hidden = private[self]
+  return format("braze.Client(%s, key %s%s)", self.endpoint, hidden and hidden.key_hint or "?",
+    (hidden and hidden.conn) and "" or ", closed")
 end
 
 --- Close the connection. Idempotent; also runs on `__close` and garbage collection.
 function Client:close()
-  local p = private[self]
-  if p and p.conn then
-    p.conn:close()
-    p.conn = nil
+  local hidden = private[self]
+  if hidden and hidden.conn then
+    hidden.conn:close()
+    hidden.conn = nil
   end
 end
 Client.__close = Client.close
@@ -227,7 +230,7 @@ local many_options = { concurrency = true }
 local function check_many(opts, what)
   opts = opts or {}
   if type(opts) ~= "table" then error(format("braze: %s: expected a table of options", what), 3) end
-  args.check_options(opts, many_options, what)
+  check.options(opts, many_options, what)
   local concurrency = opts.concurrency
   if concurrency == nil then return options.default("concurrency") end
   local _, why = options.check_value("concurrency", concurrency, what .. ": concurrency")
@@ -240,14 +243,14 @@ local list_options = { page = true, sort_direction = true }
 local function check_sort(v, what)
   if v ~= nil and v ~= "asc" and v ~= "desc" then
     error(format("braze: %s: sort_direction must be \"asc\" or \"desc\" (got %s)", what,
-      args.show(v)), 3)
+      check.show(v)), 3)
   end
 end
 
 local function check_page(v, what, name)
-  if v ~= nil and (not args.is_integer(v) or v < 0) then
+  if v ~= nil and (not check.is_integer(v) or v < 0) then
     error(format("braze: %s: %s must be a non-negative integer (got %s)", what, name,
-      args.show(v)), 3)
+      check.show(v)), 3)
   end
 end
 
@@ -256,15 +259,15 @@ end
 ---@return table|nil response `{ segments = {...}, message = "success" }`
 ---@return braze.Error|nil err
 function Client:list(opts)
-  local p = state(self)
+  local hidden = state(self)
   opts = opts or {}
   if type(opts) ~= "table" then error("braze: list: expected a table of options", 2) end
-  args.check_options(opts, list_options, "list")
+  check.options(opts, list_options, "list")
   check_page(opts.page, "list", "page")
   check_sort(opts.sort_direction, "list")
   local page = opts.page and format("%d", opts.page)
-  return scheduler.request(p, "/segments/list",
-    args.query("page", page, "sort_direction", opts.sort_direction))
+  return scheduler.request(hidden, "/segments/list",
+    url.query("page", page, "sort_direction", opts.sort_direction))
 end
 
 --- One segment's details.
@@ -272,32 +275,32 @@ end
 ---@return table|nil response `{ name=, description=, tags=, teams=, created_at=, ... }`
 ---@return braze.Error|nil err
 function Client:details(segment_id)
-  local p = state(self)
+  local hidden = state(self)
   if type(segment_id) == "table" then
-    args.check_options(segment_id, { segment_id = true }, "details")
+    check.options(segment_id, { segment_id = true }, "details")
     segment_id = segment_id.segment_id
   end
-  local _, why = args.segment_id(segment_id, "details")
+  local _, why = check.segment_id(segment_id, "details")
   if why then error(why, 2) end
-  return scheduler.request(p, "/segments/details", args.query("segment_id", segment_id))
+  return scheduler.request(hidden, "/segments/details", url.query("segment_id", segment_id))
 end
 
 local series_options = { segment_id = true, length = true, ending_at = true }
 
 -- The query of one data_series request, or nil and a message.
 series_query = function(opts, what)
-  args.check_options(opts, series_options, what, 4)
-  local id, why = args.segment_id(opts.segment_id, what)
+  check.options(opts, series_options, what, 4)
+  local id, why = check.segment_id(opts.segment_id, what)
   if not id then return nil, why end
   local length = opts.length
   local _, bad_length = options.check_value("length", length, what .. ": length")
   if bad_length then return nil, "braze: " .. bad_length end
   local ending_at
   if opts.ending_at ~= nil then
-    ending_at, why = args.ending_at(opts.ending_at, what)
+    ending_at, why = date.ending_at(opts.ending_at, what)
     if not ending_at then return nil, why end
   end
-  return args.query("segment_id", id, "length", format("%d", length), "ending_at", ending_at)
+  return url.query("segment_id", id, "length", format("%d", length), "ending_at", ending_at)
 end
 
 --- A segment's estimated size, one point a day.
@@ -305,13 +308,13 @@ end
 ---@return table|nil response `{ data = { {time=, size=}, ... }, message = "success" }`
 ---@return braze.Error|nil err
 function Client:data_series(opts)
-  local p = state(self)
+  local hidden = state(self)
   if type(opts) ~= "table" then
     error("braze: data_series: expected a table {segment_id=, length=, ending_at=}", 2)
   end
   local query, why = series_query(opts, "data_series")
   if not query then error(why, 2) end
-  return scheduler.request(p, "/segments/data_series", query)
+  return scheduler.request(hidden, "/segments/data_series", query)
 end
 
 --- Many segments' details at once, over concurrent connections.
@@ -330,9 +333,9 @@ function Client:details_many(ids, opts)
     local id = ids[i]
     if type(id) ~= "string" or id == "" then
       error(format("braze: details_many: ids[%d] must be a non-empty string (got %s)", i,
-        args.show(id)), 2)
+        check.show(id)), 2)
     end
-    queries[i] = args.query("segment_id", id)
+    queries[i] = url.query("segment_id", id)
   end
   return scheduler.request_many(p, "/segments/details", queries, concurrency)
 end
@@ -388,20 +391,20 @@ function Client:each(opts)
   local p = state(self)
   opts = opts or {}
   if type(opts) ~= "table" then error("braze: each: expected a table of options", 2) end
-  args.check_options(opts, each_options, "each")
+  check.options(opts, each_options, "each")
   check_sort(opts.sort_direction, "each")
   check_page(opts.page, "each", "page")
   check_page(opts.max_pages, "each", "max_pages")
   if opts.details ~= nil and type(opts.details) ~= "boolean" then
-    error("braze: each: details must be true or false (got " .. args.show(opts.details) .. ")", 2)
+    error("braze: each: details must be true or false (got " .. check.show(opts.details) .. ")", 2)
   end
   if opts.series ~= nil then
     if type(opts.series) ~= "table" then
       error("braze: each: series must be a table {length=, ending_at=} (got "
-        .. args.show(opts.series) .. ")", 2)
+        .. check.show(opts.series) .. ")", 2)
     end
     local probe = { segment_id = "x", length = opts.series.length, ending_at = opts.series.ending_at }
-    args.check_options(opts.series, each_series_options, "each: series")
+    check.options(opts.series, each_series_options, "each: series")
     local _, why = series_query(probe, "each: series")
     if why then error(why, 2) end
   end
@@ -411,7 +414,7 @@ function Client:each(opts)
     for k, v in pairs(opts) do o[k] = v end
     o.concurrency = concurrency
     if o.series and o.series.ending_at ~= nil then
-      o.series = { length = o.series.length, ending_at = args.ending_at(o.series.ending_at, "each") }
+      o.series = { length = o.series.length, ending_at = date.ending_at(o.series.ending_at, "each") }
     end
     return pipeline.each(p, o)
   end

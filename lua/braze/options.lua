@@ -4,7 +4,9 @@
 -- check those here, and `braze-segments` builds its flags' ranges and help
 -- from it, so a default or a limit is written once.
 -- @module braze.options
-local format, type, tostring, floor = string.format, type, tostring, math.floor
+local check = require("braze.check")
+
+local format, type, floor = string.format, type, math.floor
 
 local M = {}
 
@@ -76,17 +78,7 @@ function M.default(name)
   return assert(M.BY_NAME[name], name).default
 end
 
--- %q-style quoting that keeps messages on one line.
-local function show(v)
-  if type(v) == "string" then
-    return '"' .. v:gsub("[%c\"\\]", function(c) return format("\\%03d", c:byte()) end) .. '"'
-  end
-  return tostring(v)
-end
-
-local function is_integer(v)
-  return type(v) == "number" and v == floor(v) and v > -2 ^ 63 and v < 2 ^ 63
-end
+local show, is_integer = check.show, check.is_integer
 
 -- A bound as people write it: 86400, 0.001, 1000000000 (not 1e+09 or 86400.0).
 local function number_text(v)

@@ -25,22 +25,23 @@
 local json = require("braze_segments.json")
 local fmt = require("braze_segments.format")
 local braze = require("braze")
+local options = require("braze.options")
 
 local M = {}
 
-local PAGE_SIZE = 100
+local PAGE_SIZE = options.PAGE_SIZE
 --- Transfers at once for the per-segment calls (--concurrency).
-M.CONCURRENCY = 8
+M.CONCURRENCY = options.default("concurrency")
 
 --- The CSV header for these options.
----@param o {details?: boolean, series?: integer}
+---@param job {details?: boolean, series?: integer}
 ---@return string[]
-function M.columns(o)
+function M.columns(job)
   local cols = { "id", "name", "analytics_tracking_enabled", "tags" }
-  if o.details then
+  if job.details then
     for _, c in ipairs({ "description", "created_at", "updated_at" }) do cols[#cols + 1] = c end
   end
-  if o.series then
+  if job.series then
     for _, c in ipairs({ "series_start", "series_end", "series_first", "series_last",
       "series_min", "series_max" }) do
       cols[#cols + 1] = c
@@ -59,26 +60,27 @@ M.without_message = without_message
 
 --- Summary of a `data` array: start, end (dates), first, last, min, max (sizes).
 function M.series_stats(data)
-  local s = {}
-  if type(data) ~= "table" then return s end
-  for _, p in ipairs(data) do
-    if type(p) == "table" and type(p.size) == "number" then
-      local t = type(p.time) == "string" and p.time:sub(1, 10) or nil
-      if s.first == nil then s.first, s.start = p.size, t end
-      s.last, s["end"] = p.size, t
-      s.min = (s.min == nil or p.size < s.min) and p.size or s.min
-      s.max = (s.max == nil or p.size > s.max) and p.size or s.max
+  local stats = {}
+  if type(data) ~= "table" then return stats end
+  for _, point in ipairs(data) do
+    local size = type(point) == "table" and point.size
+    if type(size) == "number" then
+      local day = type(point.time) == "string" and point.time:sub(1, 10) or nil
+      if stats.first == nil then stats.first, stats.start = size, day end
+      stats.last, stats["end"] = size, day
+      stats.min = (stats.min == nil or size < stats.min) and size or stats.min
+      stats.max = (stats.max == nil or size > stats.max) and size or stats.max
     end
   end
-  return s
+  return stats
 end
 
 --- The JSON Lines line (with its newline) for one segment.
-function M.jsonl_record(seg, extra, o)
+function M.jsonl_record(seg, extra, job)
   local obj = {}
   for k, v in pairs(seg) do obj[k] = v end
-  if o.details then obj.details = without_message(extra.details) end
-  if o.series then
+  if job.details then obj.details = without_message(extra.details) end
+  if job.series then
     local data = type(extra.series) == "table" and extra.series.data or nil
     obj.series = type(data) == "table" and data or {}
   end
@@ -86,19 +88,20 @@ function M.jsonl_record(seg, extra, o)
 end
 
 --- The CSV record (with its CRLF) for one segment.
-function M.csv_record(seg, extra, o)
-  local v = { seg.id, seg.name, seg.analytics_tracking_enabled, seg.tags }
-  if o.details then
-    local d = type(extra.details) == "table" and extra.details or {}
-    v[#v + 1], v[#v + 2], v[#v + 3] = d.description, d.created_at, d.updated_at
+function M.csv_record(seg, extra, job)
+  local values = { seg.id, seg.name, seg.analytics_tracking_enabled, seg.tags }
+  if job.details then
+    local details = type(extra.details) == "table" and extra.details or {}
+    values[#values + 1], values[#values + 2], values[#values + 3] =
+      details.description, details.created_at, details.updated_at
   end
-  if o.series then
-    local s = M.series_stats(type(extra.series) == "table" and extra.series.data)
-    local n = #v
-    v[n + 1], v[n + 2], v[n + 3], v[n + 4], v[n + 5], v[n + 6] =
-      s.start, s["end"], s.first, s.last, s.min, s.max
+  if job.series then
+    local stats = M.series_stats(type(extra.series) == "table" and extra.series.data)
+    local n = #values
+    values[n + 1], values[n + 2], values[n + 3], values[n + 4], values[n + 5], values[n + 6] =
+      stats.start, stats["end"], stats.first, stats.last, stats.min, stats.max
   end
-  return fmt.csv_row(v, #M.columns(o))
+  return fmt.csv_row(values, #M.columns(job))
 end
 
 -- -------------------------------------------------------------------------
@@ -110,30 +113,30 @@ end
 -- a corrupt record).
 ---@return table|nil state
 ---@return string|nil message
-function M.scan(path, o)
+function M.scan(path, job)
   local f = io.open(path, "rb")
   if not f then return { ids = {}, pos = {}, count = 0, keep = 0, size = 0, missing = true } end
   local text = f:read("a")
   f:close()
-  local st = { ids = {}, pos = {}, count = 0, keep = 0, size = #text }
+  local found = { ids = {}, pos = {}, count = 0, keep = 0, size = #text }
   local function add(id)
-    if type(id) == "string" and not st.ids[id] then
-      st.ids[id] = true
-      st.count = st.count + 1
-      st.pos[id] = st.count
+    if type(id) == "string" and not found.ids[id] then
+      found.ids[id] = true
+      found.count = found.count + 1
+      found.pos[id] = found.count
     end
   end
-  if o.format == "csv" then
+  if job.format == "csv" then
     local records, ends = fmt.parse_csv(text)
-    if #records == 0 then return st end
-    local want = M.columns(o)
+    if #records == 0 then return found end
+    local want = M.columns(job)
     local got = records[1]
     if table.concat(got, ",") ~= table.concat(want, ",") then
       return nil, string.format("%s has the columns %s, but this export writes %s: use the "
         .. "same --details/--series options, or another --output", path,
         table.concat(got, ","), table.concat(want, ","))
     end
-    st.keep, st.header = ends[1], true
+    found.keep, found.header = ends[1], true
     for i = 2, #records do
       if #records[i] ~= #want then
         if i == #records then break end -- a damaged last record: dropped
@@ -141,9 +144,9 @@ function M.scan(path, o)
           #records[i], #want)
       end
       add(records[i][1])
-      st.keep = ends[i]
+      found.keep = ends[i]
     end
-    return st
+    return found
   end
   -- JSON Lines: a record is complete when its newline was written.
   local pos, lineno, checked = 1, 0, false
@@ -161,7 +164,7 @@ function M.scan(path, o)
       if not checked then
         checked = true
         local has_d, has_s = obj.details ~= nil, obj.series ~= nil
-        if has_d ~= (o.details == true) or has_s ~= (o.series ~= nil) then
+        if has_d ~= (job.details == true) or has_s ~= (job.series ~= nil) then
           return nil, string.format("%s was written %s --details and %s --series: resume with "
             .. "the same options, or use another --output", path, has_d and "with" or "without",
             has_s and "with" or "without")
@@ -169,9 +172,9 @@ function M.scan(path, o)
       end
       add(obj.id)
     end
-    st.keep, pos = nl, nl + 1
+    found.keep, pos = nl, nl + 1
   end
-  return st
+  return found
 end
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
@@ -204,146 +207,147 @@ end
 -- -------------------------------------------------------------------------
 -- The export
 
---- Run an export.
--- `o`: `format` ("jsonl"|"csv"), `details`, `series` (days), `ending_at`,
--- `output` (path, else `stdout`), `resume`, `sort`, `progress` (a
--- braze_segments.progress object), `stdout`, `note(message)` for stderr notes.
--- Returns a summary table, or nil, err, exit_code and the summary so far.
-function M.run(client, o)
-  local progress = o.progress
-  local known, start_page, skipped_before = {}, 0, 0
-  local file_pos -- resume: id -> record number in the file
-  local out, close_out
-  local write_header = o.format == "csv"
-  if o.output then
-    local mode = "wb"
-    if o.resume then
-      -- Reading /dev/zero or a FIFO to its end would never finish.
-      -- (test: opening a FIFO to look would block.)
-      local fresh = os.execute("test ! -e " .. shell_quote(o.output))
-      if not (fresh == true or fresh == 0) and not M.is_regular_file(o.output) then
-        return nil, "braze-segments: --resume needs a regular file: " .. o.output
-          .. " is not one", 2
-      end
-      local st, why = M.scan(o.output, o)
-      if not st then return nil, "braze-segments: " .. why, 2 end
-      if st.keep < st.size then
-        local ok, terr = truncate(o.output, st.keep)
-        if not ok then
-          return nil, string.format("braze-segments: cannot remove the incomplete last record "
-            .. "of %s: %s", o.output, tostring(terr)), 1
-        end
-        if o.note then
-          o.note(string.format("removed an incomplete last record (%d bytes) from %s",
-            st.size - st.keep, o.output))
-        end
-      end
-      known, skipped_before, file_pos = st.ids, st.count, st.pos
-      write_header = o.format == "csv" and not st.header
-      start_page = st.count // PAGE_SIZE
-      if start_page > 0 then start_page = start_page - 1 end
-      mode = "ab"
+-- Open where the records go: `job.output` (after reading, on --resume,
+-- what it holds) or stdout. Returns a target { out, close_out, known (ids
+-- already written), already (their count), file_pos (id -> record number),
+-- start_page, write_header }, or nil, message, exit code.
+local function open_target(job)
+  local target = { known = {}, already = 0, start_page = 0, write_header = job.format == "csv" }
+  if not job.output then
+    target.out = job.stdout or io.stdout
+    return target
+  end
+  local mode = "wb"
+  if job.resume then
+    -- Reading /dev/zero or a FIFO to its end would never finish.
+    -- (test: opening a FIFO to look would block.)
+    local fresh = os.execute("test ! -e " .. shell_quote(job.output))
+    if not (fresh == true or fresh == 0) and not M.is_regular_file(job.output) then
+      return nil, "braze-segments: --resume needs a regular file: " .. job.output .. " is not one", 2
     end
-    local f, err = io.open(o.output, mode)
-    if not f then return nil, "braze-segments: " .. tostring(err), 1 end
-    out, close_out = f, true
-  else
-    out = o.stdout or io.stdout
-  end
-
-  local function emit(s)
-    local ok, err = out:write(s)
-    if ok then ok, err = out:flush() end
-    if not ok then error({ io_error = err, target = o.output }, 0) end
-  end
-
-  local summary = { written = 0, skipped = 0, already = skipped_before, pages = 0,
-    start_page = start_page }
-  local record = o.format == "csv" and M.csv_record or M.jsonl_record
-
-  -- Resume: before anything is written, the first page listed must agree
-  -- with the file. Listed in the file's --sort, its ids already in the file
-  -- come in the file's order and, past page 0, before any new id (segments
-  -- created since show up at the top of page 0 in desc order); with the
-  -- other --sort they come reversed, or after new ids, or not at all, and
-  -- the pages before it, never listed, would be skipped.
-  local check_first, first_ids = skipped_before > 0, {}
-  local function check_order()
-    check_first = false
-    local last, known_here, new_seen = 0, 0, false
-    local agrees = true
-    for _, id in ipairs(first_ids) do
-      local pos = id and file_pos[id]
-      if not pos then
-        new_seen = true
-      elseif pos < last or (new_seen and start_page > 0) then
-        agrees = false
-        break
-      else
-        last, known_here = pos, known_here + 1
+    local found, why = M.scan(job.output, job)
+    if not found then return nil, "braze-segments: " .. why, 2 end
+    if found.keep < found.size then
+      local ok, terr = truncate(job.output, found.keep)
+      if not ok then
+        return nil, string.format("braze-segments: cannot remove the incomplete last record "
+          .. "of %s: %s", job.output, tostring(terr)), 1
+      end
+      if job.note then
+        job.note(string.format("removed an incomplete last record (%d bytes) from %s",
+          found.size - found.keep, job.output))
       end
     end
-    if agrees and (start_page == 0 or known_here > 0) then return end
-    error({ refuse = string.format("%s does not continue a --sort %s listing: resume with "
-      .. "the --sort it was written with (or, if many segments were created or archived "
-      .. "since, export again without --resume)", o.output, o.sort or "asc") }, 0)
+    target.known, target.already, target.file_pos = found.ids, found.count, found.pos
+    target.write_header = job.format == "csv" and not found.header
+    -- one page before the one the file stops in, in case segments were archived since
+    target.start_page = math.max(0, found.count // PAGE_SIZE - 1)
+    mode = "ab"
   end
+  local f, err = io.open(job.output, mode)
+  if not f then return nil, "braze-segments: " .. tostring(err), 1 end
+  target.out, target.close_out = f, true
+  return target
+end
 
-  local function write(seg)
-    local extra = { details = seg.details, series = seg.series }
-    seg.details, seg.series = nil, nil -- the pipeline's fields, written as the record's own
-    emit(record(seg, extra, o))
+-- Resume: before anything is written, the first page listed must agree
+-- with the file. Listed in the file's --sort, its ids already in the file
+-- come in the file's order and, past page 0, before any new id (segments
+-- created since show up at the top of page 0 in desc order); with the
+-- other --sort they come reversed, or after new ids, or not at all, and
+-- the pages before it, never listed, would be skipped. Raises { refuse = }.
+local function check_first_page(job, target, first_ids)
+  local last, known_here, new_seen = 0, 0, false
+  for _, id in ipairs(first_ids) do
+    local pos = id and target.file_pos[id]
+    if not pos then
+      new_seen = true
+    elseif pos < last or (new_seen and target.start_page > 0) then
+      known_here = -1
+      break
+    else
+      last, known_here = pos, known_here + 1
+    end
+  end
+  if known_here >= 0 and (target.start_page == 0 or known_here > 0) then return end
+  error({ refuse = string.format("%s does not continue a --sort %s listing: resume with "
+    .. "the --sort it was written with (or, if many segments were created or archived "
+    .. "since, export again without --resume)", job.output, job.sort or "asc") }, 0)
+end
+
+-- List every segment through the pipelined each (the next pages, details
+-- and series are on their way while this one is written; a page comes only
+-- when all its calls are done) and write the ones not yet in the target.
+local function copy_segments(client, job, target, summary)
+  local progress = job.progress
+  local record = job.format == "csv" and M.csv_record or M.jsonl_record
+  local function emit(text)
+    local ok, err = target.out:write(text)
+    if ok then ok, err = target.out:flush() end
+    if not ok then error({ io_error = err, target = job.output }, 0) end
+  end
+  local function write(segment)
+    local extra = { details = segment.details, series = segment.series }
+    segment.details, segment.series = nil, nil -- the pipeline's fields, written as the record's own
+    emit(record(segment, extra, job))
     summary.written = summary.written + 1
     if progress then progress:segment() end
   end
 
-  local function run()
-    if write_header then emit(fmt.csv_row(M.columns(o))) end
-    -- The pipelined each: the next pages, details and series are on their way
-    -- while this one is written; a page comes only when all its calls are done.
-    local series = o.series and { length = o.series, ending_at = o.ending_at } or nil
-    local iter, state, ctl, closer = client:each({ sort_direction = o.sort, page = start_page,
-      details = o.details or nil, series = series, concurrency = o.concurrency or M.CONCURRENCY })
-    local held, page_now = {}, nil -- resume: the first page waits for check_order
-    local ok, err = pcall(function()
-      for seg, page_no in iter, state, ctl do
-        if page_no ~= page_now then
-          summary.pages = summary.pages + 1
-          if progress then progress:page() end
-          if check_first and page_now ~= nil then
-            check_order()
-            for _, s in ipairs(held) do write(s) end
-            held = {}
-          end
-          page_now = page_no
-        end
-        local id = type(seg) == "table" and seg.id or nil
-        if check_first then first_ids[#first_ids + 1] = type(id) == "string" and id end
-        if type(seg) ~= "table" or (type(id) == "string" and known[id]) then
-          summary.skipped = summary.skipped + 1
-        else
-          if type(id) == "string" then known[id] = true end
-          if check_first then held[#held + 1] = seg else write(seg) end
-        end
-      end
-      if check_first then
-        check_order()
-        for _, s in ipairs(held) do write(s) end
-      end
-      if progress then progress:set_total(progress.done) end
-    end)
-    if closer then closer.close() end
-    if not ok then error(err, 0) end
+  if target.write_header then emit(fmt.csv_row(M.columns(job))) end
+  local series = job.series and { length = job.series, ending_at = job.ending_at } or nil
+  local iter, state, control, closer = client:each({ sort_direction = job.sort,
+    page = target.start_page, details = job.details or nil, series = series,
+    concurrency = job.concurrency or M.CONCURRENCY })
+  -- resume: the first page is held until check_first_page agrees
+  local checking, first_ids, held, page_now = target.already > 0, {}, {}, nil
+  local function release()
+    check_first_page(job, target, first_ids)
+    checking = false
+    for _, segment in ipairs(held) do write(segment) end
   end
+  local ok, err = pcall(function()
+    for segment, page_no in iter, state, control do
+      if page_no ~= page_now then
+        summary.pages = summary.pages + 1
+        if progress then progress:page() end
+        if checking and page_now ~= nil then release() end
+        page_now = page_no
+      end
+      local id = type(segment) == "table" and segment.id or nil
+      if checking then first_ids[#first_ids + 1] = type(id) == "string" and id end
+      if type(segment) ~= "table" or (type(id) == "string" and target.known[id]) then
+        summary.skipped = summary.skipped + 1
+      else
+        if type(id) == "string" then target.known[id] = true end
+        if checking then held[#held + 1] = segment else write(segment) end
+      end
+    end
+    if checking then release() end
+    if progress then progress:set_total(progress.done) end
+  end)
+  if closer then closer.close() end
+  if not ok then error(err, 0) end
+end
 
-  local ok, err = pcall(run)
-  if close_out then
+--- Run an export.
+-- `job`: `format` ("jsonl"|"csv"), `details`, `series` (days), `ending_at`,
+-- `output` (path, else `stdout`), `resume`, `sort`, `progress` (a
+-- braze_segments.progress object), `stdout`, `note(message)` for stderr notes.
+-- Returns a summary table, or nil, err, exit_code and the summary so far.
+function M.run(client, job)
+  local target, why, code = open_target(job)
+  if not target then return nil, why, code end
+  local summary = { written = 0, skipped = 0, already = target.already, pages = 0,
+    start_page = target.start_page }
+  local ok, err = pcall(copy_segments, client, job, target, summary)
+  if target.close_out then
     -- close reports a write error the last flush did not see (NFS, quota).
-    local cok, cerr = out:close()
-    if ok and not cok then ok, err = false, { io_error = cerr, target = o.output } end
+    local closed, cerr = target.out:close()
+    if ok and not closed then ok, err = false, { io_error = cerr, target = job.output } end
   end
-  if progress then
-    if ok then progress:finish() else progress:clear() end
+  if job.progress then
+    if ok then job.progress:finish() else job.progress:clear() end
   end
   if not ok then
     if type(err) == "table" and err.refuse then return nil, "braze-segments: " .. err.refuse, 2 end

@@ -24,12 +24,9 @@
 -- @module braze_segments
 local argparse = require("argparse")
 local braze = require("braze")
-local json = require("braze_segments.json")
-local fmt = require("braze_segments.format")
-local plot = require("braze_segments.plot")
-local export = require("braze_segments.export")
 local progress_mod = require("braze_segments.progress")
-local bargs = require("braze.args")
+local usage = require("braze_segments.usage")
+local check = require("braze.check")
 local options = require("braze.options")
 local core = require("braze.core")
 
@@ -38,15 +35,11 @@ local M = {}
 local format, concat = string.format, table.concat
 
 M.NAME = "braze-segments"
-M.EXIT_OK, M.EXIT_FAILURE, M.EXIT_USAGE, M.EXIT_INTERRUPTED = 0, 1, 2, 130
+M.EXIT_OK, M.EXIT_FAILURE, M.EXIT_USAGE, M.EXIT_INTERRUPTED =
+  usage.EXIT_OK, usage.EXIT_FAILURE, usage.EXIT_USAGE, usage.EXIT_INTERRUPTED
 
--- Raised (as a table) to leave main with an exit status.
-local Exit = {}
-Exit.__index = Exit
-local function exit_with(code, message)
-  error(setmetatable({ code = code, message = message }, Exit), 0)
-end
-local function usage_error(message) exit_with(M.EXIT_USAGE, message) end
+local Exit, usage_error, option_value = usage.Exit, usage.usage_error, usage.option_value
+
 
 -- Arguments that would carry the API key: refused before anything else.
 local KEY_OPTIONS = { "--api-key", "--api_key", "--apikey", "--key", "--braze-api-key" }
@@ -141,25 +134,6 @@ local function build_parser(on_help)
   return parser
 end
 
--- The value of flag `flag` for the library's option `name` (its range
--- from braze.options), or its default when the flag is absent.
-local function option_value(name, text, flag)
-  if text == nil then return options.default(name) end
-  local value, why = options.parse(name, text, flag)
-  if value == nil then usage_error(why) end
-  return value
-end
-
-local function date_option(value, name)
-  if value == nil then return nil end
-  local ok, why = bargs.parse_iso8601(value)
-  if not ok then
-    usage_error(format("%s must be YYYY-MM-DD or an ISO 8601 date-time (got %q: %s)", name,
-      value, why))
-  end
-  return value
-end
-
 -- -------------------------------------------------------------------------
 -- Client
 
@@ -169,13 +143,13 @@ local function strip_position(msg)
   return (msg:gsub("^braze: ", ""))
 end
 
-local function make_client(a, env)
+local function make_client(args, env)
   local key = env("BRAZE_API_KEY")
   if key == nil or key == "" then
     usage_error("no API key (set the BRAZE_API_KEY environment variable; "
       .. "it is never taken from the command line)")
   end
-  if a.endpoint and a.instance then usage_error("give --endpoint or --instance, not both") end
+  if args.endpoint and args.instance then usage_error("give --endpoint or --instance, not both") end
   local opts = { api_key = key }
   local instances = braze.instances
   -- A near miss of an instance name (us01, US-1) gets a "did you mean".
@@ -186,20 +160,20 @@ local function make_client(a, env)
     local names = {}
     for name in pairs(instances) do names[#names + 1] = name end
     table.sort(names)
-    usage_error(format("%s %s is not %s%s", what, bargs.show(value),
+    usage_error(format("%s %s is not %s%s", what, check.show(value),
       url_allowed and "a URL or an instance name" or "a Braze instance",
       guess and format(": did you mean %s?", guess)
         or format(" (one of %s)", concat(names, ", "))))
   end
-  if a.instance then
-    check_name("--instance", a.instance)
-    opts.instance = a.instance
-  elseif a.endpoint then
-    check_name("--endpoint", a.endpoint, true)
-    if instances[a.endpoint:upper()] then
-      opts.instance = a.endpoint
+  if args.instance then
+    check_name("--instance", args.instance)
+    opts.instance = args.instance
+  elseif args.endpoint then
+    check_name("--endpoint", args.endpoint, true)
+    if instances[args.endpoint:upper()] then
+      opts.instance = args.endpoint
     else
-      opts.endpoint = a.endpoint
+      opts.endpoint = args.endpoint
     end
   else
     local e = env("BRAZE_REST_ENDPOINT")
@@ -210,210 +184,18 @@ local function make_client(a, env)
     check_name("BRAZE_REST_ENDPOINT", e, true)
     if instances[e:upper()] then opts.instance = e else opts.endpoint = e end
   end
-  opts.timeout = option_value("timeout", a.timeout, "--timeout")
-  opts.max_retries = option_value("max_retries", a.max_retries, "--max-retries")
-  if a.allow_http then opts.allow_http = true end
-  opts.reserve = option_value("reserve", a.reserve, "--reserve")
+  opts.timeout = option_value("timeout", args.timeout, "--timeout")
+  opts.max_retries = option_value("max_retries", args.max_retries, "--max-retries")
+  if args.allow_http then opts.allow_http = true end
+  opts.reserve = option_value("reserve", args.reserve, "--reserve")
   local ok, client = pcall(braze.new, opts)
   -- The library's advice names its option; the command has a flag for it.
   if not ok then usage_error((strip_position(client):gsub("allow_http = true", "--allow-http"))) end
   return client
 end
 
--- -------------------------------------------------------------------------
--- Commands
+local COMMANDS = require("braze_segments.commands")
 
-local function list_cell_rows(segments)
-  local rows = {}
-  for i, s in ipairs(segments) do
-    local tracking = s.analytics_tracking_enabled
-    rows[i] = {
-      fmt.cell(s.id), fmt.cell(s.name),
-      tracking == true and "yes" or (tracking == false and "no" or ""),
-      fmt.cell(s.tags),
-    }
-  end
-  return rows
-end
-
-local LIST_COLUMNS = { "id", "name", "analytics_tracking_enabled", "tags" }
-
--- Columns for tables and plots: COLUMNS when set, else the terminal's own
--- width when stdout is one, else 80 (a file or a pipe). At least 40.
-local function terminal_width(ctx)
-  local w = tonumber(ctx.env("COLUMNS") or "")
-  if w and w >= 1 then return math.max(40, math.floor(w)) end
-  if ctx.stdout == io.stdout then
-    w = core.terminal_width(1)
-    if w then return math.max(40, w) end
-  end
-  return 80
-end
-
-local function cmd_list(client, a, ctx)
-  local out = ctx.out
-  local f = a.format
-  local progress = ctx.progress
-  local rows, count, last_page = {}, 0, nil
-  if f == "csv" then out(fmt.csv_row(LIST_COLUMNS)) end
-  if f == "json" then out("[") end
-  for seg, page in client:each({ sort_direction = a.sort }) do
-    if page ~= last_page then
-      last_page = page
-      if progress then progress:page() end
-    end
-    count = count + 1
-    if f == "csv" then
-      out(fmt.csv_row({ seg.id, seg.name, seg.analytics_tracking_enabled, seg.tags }, 4))
-    elseif f == "json" then
-      out((count > 1 and ",\n" or "\n") .. json.encode(seg))
-    else
-      rows[#rows + 1] = seg
-    end
-    if progress then progress:segment() end
-  end
-  if progress then progress:finish() end
-  if f == "json" then
-    out(count > 0 and "\n]\n" or "]\n")
-  elseif f == "table" then
-    if count == 0 then
-      out("(no segments)\n")
-    else
-      out(fmt.table({
-        { title = "ID" }, { title = "NAME", min = 16 },
-        { title = "TRACKED" }, { title = "TAGS", min = 8 },
-      }, list_cell_rows(rows), terminal_width(ctx)))
-      out(format("%d segment%s\n", count, count == 1 and "" or "s"))
-    end
-  end
-end
-
-local DETAIL_FIELDS = { "name", "description", "text_description", "tags", "teams",
-  "created_at", "updated_at" }
-
-local function check_segment_id(id)
-  if id == "" or id:find("%c") then
-    usage_error("SEGMENT_ID must be a non-empty identifier without control characters")
-  end
-  return id
-end
-
-local function cmd_details(client, a, ctx)
-  local out = ctx.out
-  check_segment_id(a.segment_id)
-  local d, err = client:details(a.segment_id)
-  if not d then error(err, 0) end
-  if a.format == "json" then
-    -- With its id, as in the table and CSV forms (the API's answer has none).
-    local obj = export.without_message(d)
-    if type(obj) == "table" and obj.id == nil then obj.id = a.segment_id end
-    out(json.encode(obj) .. "\n")
-    return
-  end
-  local known = { message = true }
-  for _, k in ipairs(DETAIL_FIELDS) do known[k] = true end
-  local extra = {}
-  for k in pairs(d) do if not known[k] then extra[#extra + 1] = tostring(k) end end
-  table.sort(extra)
-  if a.format == "csv" then
-    local header, values = { "id" }, { a.segment_id }
-    for _, k in ipairs(DETAIL_FIELDS) do header[#header + 1], values[#values + 1] = k, d[k] end
-    for _, k in ipairs(extra) do
-      header[#header + 1] = k
-      local v = d[k]
-      values[#values + 1] = type(v) == "table" and json.encode(v) or v
-    end
-    out(fmt.csv_row(header))
-    out(fmt.csv_row(values, #header))
-    return
-  end
-  local kv = { { "id", fmt.cell(a.segment_id) } }
-  for _, k in ipairs(DETAIL_FIELDS) do
-    local v = d[k]
-    kv[#kv + 1] = { k, v == braze.null and "(null)" or fmt.cell(v) }
-  end
-  for _, k in ipairs(extra) do
-    local v = d[k]
-    kv[#kv + 1] = { k, fmt.cell(type(v) == "table" and json.encode(v) or v) }
-  end
-  out(fmt.keyvalue(kv))
-end
-
-local function cmd_series(client, a, ctx)
-  local out = ctx.out
-  check_segment_id(a.segment_id)
-  local days = option_value("length", a.days, "--days")
-  local ending_at = date_option(a["end"], "--end")
-  local r, err = client:data_series({ segment_id = a.segment_id, length = days,
-    ending_at = ending_at })
-  if not r then error(err, 0) end
-  local data = type(r.data) == "table" and r.data or {}
-  if a.format == "json" then
-    out(json.encode(export.without_message(r)) .. "\n")
-  elseif a.format == "csv" then
-    out(fmt.csv_row({ "time", "size" }))
-    for _, p in ipairs(data) do out(fmt.csv_row({ p.time, p.size }, 2)) end
-  elseif a.format == "plot" then
-    out(plot.render(data, { width = terminal_width(ctx), title = "Segment " .. fmt.cell(a.segment_id)
-      .. ": estimated size per day" }))
-  else
-    local rows, prev = {}, nil
-    for _, p in ipairs(data) do
-      local change = ""
-      if type(prev) == "number" and type(p.size) == "number" then
-        local dv = p.size - prev
-        change = (dv >= 0 and "+" or "-") .. fmt.thousands(math.abs(dv))
-      end
-      rows[#rows + 1] = { fmt.cell(p.time), fmt.thousands(p.size), change }
-      prev = p.size
-    end
-    if #rows == 0 then
-      out("(no data points)\n")
-    else
-      out(fmt.table({ { title = "DATE" }, { title = "SIZE", right = true },
-        { title = "CHANGE", right = true } }, rows, terminal_width(ctx)))
-    end
-  end
-end
-
-local function cmd_export(client, a, ctx)
-  local o = {
-    format = a.format, details = a.details, sort = a.sort, output = a.output,
-    resume = a.resume, progress = ctx.progress, stdout = ctx.stdout, note = ctx.note,
-    concurrency = option_value("concurrency", a.concurrency, "--concurrency"),
-  }
-  if a.series then o.series = option_value("length", a.series, "--series") end
-  if a["end"] and not o.series then usage_error("--end needs --series") end
-  if a.resume and not a.output then usage_error("--resume needs --output FILE") end
-  if o.series then
-    -- One end for every segment, so the series of one export line up.
-    o.ending_at = date_option(a["end"], "--end") or os.date("!%Y-%m-%dT%H:%M:%SZ")
-  end
-  local summary, err, code, partial = export.run(client, o)
-  if not summary then
-    -- Our own messages (bad --output, a file that cannot be resumed) exit
-    -- here; error objects, write errors, interrupts and bugs go to main.
-    if type(err) == "string" and err:find("^braze%-segments: ") then exit_with(code, err) end
-    -- --resume can go on only from a regular file that holds records.
-    if a.output and partial and partial.written + partial.already > 0
-      and export.is_regular_file(a.output) then
-      ctx.hint = format("%s holds what was written before the failure: run the same command "
-        .. "with --resume to continue", a.output)
-    end
-    error(err, 0)
-  end
-  if a.output then
-    local msg = format("wrote %d segment%s to %s", summary.written,
-      summary.written == 1 and "" or "s", a.output)
-    if a.resume then
-      msg = msg .. format(" (%d already there)", summary.already)
-    end
-    ctx.note(msg)
-  end
-end
-
-local COMMANDS = { list = cmd_list, details = cmd_details, series = cmd_series,
-  export = cmd_export }
 
 -- -------------------------------------------------------------------------
 -- main
@@ -438,24 +220,6 @@ local function command_in(argv)
   return nil
 end
 
---- An error object without the `errors` entries that only repeat its
--- message (Braze sends "Invalid segment_id: ..." as both), so it does not
--- print the same words twice; anything else as it is.
-function M.without_echo(err)
-  if not braze.errors.is(err) or type(err.errors) ~= "table" or #err.errors == 0 then
-    return err
-  end
-  local kept = {}
-  for _, e in ipairs(err.errors) do
-    if e ~= err.message then kept[#kept + 1] = e end
-  end
-  if #kept == #err.errors then return err end
-  local copy = setmetatable({}, getmetatable(err))
-  for k, v in pairs(err) do copy[k] = v end
-  copy.errors = kept
-  return copy
-end
-
 -- Report a failure from main's command run; returns the exit status.
 local function report_failure(err, say)
   if getmetatable(err) == Exit then
@@ -476,8 +240,110 @@ local function report_failure(err, say)
     return M.EXIT_FAILURE
   end
   -- An API or network failure: the error object prints itself, key redacted.
-  say(strip_position(tostring(M.without_echo(err))))
+  say(strip_position(tostring(err)))
   return M.EXIT_FAILURE
+end
+
+-- Parse `argv`. Returns the parsed arguments, or nil and the exit status
+-- after printing the help, or the usage error and where to look for help.
+local function parse_arguments(argv, term)
+  local argv_copy = {}
+  for i = 1, #argv do argv_copy[i] = argv[i] end
+
+  local refused = key_on_command_line(argv_copy)
+  if refused then
+    term.say(refused .. " is not accepted: a key on the command line shows in 'ps' and in shell "
+      .. "history. Set the BRAZE_API_KEY environment variable instead.")
+    return nil, M.EXIT_USAGE
+  end
+
+  local help_text
+  local parser = build_parser(function(command_parser)
+    help_text = command_parser:get_help()
+    error("braze-segments: help", 0)
+  end)
+  local parsed, ok, args = pcall(parser.pparse, parser, argv_copy)
+  if help_text then
+    local written, werr = term.stdout:write(help_text, "\n")
+    if written then written, werr = term.stdout:flush() end
+    if not written then return nil, report_failure({ io_error = werr }, term.say) end
+    return nil, M.EXIT_OK
+  end
+  if not parsed then
+    term.say("internal error while reading arguments: " .. tostring(ok))
+    return nil, M.EXIT_USAGE
+  end
+  if not ok then
+    term.say(tostring(args))
+    local command = command_in(argv_copy)
+    term.stderr:write("Try '" .. M.NAME .. (command and " " .. command or "") .. " --help'.\n")
+    return nil, M.EXIT_USAGE
+  end
+  if not args.command then
+    term.stderr:write(parser:get_usage(), "\n\n")
+    term.say("a command is required (list, details, series or export)")
+    return nil, M.EXIT_USAGE
+  end
+  return args
+end
+
+-- What the commands write through: `out` (stdout, stopping on Ctrl-C),
+-- `note` (stderr unless --quiet), the progress display when wanted.
+local function command_context(args, term)
+  local quiet = args.quiet
+  local ctx = {
+    env = term.env, stdout = term.stdout,
+    note = function(msg) if not quiet then term.say(msg) end end,
+    out = function(text)
+      -- Output made in Lua alone (a long table) stops on Ctrl-C too.
+      if core.interrupted() then error("braze-segments: interrupted", 0) end
+      local written, err = term.stdout:write(text)
+      if not written then error({ io_error = err }, 0) end
+    end,
+  }
+  local want_progress = (args.command == "list" or args.command == "export") and not quiet
+    and (args.progress or progress_mod.stderr_is_tty())
+  if want_progress then
+    term.progress = progress_mod.new(true, term.stderr, term.redact)
+    ctx.progress = term.progress
+  end
+  return ctx
+end
+
+local INTERRUPTED = setmetatable({ code = M.EXIT_INTERRUPTED, message = "interrupted" }, Exit)
+
+-- What a failure inside the command becomes (xpcall's handler).
+local function classify_failure(err)
+  -- Whatever failed after SIGINT (an aborted transfer, a write cut by
+  -- EINTR, core.sleep's error) is the interrupt.
+  if core.interrupted() or tostring(err):find("interrupted!$") then return INTERRUPTED end
+  if type(err) == "table" then return err end
+  -- The library's own messages ("braze: ..."): a run-time failure such as
+  -- each's max_pages guard. Anything else is a bug: keep the traceback.
+  if strip_position(err) ~= tostring(err):gsub("^[^\n]-:%d+: ", "") then
+    return setmetatable({ code = M.EXIT_FAILURE, message = strip_position(err) }, Exit)
+  end
+  return setmetatable({ code = M.EXIT_FAILURE, internal = true,
+    message = tostring(err) .. "\n" .. debug.traceback("", 2) }, Exit)
+end
+
+-- Make the client and run the command. Ctrl-C stops a wait or a transfer
+-- at once (the flag it sets wakes core.sleep and aborts curl), not when the
+-- request ends; the handler is the command's, put back before returning.
+-- Returns true, or false and the failure.
+local function run_command(args, ctx, term)
+  local caught = core.catch_interrupt()
+  local ok, err = xpcall(function()
+    local client = make_client(args, term.env)
+    local command_ok, command_err = pcall(COMMANDS[args.command], client, args, ctx)
+    client:close()
+    if not command_ok then error(command_err, 0) end
+  end, classify_failure)
+  local flushed, flush_err = term.stdout:flush()
+  if ok and not flushed then ok, err = false, { io_error = flush_err } end
+  if core.interrupted() then ok, err = false, INTERRUPTED end
+  if caught then core.release_interrupt() end
+  return ok, err
 end
 
 --- Run the command. `argv` is the argument array (like `arg`); `io_` may
@@ -488,104 +354,22 @@ end
 ---@return integer
 function M.main(argv, io_)
   io_ = io_ or {}
-  local stdout, stderr = io_.stdout or io.stdout, io_.stderr or io.stderr
   local env = io_.getenv or os.getenv
   local key = env("BRAZE_API_KEY")
-  local redact = braze.errors.redactor(key ~= "" and key or nil)
-  local progress
-
-  local function say(msg)
-    if progress then progress:clear() end
-    stderr:write(redact(M.NAME .. ": " .. tostring(msg)), "\n")
-    stderr:flush()
+  local term = { stdout = io_.stdout or io.stdout, stderr = io_.stderr or io.stderr, env = env,
+    redact = braze.errors.redactor(key ~= "" and key or nil) }
+  function term.say(msg)
+    if term.progress then term.progress:clear() end
+    term.stderr:write(term.redact(M.NAME .. ": " .. tostring(msg)), "\n")
+    term.stderr:flush()
   end
 
-  local args_list = {}
-  for i = 1, #argv do args_list[i] = argv[i] end
-
-  local refused = key_on_command_line(args_list)
-  if refused then
-    say(refused .. " is not accepted: a key on the command line shows in 'ps' and in shell "
-      .. "history. Set the BRAZE_API_KEY environment variable instead.")
-    return M.EXIT_USAGE
-  end
-
-  local help_text
-  local parser = build_parser(function(p)
-    help_text = p:get_help()
-    error("braze-segments: help", 0)
-  end)
-  local pok, ok, a = pcall(parser.pparse, parser, args_list)
-  if help_text then
-    local wok, werr = stdout:write(help_text, "\n")
-    if wok then wok, werr = stdout:flush() end
-    if not wok then return report_failure({ io_error = werr }, say) end
-    return M.EXIT_OK
-  end
-  if not pok then
-    say("internal error while reading arguments: " .. tostring(ok))
-    return M.EXIT_USAGE
-  end
-  if not ok then
-    say(tostring(a))
-    local cmd = command_in(args_list)
-    stderr:write("Try '" .. M.NAME .. (cmd and " " .. cmd or "") .. " --help'.\n")
-    return M.EXIT_USAGE
-  end
-  if not a.command then
-    stderr:write(parser:get_usage(), "\n\n")
-    say("a command is required (list, details, series or export)")
-    return M.EXIT_USAGE
-  end
-
-  local quiet = a.quiet
-  local ctx = {
-    env = env, stdout = stdout,
-    note = function(msg) if not quiet then say(msg) end end,
-    out = function(s)
-      -- Output made in Lua alone (a long table) stops on Ctrl-C too.
-      if core.interrupted() then error("braze-segments: interrupted", 0) end
-      local w, err = stdout:write(s)
-      if not w then error({ io_error = err }, 0) end
-    end,
-  }
-  local want_progress = (a.command == "list" or a.command == "export") and not quiet
-    and (a.progress or progress_mod.stderr_is_tty())
-  if want_progress then
-    progress = progress_mod.new(true, stderr, redact)
-    ctx.progress = progress
-  end
-
-  -- Ctrl-C stops a wait or a transfer at once (the flag it sets wakes
-  -- core.sleep and aborts curl), not when the request ends; the handler is
-  -- the command's, put back when main returns.
-  local interrupt = { code = M.EXIT_INTERRUPTED, message = "interrupted" }
-  setmetatable(interrupt, Exit)
-  local caught = core.catch_interrupt()
-  local run_ok, err = xpcall(function()
-    local client = make_client(a, env)
-    local cok, cerr = pcall(COMMANDS[a.command], client, a, ctx)
-    client:close()
-    if not cok then error(cerr, 0) end
-  end, function(e)
-    -- Whatever failed after SIGINT (an aborted transfer, a write cut by
-    -- EINTR, core.sleep's error) is the interrupt.
-    if core.interrupted() or tostring(e):find("interrupted!$") then return interrupt end
-    if type(e) == "table" then return e end
-    -- The library's own messages ("braze: ..."): a run-time failure such as
-    -- each's max_pages guard. Anything else is a bug: keep the traceback.
-    if strip_position(e) ~= tostring(e):gsub("^[^\n]-:%d+: ", "") then
-      return setmetatable({ code = M.EXIT_FAILURE, message = strip_position(e) }, Exit)
-    end
-    return setmetatable({ code = M.EXIT_FAILURE, internal = true,
-      message = tostring(e) .. "\n" .. debug.traceback("", 2) }, Exit)
-  end)
-  local fok, ferr = stdout:flush()
-  if run_ok and not fok then run_ok, err = false, { io_error = ferr } end
-  if core.interrupted() then run_ok, err = false, interrupt end
-  if caught then core.release_interrupt() end
-  if run_ok then return M.EXIT_OK end
-  local code = report_failure(err, say)
+  local args, code = parse_arguments(argv, term)
+  if not args then return code end
+  local ctx = command_context(args, term)
+  local ok, err = run_command(args, ctx, term)
+  if ok then return M.EXIT_OK end
+  code = report_failure(err, term.say)
   if ctx.hint then ctx.note(ctx.hint) end
   return code
 end

@@ -108,7 +108,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Dates: pure arithmetic in UTC, so the host's time zone never matters.
--- braze.args has its own date code for the client; the mock does not share
+-- braze.date has its own date code for the client; the mock does not share
 -- it, so that it stays an independent oracle for the client's dates.
 ---------------------------------------------------------------------------
 
