@@ -49,6 +49,7 @@ build = {
     ["braze.scheduler"] = "lua/braze/scheduler.lua",
     ["braze.shape"] = "lua/braze/shape.lua",
     ["braze.url"] = "lua/braze/url.lua",
+    ["braze.version"] = "lua/braze/version.lua",
     ["braze.transport.response"] = "lua/braze/transport/response.lua",
     ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
     ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",

@@ -36,6 +36,8 @@ build = {
       ["braze_mock.options"] = "mock/lua/braze_mock/options.lua",
       ["braze_mock.ratelimit"] = "mock/lua/braze_mock/ratelimit.lua",
       ["braze_mock.server"] = "mock/lua/braze_mock/server.lua",
+      -- lua-braze's version, defined once
+      ["braze_mock.version"] = "lua/braze/version.lua",
     },
     bin = { ["braze-mock"] = "mock/bin/braze-mock" },
   },

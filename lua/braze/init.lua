@@ -16,12 +16,13 @@ local scheduler = require("braze.scheduler")
 local pipeline = require("braze.pipeline")
 local instances = require("braze.instances")
 local options = require("braze.options")
+local VERSION = require("braze.version")
 
 local type, pairs, setmetatable, error = type, pairs, setmetatable, error
 local os_getenv, format = os.getenv, string.format
 
 local braze = {
-  _VERSION = "lua-braze " .. core._VERSION,
+  _VERSION = "lua-braze " .. VERSION,
   null = core.null,
   instances = instances,
 }
@@ -154,7 +155,7 @@ function braze.new(opts)
     api_key = key,
     timeout = numbers.timeout,
     connect_timeout = numbers.connect_timeout,
-    user_agent = opts.user_agent or ("lua-braze/" .. core._VERSION),
+    user_agent = opts.user_agent or ("lua-braze/" .. VERSION),
     max_body = numbers.max_body,
     max_depth = numbers.max_depth,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,

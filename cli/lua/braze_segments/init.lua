@@ -29,6 +29,7 @@ local usage = require("braze_segments.usage")
 local check = require("braze.check")
 local options = require("braze.options")
 local core = require("braze.core")
+local VERSION = require("braze.version")
 
 local M = {}
 
@@ -57,7 +58,7 @@ end
 -- -------------------------------------------------------------------------
 -- Command line
 
-local function build_parser(on_help)
+local function build_parser(on_help, on_version)
   local function with_help(p)
     p:add_help({ action = function() on_help(p) end })
     p:help_max_width(80):help_description_margin(29)
@@ -85,6 +86,7 @@ local function build_parser(on_help)
   parser:flag("--allow-http", "Allow a plain http:// endpoint that is not this machine "
     .. "(risky: the API key and the data then cross the network unencrypted).")
   parser:flag("-q --quiet", "No progress or notes on stderr.")
+  parser:flag("--version", "Show the version and exit."):action(on_version)
   parser:flag("--progress", "Show progress even when stderr is not a terminal.")
   parser:command_target("command")
   parser:require_command(false)
@@ -202,7 +204,8 @@ local COMMANDS = require("braze_segments.commands")
 
 -- Global options: the words each takes after it.
 local GLOBAL_OPTIONS = { ["--endpoint"] = 1, ["--instance"] = 1, ["--timeout"] = 1,
-  ["--max-retries"] = 1, ["--allow-http"] = 0, ["-q"] = 0, ["--quiet"] = 0, ["--progress"] = 0 }
+  ["--max-retries"] = 1, ["--allow-http"] = 0, ["-q"] = 0, ["--quiet"] = 0, ["--progress"] = 0,
+  ["--version"] = 0 }
 
 -- The command named in `argv` (for "Try 'braze-segments details --help'"),
 -- or nil when a word before it is not a global option (the error is then
@@ -261,6 +264,10 @@ local function parse_arguments(argv, term)
   local parser = build_parser(function(command_parser)
     help_text = command_parser:get_help()
     error("braze-segments: help", 0)
+  end, function()
+    help_text = format("%s %s (%s, %s)", M.NAME, VERSION, braze._VERSION,
+      rawget(_G, "jit") and jit.version or _VERSION)
+    error("braze-segments: version", 0)
   end)
   local parsed, ok, args = pcall(parser.pparse, parser, argv_copy)
   if help_text then

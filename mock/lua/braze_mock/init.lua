@@ -119,7 +119,11 @@ local api = require("braze_mock.api")
 local faults = require("braze_mock.faults")
 local control = require("braze_mock.control")
 
-local M = { _VERSION = "0.1.0" }
+-- lua-braze's version (lua/braze/version.lua): the mock's rock installs that
+-- file as braze_mock.version; from a checkout it is braze.version.
+local version_found, version = pcall(require, "braze_mock.version")
+if not version_found then version = require("braze.version") end
+local M = { _VERSION = version }
 
 local format, match, sub = string.format, string.match, string.sub
 local pairs, setmetatable = pairs, setmetatable
