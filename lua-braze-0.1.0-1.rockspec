@@ -14,6 +14,10 @@ and luv. The export command and the mock server are rocks of their own
 (cli/braze-segments-scm-0.rockspec, mock/braze-mock-scm-0.rockspec).
 ]],
   license = "MIT",
+  -- The repository's public address goes here (and in source.url) before an upload.
+  homepage = "https://example.invalid/lua-braze",
+  maintainer = "The lua-braze authors",
+  labels = { "braze", "api", "http", "libcurl", "json" },
 }
 -- The library needs Lua and libcurl, nothing else.
 dependencies = { "lua >= 5.1" }

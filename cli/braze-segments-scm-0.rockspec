@@ -16,6 +16,10 @@ resumable, rate-limit-aware export of every segment with its details and
 size series. The API key comes only from BRAZE_API_KEY.
 ]],
   license = "MIT",
+  -- The repository's public address goes here (and in source.url) before an upload.
+  homepage = "https://example.invalid/lua-braze",
+  maintainer = "The lua-braze authors",
+  labels = { "braze", "cli", "export" },
 }
 -- On a Lua 5.1/LuaJIT tree the command re-runs itself with a lua5.4/lua5.3
 -- that has lua-braze and braze-segments, or says how to get one.

@@ -17,6 +17,10 @@ faults (statuses, resets, slow or broken bodies) through a control API.
 Usable as a command or from Lua (require "braze_mock").
 ]],
   license = "MIT",
+  -- The repository's public address goes here (and in source.url) before an upload.
+  homepage = "https://example.invalid/lua-braze",
+  maintainer = "The lua-braze authors",
+  labels = { "braze", "mock", "testing" },
 }
 dependencies = { "lua >= 5.1", "luasocket", "argparse" }
 -- Type "none" with install.lua, not "builtin": builtin also copies the

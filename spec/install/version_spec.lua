@@ -48,7 +48,33 @@ describe("the version", function()
     assert.equal(body(scm), body(released))
   end)
 
-  it("is named in the README", function()
+  it("is named in the README and has a CHANGELOG entry", function()
     assert.matches("Version " .. VERSION, read("README.md"), 1, true)
+    assert.matches("\n## " .. VERSION:gsub("%.", "%%.") .. " ", read("CHANGELOG.md"))
+  end)
+end)
+
+describe("a release's paperwork", function()
+  it("LICENSE is MIT with a copyright holder, as every rockspec says", function()
+    local license = read("LICENSE")
+    assert.matches("^MIT License\n", license)
+    assert.matches("Copyright %(c%) %d%d%d%d The lua%-braze authors\n", license)
+    assert.matches("THE SOFTWARE IS PROVIDED \"AS IS\"", license, 1, true)
+  end)
+
+  it("every rockspec has the metadata an upload needs", function()
+    for _, path in ipairs({ "lua-braze-scm-0.rockspec", "lua-braze-" .. VERSION .. "-1.rockspec",
+      "cli/braze-segments-scm-0.rockspec", "mock/braze-mock-scm-0.rockspec" }) do
+      local spec = {} -- a rockspec is Lua assignments: run it into a table (Lua 5.2+ load)
+      assert(load(read(path), "@" .. path, "t", spec))()
+      local d = spec.description
+      assert.equal("MIT", d.license, path)
+      assert.is_string(d.summary, path)
+      assert.is_string(d.detailed, path)
+      assert.matches("^https://", d.homepage, path)
+      assert.equal("The lua-braze authors", d.maintainer, path)
+      assert.is_table(d.labels, path)
+      assert.matches("^git%+https://", spec.source.url, path)
+    end
   end)
 end)
