@@ -29,34 +29,39 @@ test_dependencies = { "lua-cjson", "busted" }
 external_dependencies = {
   CURL = { library = "curl" },
 }
+-- The C sources of braze.core: CMakeLists.txt reads this list too (keep it
+-- one "csrc/x.c" each, inside these quotes).
+local C_SOURCES = "csrc/core.c csrc/process.c csrc/random.c csrc/session.c "
+  .. "csrc/headers.c csrc/decode.c csrc/interrupt.c csrc/terminal.c"
+-- Type "command", not "builtin": builtin compiles into the checkout
+-- (csrc/*.o, braze/core.so at its root, where a later `lua` run from there
+-- loads the wrong build) and copies the whole lua/ directory, a git-ignored
+-- lua/braze/core.so for another Lua included. This compiles in one step
+-- straight into the rock's lib/ (the defines and libraries are
+-- CMakeLists.txt's), leaving the checkout as it was.
 build = {
-  type = "builtin",
-  modules = {
-    ["braze.core"] = {
-      -- CMakeLists.txt reads this list of sources (keep it one "csrc/x.c" per
-      -- entry inside these braces); the defines and libraries are the same there.
-      sources = { "csrc/core.c", "csrc/process.c", "csrc/random.c", "csrc/session.c",
-        "csrc/headers.c", "csrc/decode.c", "csrc/interrupt.c", "csrc/terminal.c" },
-      defines = { "_DEFAULT_SOURCE" },
-      libraries = { "curl", "pthread", "dl" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
+  type = "command",
+  build_command = [[mkdir -p "$(LIBDIR)/braze" && $(CC) $(CFLAGS) $(LIBFLAG) -D_DEFAULT_SOURCE ]]
+    .. [[-I"$(LUA_INCDIR)" -I"$(CURL_INCDIR)" -o "$(LIBDIR)/braze/core.so" ]] .. C_SOURCES
+    .. [[ -L"$(CURL_LIBDIR)" -lcurl -lpthread -ldl]],
+  install = {
+    lua = {
+      ["braze"] = "lua/braze/init.lua",
+      ["braze.check"] = "lua/braze/check.lua",
+      ["braze.date"] = "lua/braze/date.lua",
+      ["braze.errors"] = "lua/braze/errors.lua",
+      ["braze.instances"] = "lua/braze/instances.lua",
+      ["braze.options"] = "lua/braze/options.lua",
+      ["braze.pipeline"] = "lua/braze/pipeline.lua",
+      ["braze.retry"] = "lua/braze/retry.lua",
+      ["braze.scheduler"] = "lua/braze/scheduler.lua",
+      ["braze.shape"] = "lua/braze/shape.lua",
+      ["braze.url"] = "lua/braze/url.lua",
+      ["braze.version"] = "lua/braze/version.lua",
+      ["braze.transport.response"] = "lua/braze/transport/response.lua",
+      ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
+      ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
+      ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
     },
-    ["braze"] = "lua/braze/init.lua",
-    ["braze.check"] = "lua/braze/check.lua",
-    ["braze.date"] = "lua/braze/date.lua",
-    ["braze.errors"] = "lua/braze/errors.lua",
-    ["braze.instances"] = "lua/braze/instances.lua",
-    ["braze.options"] = "lua/braze/options.lua",
-    ["braze.pipeline"] = "lua/braze/pipeline.lua",
-    ["braze.retry"] = "lua/braze/retry.lua",
-    ["braze.scheduler"] = "lua/braze/scheduler.lua",
-    ["braze.shape"] = "lua/braze/shape.lua",
-    ["braze.url"] = "lua/braze/url.lua",
-    ["braze.version"] = "lua/braze/version.lua",
-    ["braze.transport.response"] = "lua/braze/transport/response.lua",
-    ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
-    ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
-    ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
   },
 }

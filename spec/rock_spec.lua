@@ -56,7 +56,7 @@ local function start_mock(command)
 end
 
 describe("#rock lua-braze installed with luarocks make", function()
-  local tmp, src, T54, T51
+  local tmp, src, T54, T51, before
 
   setup(function()
     assert(sh("command -v luarocks >/dev/null"), "needs luarocks (apt-get install luarocks)")
@@ -66,6 +66,10 @@ describe("#rock lua-braze installed with luarocks make", function()
     assert(sh("mkdir " .. q(src) .. " && cd " .. q(ROOT) .. " && git ls-files -co --exclude-standard -z"
       .. " | xargs -0 tar -c | tar -x -C " .. q(src)))
     T54, T51 = tmp .. "/tree54", tmp .. "/tree51"
+    -- what a checkout built for Neovim has (cmake -DBRAZE_RUNTIMEPATH=ON): a
+    -- git-ignored LuaJIT core.so under lua/, which no rock may pick up
+    assert(sh("printf 'not a Lua 5.4 module' >" .. q(src .. "/lua/braze/core.so")))
+    before = helpers.read_pipe("cd " .. q(src) .. " && find . -print | sort")
     luarocks_make(src, "5.4", T54)
     luarocks_make(src, "5.1", T51)
   end)
@@ -153,7 +157,7 @@ describe("#rock lua-braze installed with luarocks make", function()
       assert.matches('"' .. file .. '"', rockspec, 1, true)
     end
     local installed = helpers.read_pipe("cd " .. q(T54) .. " && find share lib -path '*braze*' -type f | sort")
-    assert.matches("share/lua/5.4/braze/init.lua", installed, 1, true)
+    assert.matches("share/lua/5.4/braze.lua", installed, 1, true)
     assert.matches("lib/lua/5.4/braze/core.so", installed, 1, true)
     assert.not_matches("braze/cli", installed, 1, true)
     assert.not_matches("braze/mock", installed, 1, true)
@@ -179,7 +183,13 @@ describe("#rock lua-braze installed with luarocks make", function()
     assert.equal("", hits)
   end)
 
-  it("building the rocks leaves no core.so under the sources' lua/", function()
-    assert.is_nil(read_file(src .. "/lua/braze/core.so"))
+  it("building the rocks leaves the sources as they were (no csrc/*.o, no braze/core.so at the root)", function()
+    assert.equal(before, helpers.read_pipe("cd " .. q(src) .. " && find . -print | sort"))
+  end)
+
+  it("a core.so under the sources' lua/ (another Lua's) is not installed", function()
+    local found = helpers.read_pipe("find " .. q(T54) .. " " .. q(T51) .. " -name core.so | sort")
+    assert.equal(T51 .. "/lib/lua/5.1/braze/core.so\n" .. T51 .. "/lib/lua/5.4/braze/core.so\n"
+      .. T54 .. "/lib/lua/5.4/braze/core.so\n", found)
   end)
 end)
