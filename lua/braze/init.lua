@@ -77,25 +77,40 @@ local function instance_url(name)
   return instances[name:upper()]
 end
 
--- The base URL from endpoint / instance / BRAZE_REST_ENDPOINT, or nil, message.
+-- "AU-01, EU-01, ..." for messages.
+local function instance_names()
+  local names = {}
+  for name in pairs(instances) do names[#names + 1] = name end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+-- Why `endpoint` (not a URL) was refused, with what it may have meant: an
+-- instance a near miss names, https:// before a host, or the instances.
+local function endpoint_hint(endpoint, why)
+  if type(endpoint) ~= "string" or endpoint:find("://", 1, true) then return why end
+  local guess = instances.suggest(endpoint)
+  if guess then return format("%s (did you mean instance = %q?)", why, guess) end
+  if endpoint:find("^[%w-]+%.[%w.-]+[%w/:]*$") then
+    return format("%s (did you mean \"https://%s\"?)", why, endpoint)
+  end
+  return format("%s, or an instance name (one of %s)", why, instance_names())
+end
+
+-- The base URL from endpoint / instance / BRAZE_REST_ENDPOINT, or nil,
+-- message. An instance name works wherever an endpoint is accepted.
 local function resolve_endpoint(opts)
   if opts.endpoint ~= nil and opts.instance ~= nil then
     return nil, "braze: give endpoint or instance, not both"
   end
   if opts.instance ~= nil then
     local base = instance_url(opts.instance)
-    if not base then
-      local guess = instances.suggest(opts.instance)
-      if guess then
-        return nil, format("braze: unknown instance %s: did you mean %s?", check.show(opts.instance), guess)
-      end
-      local names = {}
-      for k in pairs(instances) do names[#names + 1] = k end
-      table.sort(names)
-      return nil, format("braze: unknown instance %s (one of %s)", check.show(opts.instance),
-        table.concat(names, ", "))
+    if base then return base end
+    local guess = instances.suggest(opts.instance)
+    if guess then
+      return nil, format("braze: unknown instance %s: did you mean %s?", check.show(opts.instance), guess)
     end
-    return base
+    return nil, format("braze: unknown instance %s (one of %s)", check.show(opts.instance), instance_names())
   end
   local endpoint = opts.endpoint
   if endpoint == nil then
@@ -104,13 +119,12 @@ local function resolve_endpoint(opts)
       return nil, "braze: no endpoint: set endpoint = \"https://rest.<instance>.braze.com\" or "
         .. "instance = \"US-01\" (or the BRAZE_REST_ENDPOINT environment variable)"
     end
-    endpoint = instance_url(endpoint) or endpoint
   end
-  local base, why = url.endpoint(endpoint, opts.allow_http)
-  if not base and type(endpoint) == "string" and not endpoint:find("://", 1, true)
-    and instances.suggest(endpoint) then
-    why = format("%s (did you mean instance = %q?)", why, instances.suggest(endpoint))
-  end
+  local base = instance_url(endpoint)
+  if base then return base end
+  local why
+  base, why = url.endpoint(endpoint, opts.allow_http)
+  if not base then why = endpoint_hint(endpoint, why) end
   return base, why
 end
 
