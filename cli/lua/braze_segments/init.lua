@@ -71,7 +71,7 @@ local function build_parser(on_help, on_version)
       "  BRAZE_API_KEY        REST API key (required; there is no --api-key option)",
       "  BRAZE_REST_ENDPOINT  REST endpoint URL or instance name (e.g. US-01), unless",
       "                       --endpoint or --instance is given",
-      "Exit status: 0 ok, 1 API/network/file error, 2 usage error.",
+      "Exit status: 0 ok, 1 API/network/file error, 2 usage error, 130 interrupted (Ctrl-C).",
       "Run 'braze-segments COMMAND --help' for a command's options.",
     }, "\n"))
   parser:option("--endpoint", "REST endpoint URL, e.g. https://rest.iad-01.braze.com.")
@@ -83,6 +83,8 @@ local function build_parser(on_help, on_version)
     :argname("<seconds>")
   parser:option("--max-retries", options.help("max_retries", "retries after a failed attempt"))
     :argname("<n>")
+  parser:option("--max-wait", options.help("max_wait", "longest rate-limit wait accepted, in seconds "
+    .. "(a longer one fails)")):argname("<seconds>")
   parser:flag("--allow-http", "Allow a plain http:// endpoint that is not this machine "
     .. "(risky: the API key and the data then cross the network unencrypted).")
   parser:flag("-q --quiet", "No progress or notes on stderr.")
@@ -188,6 +190,7 @@ local function make_client(args, env)
   end
   opts.timeout = option_value("timeout", args.timeout, "--timeout")
   opts.max_retries = option_value("max_retries", args.max_retries, "--max-retries")
+  opts.max_wait = option_value("max_wait", args.max_wait, "--max-wait")
   if args.allow_http then opts.allow_http = true end
   opts.reserve = option_value("reserve", args.reserve, "--reserve")
   local ok, client = pcall(braze.new, opts)
@@ -204,8 +207,8 @@ local COMMANDS = require("braze_segments.commands")
 
 -- Global options: the words each takes after it.
 local GLOBAL_OPTIONS = { ["--endpoint"] = 1, ["--instance"] = 1, ["--timeout"] = 1,
-  ["--max-retries"] = 1, ["--allow-http"] = 0, ["-q"] = 0, ["--quiet"] = 0, ["--progress"] = 0,
-  ["--version"] = 0 }
+  ["--max-retries"] = 1, ["--max-wait"] = 1, ["--allow-http"] = 0, ["-q"] = 0, ["--quiet"] = 0,
+  ["--progress"] = 0, ["--version"] = 0 }
 
 -- The command named in `argv` (for "Try 'braze-segments details --help'"),
 -- or nil when a word before it is not a global option (the error is then
@@ -242,16 +245,42 @@ local function report_failure(err, say)
     end
     return M.EXIT_FAILURE
   end
-  -- An API or network failure: the error object prints itself, key redacted.
-  say(strip_position(tostring(err)))
+  -- An API or network failure: the error object prints itself, key redacted;
+  -- the library's option is the command's flag.
+  say((strip_position(tostring(err)):gsub("longer than max_wait", "longer than --max-wait")))
   return M.EXIT_FAILURE
+end
+
+-- Flags that take no value; every other --option takes one.
+local FLAGS = { ["--allow-http"] = true, ["--quiet"] = true, ["--progress"] = true, ["--version"] = true,
+  ["--help"] = true, ["--details"] = true, ["--resume"] = true }
+
+-- `--timeout -1` as `--timeout=-1`: argparse reads a word starting with
+-- "-" as an option, and would say "unknown option '-1'" instead of what is
+-- wrong with the value.
+local function join_negative_values(argv)
+  local joined, i = {}, 1
+  while i <= #argv do
+    local word, value = argv[i], argv[i + 1]
+    if word == "--" then
+      for j = i, #argv do joined[#joined + 1] = argv[j] end
+      break
+    end
+    if word:match("^%-%-[%w-]+$") and not FLAGS[word] and value and value:match("^%-%.?%d") then
+      joined[#joined + 1] = word .. "=" .. value
+      i = i + 2
+    else
+      joined[#joined + 1] = word
+      i = i + 1
+    end
+  end
+  return joined
 end
 
 -- Parse `argv`. Returns the parsed arguments, or nil and the exit status
 -- after printing the help, or the usage error and where to look for help.
 local function parse_arguments(argv, term)
-  local argv_copy = {}
-  for i = 1, #argv do argv_copy[i] = argv[i] end
+  local argv_copy = join_negative_values(argv)
 
   local refused = key_on_command_line(argv_copy)
   if refused then
