@@ -206,6 +206,21 @@ function braze.new(opts)
   return client
 end
 
+-- A call's answer with the segment it was about named in its error
+-- (`err.segment_id`, which tostring(err) shows), redacted as every field is.
+local function about_segment(hidden, segment_id, body, err)
+  if err and err.segment_id == nil then err.segment_id = hidden.redact(segment_id) end
+  return body, err
+end
+
+-- The same for a batch: `errs[i]` is about `segment_id_of(i)`.
+local function about_segments(hidden, segment_id_of, results, errs)
+  for i, err in pairs(errs) do
+    if err.segment_id == nil then err.segment_id = hidden.redact(segment_id_of(i)) end
+  end
+  return results, errs
+end
+
 local function state(client)
   local hidden = private[client]
   if not hidden then error("braze: expected a client (use client:method, not client.method)", 3) end
@@ -297,7 +312,8 @@ function Client:details(segment_id)
   end
   local _, why = check.segment_id(segment_id, "details")
   if why then error(why, 2) end
-  return scheduler.request(hidden, "/segments/details", url.query("segment_id", segment_id))
+  return about_segment(hidden, segment_id,
+    scheduler.request(hidden, "/segments/details", url.query("segment_id", segment_id)))
 end
 
 local series_options = { segment_id = true, length = true, ending_at = true }
@@ -329,7 +345,7 @@ function Client:data_series(opts)
   end
   local query, why = series_query(opts, "data_series")
   if not query then error(why, 2) end
-  return scheduler.request(hidden, "/segments/data_series", query)
+  return about_segment(hidden, opts.segment_id, scheduler.request(hidden, "/segments/data_series", query))
 end
 
 --- Many segments' details at once, over concurrent connections.
@@ -352,7 +368,8 @@ function Client:details_many(ids, opts)
     end
     queries[i] = url.query("segment_id", id)
   end
-  return scheduler.request_many(p, "/segments/details", queries, concurrency)
+  return about_segments(p, function(i) return ids[i] end,
+    scheduler.request_many(p, "/segments/details", queries, concurrency))
 end
 
 --- Many size series at once, over concurrent connections.
@@ -376,7 +393,8 @@ function Client:data_series_many(requests, opts)
     if not query then error(why, 2) end
     queries[i] = query
   end
-  return scheduler.request_many(p, "/segments/data_series", queries, concurrency)
+  return about_segments(p, function(i) return requests[i].segment_id end,
+    scheduler.request_many(p, "/segments/data_series", queries, concurrency))
 end
 
 local each_options = { sort_direction = true, page = true, max_pages = true,
