@@ -37,6 +37,7 @@ build = {
       ["braze_segments.format"] = "cli/lua/braze_segments/format.lua",
       ["braze_segments.json"] = "cli/lua/braze_segments/json.lua",
       ["braze_segments.launch"] = "cli/lua/braze_segments/launch.lua",
+      ["braze_segments.manifest"] = "cli/lua/braze_segments/manifest.lua",
       ["braze_segments.plot"] = "cli/lua/braze_segments/plot.lua",
       ["braze_segments.progress"] = "cli/lua/braze_segments/progress.lua",
       ["braze_segments.usage"] = "cli/lua/braze_segments/usage.lua",

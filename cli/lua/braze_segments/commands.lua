@@ -181,7 +181,10 @@ local function cmd_export(client, args, ctx)
   if args.resume and not args.output then usage_error("--resume needs --output FILE") end
   if job.series then
     -- One end for every segment, so the series of one export line up.
+    -- A default end is resolved once, here, and kept in the file's manifest
+    -- for a --resume on another day.
     job.ending_at = date_option(args["end"], "--end") or os.date("!%Y-%m-%dT%H:%M:%SZ")
+    job.end_given = args["end"] ~= nil
   end
   local summary, err, code, partial = export.run(client, job)
   if not summary then

@@ -26,6 +26,7 @@ local json = require("braze_segments.json")
 local fmt = require("braze_segments.format")
 local braze = require("braze")
 local options = require("braze.options")
+local manifest = require("braze_segments.manifest")
 
 local M = {}
 
@@ -218,6 +219,15 @@ local function open_target(job)
     return target
   end
   local mode = "wb"
+  -- What the file was written with (FILE.braze.json): a resume must match it.
+  local recorded
+  if job.resume then
+    local unreadable
+    recorded, unreadable = manifest.read(job.output)
+    if recorded == false then return nil, "braze-segments: " .. unreadable, 2 end
+    local mixed = recorded and manifest.reconcile(job, recorded)
+    if mixed then return nil, "braze-segments: " .. mixed, 2 end
+  end
   if job.resume then
     -- Reading /dev/zero or a FIFO to its end would never finish.
     -- (test: opening a FIFO to look would block.)
@@ -246,6 +256,13 @@ local function open_target(job)
   end
   local f, err = io.open(job.output, mode)
   if not f then return nil, "braze-segments: " .. tostring(err), 1 end
+  if not recorded then
+    local written, why = manifest.write(job)
+    if not written then
+      f:close()
+      return nil, "braze-segments: " .. why, 1
+    end
+  end
   target.out, target.close_out = f, true
   return target
 end

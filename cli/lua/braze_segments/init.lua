@@ -119,7 +119,9 @@ local function build_parser(on_help, on_version)
       "JSON Lines: one object per segment: the list entry, plus \"details\" (the",
       "details response) and \"series\" (the data array) when asked for.",
       "Records are flushed one by one; after a failure, run the same command with",
-      "--resume to continue where it stopped.",
+      "--resume to continue where it stopped. FILE.braze.json records what FILE was",
+      "written with (--sort, --details, --series and its end date, a default end",
+      "resolved once); a resume with other options is refused.",
     }, "\n"))
   exp:flag("--details", "Add each segment's details (one more request per segment).")
   local series_help = options.help("length", "add each segment's size over the last DAYS days")
