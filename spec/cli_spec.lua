@@ -28,7 +28,8 @@ local runs = {} -- every run, for the final leak check
 -- BRAZE_API_KEY and BRAZE_REST_ENDPOINT default to the mock's.
 local function run(args, env, stdout_path)
   env = env or {}
-  local vars = { BRAZE_API_KEY = KEY, BRAZE_REST_ENDPOINT = mock.url }
+  -- a UTF-8 locale whatever the caller's (tables and plots are ASCII under LC_ALL=C)
+  local vars = { BRAZE_API_KEY = KEY, BRAZE_REST_ENDPOINT = mock.url, LC_ALL = "C.UTF-8" }
   for k, v in pairs(env) do vars[k] = v end
   local parts = { "env", "-u", "BRAZE_API_KEY", "-u", "BRAZE_REST_ENDPOINT" }
   local names = {}

@@ -33,15 +33,16 @@ end
 local LIST_COLUMNS = { "id", "name", "analytics_tracking_enabled", "tags" }
 
 -- Columns for tables and plots: COLUMNS when set, else the terminal's own
--- width when stdout is one, else 80 (a file or a pipe). At least 40.
+-- width when stdout is one (at least 40), else nil: a table written to a
+-- file or a pipe is never cut (a plot, which needs a width, takes 80).
 local function terminal_width(ctx)
-  local w = tonumber(ctx.env("COLUMNS") or "")
-  if w and w >= 1 then return math.max(40, math.floor(w)) end
+  local columns = tonumber(ctx.env("COLUMNS") or "")
+  if columns and columns >= 1 then return math.max(40, math.floor(columns)) end
   if ctx.stdout == io.stdout then
-    w = core.terminal_width(1)
-    if w then return math.max(40, w) end
+    columns = core.terminal_width(1)
+    if columns then return math.max(40, columns) end
   end
-  return 80
+  return nil
 end
 
 local function cmd_list(client, args, ctx)
@@ -148,7 +149,7 @@ local function cmd_series(client, args, ctx)
     out(fmt.csv_row({ "time", "size" }))
     for _, p in ipairs(data) do out(fmt.csv_row({ p.time, p.size }, 2)) end
   elseif args.format == "plot" then
-    out(plot.render(data, { width = terminal_width(ctx), title = "Segment " .. fmt.cell(args.segment_id)
+    out(plot.render(data, { width = terminal_width(ctx) or 80, title = "Segment " .. fmt.cell(args.segment_id)
       .. ": estimated size per day" }))
   else
     local rows, prev = {}, nil

@@ -5,6 +5,30 @@ local json = require("braze_segments.json")
 
 local M = {}
 
+--- The characters tables and plots are drawn with: Unicode, or ASCII for a
+-- locale that is not UTF-8 (LC_ALL=C, say), where the others would print
+-- as mojibake. `M.use_ascii(true)` switches; `M.glyphs()` is the set in use.
+M.UNICODE = { ellipsis = "…", newline = "↵", replacement = "\u{FFFD}", rule = "─",
+  sparks = { "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█" }, eighths = { "▁", "▂", "▃", "▄", "▅", "▆", "▇" },
+  full = "█", tick = "┤", axis = "│", corner = "└" }
+M.ASCII = { ellipsis = "...", newline = "|", replacement = "?", rule = "-",
+  sparks = { "_", ".", "-", "~", "=", "+", "*", "#" }, eighths = { ".", ".", ".", ":", ":", ":", ":" },
+  full = "#", tick = "+", axis = "|", corner = "+" }
+local glyphs = M.UNICODE
+
+function M.use_ascii(ascii) glyphs = ascii and M.ASCII or M.UNICODE end
+function M.glyphs() return glyphs end
+
+--- Whether the environment's locale (LC_ALL, else LC_CTYPE, else LANG;
+--- `getenv` as os.getenv) is a UTF-8 one.
+function M.utf8_locale(getenv)
+  for _, name in ipairs({ "LC_ALL", "LC_CTYPE", "LANG" }) do
+    local value = getenv(name)
+    if value and value ~= "" then return value:upper():find("UTF%-?8") ~= nil end
+  end
+  return false
+end
+
 local concat, format, type, tostring = table.concat, string.format, type, tostring
 local null = json.null
 
@@ -170,7 +194,8 @@ end
 -- (newline as ↵, tab as a space, others as U+FFFD), valid UTF-8.
 function M.cell(v)
   local s = M.text(v, ", ")
-  s = s:gsub("\r\n", "\n"):gsub("\n", "↵"):gsub("\t", " "):gsub("[%z\1-\31\127]", "\u{FFFD}")
+  s = s:gsub("\r\n", "\n"):gsub("\n", glyphs.newline):gsub("\t", " ")
+    :gsub("[%z\1-\31\127]", glyphs.replacement)
   return s
 end
 
@@ -181,17 +206,17 @@ function M.width(s)
   return w
 end
 
---- `s` cut to at most `max` columns, ending with … when cut.
+--- `s` cut to at most `max` columns, ending with … (or ...) when cut.
 function M.truncate(s, max)
   if M.width(s) <= max then return s end
-  local out, w = {}, 0
+  local out, w, room = {}, 0, max - M.width(glyphs.ellipsis)
   for _, cp in utf8.codes(s) do
     local cw = char_width(cp)
-    if w + cw > max - 1 then break end
+    if w + cw > room then break end
     out[#out + 1] = utf8.char(cp)
     w = w + cw
   end
-  return concat(out) .. "…"
+  return concat(out) .. glyphs.ellipsis
 end
 
 local function pad(s, w, right)
@@ -203,7 +228,7 @@ M.pad = pad
 --- Render rows as an aligned table.
 -- `columns`: array of `{title=, min=, right=}`; `rows`: arrays of cell
 -- strings (already made safe with M.cell). Columns shrink, widest first and
--- not below `min`, until the table fits `width`.
+-- not below `min`, until the table fits `width` (nil: never cut).
 ---@return string
 function M.table(columns, rows, width)
   local n = #columns
@@ -232,7 +257,7 @@ function M.table(columns, rows, width)
   local function line(cells, rule)
     local out = {}
     for c = 1, n do
-      local s = rule and string.rep("─", w[c]) or M.truncate(cells[c] or "", w[c])
+      local s = rule and string.rep(glyphs.rule, w[c]) or M.truncate(cells[c] or "", w[c])
       out[c] = c == n and not columns[c].right and s or pad(s, w[c], columns[c].right)
     end
     lines[#lines + 1] = concat(out, "  ")

@@ -26,6 +26,7 @@ local argparse = require("argparse")
 local braze = require("braze")
 local progress_mod = require("braze_segments.progress")
 local usage = require("braze_segments.usage")
+local fmt = require("braze_segments.format")
 local check = require("braze.check")
 local options = require("braze.options")
 local core = require("braze.core")
@@ -329,6 +330,8 @@ end
 -- `note` (stderr unless --quiet), the progress display when wanted.
 local function command_context(args, term)
   local quiet = args.quiet
+  -- Box-drawing, blocks, … and ↵ only where the locale is UTF-8.
+  fmt.use_ascii(not fmt.utf8_locale(term.env))
   local ctx = {
     env = term.env, stdout = term.stdout,
     note = function(msg) if not quiet then term.say(msg) end end,
@@ -342,7 +345,9 @@ local function command_context(args, term)
   local want_progress = (args.command == "list" or args.command == "export") and not quiet
     and (args.progress or progress_mod.stderr_is_tty())
   if want_progress then
-    term.progress = progress_mod.new(true, term.stderr, term.redact)
+    -- Plain lines, no \r and escape sequences, into a file, a pipe or a dumb terminal.
+    local plain = term.env("TERM") == "dumb" or not progress_mod.stderr_is_tty()
+    term.progress = progress_mod.new(true, term.stderr, term.redact, plain)
     ctx.progress = term.progress
   end
   return ctx

@@ -8,8 +8,6 @@ local M = {}
 
 local concat, rep, floor, max, min = table.concat, string.rep, math.floor, math.max, math.min
 
-M.SPARKS = { "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█" }
-local EIGHTHS = { "▁", "▂", "▃", "▄", "▅", "▆", "▇" }
 
 --- `values` averaged down to at most `n` buckets (returned as is when it fits).
 -- Also returns, for each bucket, the index of its last value.
@@ -29,14 +27,15 @@ function M.resample(values, n)
   return out, last
 end
 
---- A sparkline: one of ▁▂▃▄▅▆▇█ per value, scaled between the min and max.
+--- A sparkline: one of ▁▂▃▄▅▆▇█ (or _.-~=+*#) per value, scaled between the min and max.
 function M.sparkline(values)
+  local sparks = fmt.glyphs().sparks
   local lo, hi = math.huge, -math.huge
   for _, v in ipairs(values) do lo, hi = min(lo, v), max(hi, v) end
   local out = {}
   for i, v in ipairs(values) do
     local level = hi > lo and floor((v - lo) / (hi - lo) * 7 + 0.5) + 1 or 4
-    out[i] = M.SPARKS[level]
+    out[i] = sparks[level]
   end
   return concat(out)
 end
@@ -69,6 +68,7 @@ end
 function M.render(points, opts)
   opts = opts or {}
   local width, height = opts.width or 80, opts.height or 10
+  local glyph = fmt.glyphs()
   local lines = {}
   local function add(s) lines[#lines + 1] = s end
 
@@ -128,16 +128,16 @@ function M.render(points, opts)
     local row = {}
     for c = 1, #cols do
       local e = eighths[c] - (k - 1) * 8
-      local ch = e >= 8 and "█" or (e >= 1 and EIGHTHS[e] or " ")
+      local ch = e >= 8 and glyph.full or (e >= 1 and glyph.eighths[e] or " ")
       row[#row + 1] = rep(ch, bar_w)
       if cw >= 2 then row[#row + 1] = rep(" ", cw - bar_w) end
     end
     local label = label_at[k]
-    local axis = label and (fmt.pad(label, lw, true) .. " ┤") or (rep(" ", lw) .. " │")
+    local axis = label and (fmt.pad(label, lw, true) .. " " .. glyph.tick) or (rep(" ", lw) .. " " .. glyph.axis)
     add((axis .. concat(row)):gsub("%s+$", ""))
   end
   local used = #cols * cw
-  add(rep(" ", lw) .. " └" .. rep("─", used))
+  add(rep(" ", lw) .. " " .. glyph.corner .. rep(glyph.rule, used))
 
   -- Date labels (MM-DD) under chosen columns, never overlapping.
   local xline = {}

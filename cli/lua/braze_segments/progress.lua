@@ -29,10 +29,12 @@ local Progress = {}
 Progress.__index = Progress
 
 --- A progress line. `stream` defaults to io.stderr; `enabled` false makes
--- every method a no-op; `redact` filters the text before it is written.
-function M.new(enabled, stream, redact)
+-- every method a no-op; `redact` filters the text before it is written;
+-- `plain` writes whole lines (at most one a second) instead of redrawing
+-- one with \r and an escape sequence: for a file, a pipe or TERM=dumb.
+function M.new(enabled, stream, redact, plain)
   return setmetatable({
-    enabled = enabled, stream = stream or io.stderr, redact = redact,
+    enabled = enabled, stream = stream or io.stderr, redact = redact, plain = plain,
     done = 0, pages = 0, total = nil, started = clock(), drawn_at = nil, dirty = false,
   }, Progress)
 end
@@ -57,13 +59,18 @@ end
 function Progress:draw(force)
   if not self.enabled then return end
   local now = clock()
-  if not force and self.drawn_at and now - self.drawn_at < 0.1 then return end
+  local every = self.plain and 1 or 0.1
+  if not force and self.drawn_at and now - self.drawn_at < every then return end
   self.drawn_at = now
   local text = self:text()
   if self.redact then text = self.redact(text) end
-  self.stream:write("\r\27[K", text)
+  if self.plain then
+    self.stream:write(text, "\n")
+  else
+    self.stream:write("\r\27[K", text)
+    self.dirty = true
+  end
   self.stream:flush()
-  self.dirty = true
 end
 
 function Progress:page() self.pages = self.pages + 1; self:draw() end
@@ -74,6 +81,7 @@ function Progress:set_total(n) self.total = n; self:draw() end
 function Progress:finish()
   if not self.enabled then return end
   self:draw(true)
+  if self.plain then return end
   self.stream:write("\n")
   self.stream:flush()
   self.dirty = false
