@@ -77,4 +77,22 @@ function M.segment_id(value, what)
   return value
 end
 
+--- Raise (at the caller of the public function) unless `value` is nil,
+--- "asc" or "desc".
+function M.sort_direction(value, what)
+  if value ~= nil and value ~= "asc" and value ~= "desc" then
+    error(format("braze: %s: sort_direction must be \"asc\" or \"desc\" (got %s)", what,
+      M.show(value)), 3)
+  end
+end
+
+--- Raise (at the caller of the public function) unless `value` is nil or
+--- a non-negative integer; `name` is the argument's.
+function M.page_number(value, what, name)
+  if value ~= nil and (not M.is_integer(value) or value < 0) then
+    error(format("braze: %s: %s must be a non-negative integer (got %s)", what, name,
+      M.show(value)), 3)
+  end
+end
+
 return M

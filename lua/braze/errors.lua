@@ -12,7 +12,7 @@
 -- * `"too_large"`: the response was larger than `max_body` (aborted early);
 -- * `"closed"`: the client was closed while the call waited to retry;
 -- * `"interrupted"`: a program that asked for Ctrl-C handling
---   (`core.catch_interrupt()`, as braze-segments does) got SIGINT mid-transfer.
+--   (`braze.catch_interrupt()`, as braze-segments does) got SIGINT.
 --
 -- `tostring(err)` (and `..`) gives one line such as
 -- `braze: HTTP 401 on /segments/list: Invalid API key: abcd...`, naming the

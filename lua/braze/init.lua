@@ -38,30 +38,44 @@ function braze.decode(text, max_depth)
   return core.decode(text, max_depth)
 end
 
+--- Let Ctrl-C stop a waiting or running call at once (opt-in).
+-- Without it, SIGINT waits for the request in flight (up to `timeout`
+-- seconds per attempt, for each retry). After `braze.catch_interrupt()`
+-- SIGINT only sets a flag: a transfer in progress is aborted and its call
+-- returns `nil, err` with `err.kind == "interrupted"` (`each` raises it), a
+-- retry's wait ends at once, and so does every later call until
+-- `braze.release_interrupt()` (or another `catch_interrupt()`) clears the
+-- flag. Ctrl-C then no longer ends the program by itself: end it when a
+-- call fails with that kind, as braze-segments does (exit status 130).
+--
+--     assert(braze.catch_interrupt())
+--     local page, err = client:list()
+--     if not page and err.kind == "interrupted" then os.exit(130) end
+--
+-- SIGINT belongs to the process: call it from the main program (not from a
+-- library, nor in nginx, HAProxy or Neovim, which handle their own signals).
+-- @treturn true|nil true, or nil and a message when the handler cannot be installed
+---@return true|nil ok
+---@return string? message
+function braze.catch_interrupt()
+  return core.catch_interrupt()
+end
+
+--- Whether SIGINT arrived since `braze.catch_interrupt()`.
+---@return boolean
+function braze.interrupted()
+  return core.interrupted()
+end
+
+--- Put back the SIGINT handler `braze.catch_interrupt()` replaced, and clear its flag.
+function braze.release_interrupt()
+  return core.release_interrupt()
+end
+
 local PAGE_SIZE = options.PAGE_SIZE
 local series_query -- defined with data_series, used by data_series_many
 
----@class braze.Options
----@field api_key? string REST API key (default: env BRAZE_API_KEY)
----@field endpoint? string REST base URL, may carry a path prefix (default: env BRAZE_REST_ENDPOINT)
----@field instance? string instance name such as "US-01" (instead of endpoint)
----@field timeout? number seconds for one whole request attempt (default 30)
----@field connect_timeout? number seconds to connect (default 10)
----@field user_agent? string
----@field max_retries? integer retries after the first attempt (default 3)
----@field retry_base? number first backoff ceiling in seconds (default 0.5)
----@field retry_max? number largest backoff in seconds (default 8)
----@field max_wait? number longest rate-limit wait accepted, seconds (default 60)
----@field reserve? number requests of each window left to others: a count, or below 1 a fraction of the limit (default 0)
----@field sleep? fun(seconds: number) how to wait between attempts (default: blocking C sleep)
----@field max_body? integer largest response body in bytes (default 32 MiB)
----@field max_depth? integer JSON nesting limit (default 1000)
----@field ca_file? string CA bundle for TLS verification
----@field ca_path? string CA directory for TLS verification
----@field proxy? string proxy URL, or "env" to honour HTTPS_PROXY/NO_PROXY (default: none)
----@field allow_http? boolean allow plain http to non-loopback hosts (default false)
----@field transport? table module with .new(config) -> object with :get(url), :close()
--- (Defaults, ranges and docs: braze.options, the one table of options.)
+-- braze.Options (the annotation) and every default, range and doc: braze.options.
 
 ---@class braze.Client
 local Client = {}
@@ -72,61 +86,6 @@ Client.__name = "braze.Client"
 -- dumping or printing a client cannot show the key.
 local private = setmetatable({}, { __mode = "k" })
 
-local function instance_url(name)
-  if type(name) ~= "string" then return nil end
-  return instances[name:upper()]
-end
-
--- "AU-01, EU-01, ..." for messages.
-local function instance_names()
-  local names = {}
-  for name in pairs(instances) do names[#names + 1] = name end
-  table.sort(names)
-  return table.concat(names, ", ")
-end
-
--- Why `endpoint` (not a URL) was refused, with what it may have meant: an
--- instance a near miss names, https:// before a host, or the instances.
-local function endpoint_hint(endpoint, why)
-  if type(endpoint) ~= "string" or endpoint:find("://", 1, true) then return why end
-  local guess = instances.suggest(endpoint)
-  if guess then return format("%s (did you mean instance = %q?)", why, guess) end
-  if endpoint:find("^[%w-]+%.[%w.-]+[%w/:]*$") then
-    return format("%s (did you mean \"https://%s\"?)", why, endpoint)
-  end
-  return format("%s, or an instance name (one of %s)", why, instance_names())
-end
-
--- The base URL from endpoint / instance / BRAZE_REST_ENDPOINT, or nil,
--- message. An instance name works wherever an endpoint is accepted.
-local function resolve_endpoint(opts)
-  if opts.endpoint ~= nil and opts.instance ~= nil then
-    return nil, "braze: give endpoint or instance, not both"
-  end
-  if opts.instance ~= nil then
-    local base = instance_url(opts.instance)
-    if base then return base end
-    local guess = instances.suggest(opts.instance)
-    if guess then
-      return nil, format("braze: unknown instance %s: did you mean %s?", check.show(opts.instance), guess)
-    end
-    return nil, format("braze: unknown instance %s (one of %s)", check.show(opts.instance), instance_names())
-  end
-  local endpoint = opts.endpoint
-  if endpoint == nil then
-    endpoint = os_getenv("BRAZE_REST_ENDPOINT")
-    if endpoint == nil or endpoint == "" then
-      return nil, "braze: no endpoint: set endpoint = \"https://rest.<instance>.braze.com\" or "
-        .. "instance = \"US-01\" (or the BRAZE_REST_ENDPOINT environment variable)"
-    end
-  end
-  local base = instance_url(endpoint)
-  if base then return base end
-  local why
-  base, why = url.endpoint(endpoint, opts.allow_http)
-  if not base then why = endpoint_hint(endpoint, why) end
-  return base, why
-end
 
 --- Make a client.
 ---@param opts braze.Options
@@ -160,7 +119,7 @@ function braze.new(opts)
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
     error("braze: sleep must be a function(seconds)", 2)
   end
-  local base, why = resolve_endpoint(opts)
+  local base, why = url.base(opts)
   if not base then error(why, 2) end
 
   -- Every option is checked before a connection is made.
@@ -270,19 +229,7 @@ end
 
 local list_options = { page = true, sort_direction = true }
 
-local function check_sort(v, what)
-  if v ~= nil and v ~= "asc" and v ~= "desc" then
-    error(format("braze: %s: sort_direction must be \"asc\" or \"desc\" (got %s)", what,
-      check.show(v)), 3)
-  end
-end
-
-local function check_page(v, what, name)
-  if v ~= nil and (not check.is_integer(v) or v < 0) then
-    error(format("braze: %s: %s must be a non-negative integer (got %s)", what, name,
-      check.show(v)), 3)
-  end
-end
+local check_sort, check_page = check.sort_direction, check.page_number
 
 --- One page of segments (up to 100, oldest first by default).
 ---@param opts? {page?: integer, sort_direction?: "asc"|"desc"}

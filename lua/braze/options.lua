@@ -10,6 +10,30 @@ local format, type, floor = string.format, type, math.floor
 
 local M = {}
 
+-- The options of braze.new for editors (LuaLS); spec/unit/options_spec.lua
+-- checks them against M.LIST below.
+---@class braze.Options
+---@field api_key? string REST API key (default: env BRAZE_API_KEY)
+---@field endpoint? string REST base URL, may carry a path prefix (default: env BRAZE_REST_ENDPOINT)
+---@field instance? string instance name such as "US-01" (instead of endpoint)
+---@field timeout? number seconds for one whole request attempt (default 30)
+---@field connect_timeout? number seconds to connect (default 10)
+---@field user_agent? string
+---@field max_retries? integer retries after the first attempt (default 3)
+---@field retry_base? number first backoff ceiling in seconds (default 0.5)
+---@field retry_max? number largest backoff in seconds (default 8)
+---@field max_wait? number longest rate-limit wait accepted, seconds (default 60)
+---@field reserve? number requests of each window left to others: a count, or below 1 a fraction of the limit (default 0)
+---@field sleep? fun(seconds: number) how to wait between attempts (default: blocking C sleep)
+---@field max_body? integer largest response body in bytes (default 32 MiB)
+---@field max_depth? integer JSON nesting limit (default 1000)
+---@field ca_file? string CA bundle for TLS verification
+---@field ca_path? string CA directory for TLS verification
+---@field proxy? string proxy URL, or "env" to honour HTTPS_PROXY/NO_PROXY (default: none)
+---@field allow_http? boolean allow plain http to non-loopback hosts (default false)
+---@field transport? table module with .new(config) -> object with :get(url), :close()
+-- (end of braze.Options)
+
 --- Segments in one /segments/list page (Braze's, fixed): a shorter page is the last.
 M.PAGE_SIZE = 100
 

@@ -2,6 +2,7 @@
 -- transports that speak HTTP themselves (nginx, HAProxy).
 -- @module braze.url
 local check = require("braze.check")
+local instances = require("braze.instances")
 
 local M = {}
 
@@ -100,6 +101,64 @@ function M.endpoint(url, allow_http)
       .. "(use https, or allow_http = true if you really mean it)", check.show(url))
   end
   return (url:gsub("/+$", ""))
+end
+
+local function instance_url(name)
+  if type(name) ~= "string" then return nil end
+  return instances[name:upper()]
+end
+
+-- "AU-01, EU-01, ..." for messages.
+local function instance_names()
+  local names = {}
+  for name in pairs(instances) do names[#names + 1] = name end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+-- Why `endpoint` (not a URL) was refused, with what it may have meant: an
+-- instance a near miss names, https:// before a host, or the instances.
+local function endpoint_hint(endpoint, why)
+  if type(endpoint) ~= "string" or endpoint:find("://", 1, true) then return why end
+  local guess = instances.suggest(endpoint)
+  if guess then return format("%s (did you mean instance = %q?)", why, guess) end
+  if endpoint:find("^[%w-]+%.[%w.-]+[%w/:]*$") then
+    return format("%s (did you mean \"https://%s\"?)", why, endpoint)
+  end
+  return format("%s, or an instance name (one of %s)", why, instance_names())
+end
+
+--- The base URL of `braze.new`'s options: `instance`, or `endpoint` (a URL
+--- or an instance name), else the BRAZE_REST_ENDPOINT environment variable
+--- (the same); or nil and a message. An instance name works wherever an
+--- endpoint is accepted.
+function M.base(opts)
+  if opts.endpoint ~= nil and opts.instance ~= nil then
+    return nil, "braze: give endpoint or instance, not both"
+  end
+  if opts.instance ~= nil then
+    local base = instance_url(opts.instance)
+    if base then return base end
+    local guess = instances.suggest(opts.instance)
+    if guess then
+      return nil, format("braze: unknown instance %s: did you mean %s?", check.show(opts.instance), guess)
+    end
+    return nil, format("braze: unknown instance %s (one of %s)", check.show(opts.instance), instance_names())
+  end
+  local endpoint = opts.endpoint
+  if endpoint == nil then
+    endpoint = os.getenv("BRAZE_REST_ENDPOINT")
+    if endpoint == nil or endpoint == "" then
+      return nil, "braze: no endpoint: set endpoint = \"https://rest.<instance>.braze.com\" or "
+        .. "instance = \"US-01\" (or the BRAZE_REST_ENDPOINT environment variable)"
+    end
+  end
+  local base = instance_url(endpoint)
+  if base then return base end
+  local why
+  base, why = M.endpoint(endpoint, opts.allow_http)
+  if not base then why = endpoint_hint(endpoint, why) end
+  return base, why
 end
 
 return M

@@ -79,8 +79,8 @@ describe("braze.options", function()
     assert.equal("Requests: number in [0, 1000000000] (default 0).", options.help("reserve", "requests"))
   end)
 
-  it("agrees with braze.Options' annotations in init.lua (every option, every default)", function()
-    local source = assert(helpers.read_file(helpers.root .. "/lua/braze/init.lua"))
+  it("agrees with braze.Options' annotations (every option, every default)", function()
+    local source = assert(helpers.read_file(helpers.root .. "/lua/braze/options.lua"))
     local block = assert(source:match("%-%-%-@class braze%.Options\n(.-)\n[^%-]"))
     local seen = {}
     for name, text in block:gmatch("%-%-%-@field ([%w_]+)%?? [^\n]-([^\n]*)\n") do
