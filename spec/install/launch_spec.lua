@@ -2,7 +2,7 @@
 -- them from a checkout: with whatever `lua` is, with a Lua the build is not
 -- for, without argparse. Each either runs (re-running itself with a
 -- suitable Lua) or names exactly what is missing and how to get it.
--- (The same from a LuaRocks tree: spec/rock_spec.lua.)
+-- (The same from a LuaRocks tree: spec/install/rock_spec.lua.)
 local helpers = require("spec.helpers")
 
 local q = helpers.shell_quote

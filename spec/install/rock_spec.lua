@@ -6,7 +6,7 @@
 -- get one that does; nothing installed reads a build directory. Needs
 -- Debian's luarocks. Tagged #rock (a few seconds of builds; .busted leaves
 -- it out of the quick loop):
---   lua5.4 /usr/bin/busted --exclude-tags= --tags=rock spec/rock_spec.lua
+--   lua5.4 /usr/bin/busted --exclude-tags= --tags=rock spec/install/rock_spec.lua
 local helpers = require("spec.helpers")
 
 local q = helpers.shell_quote
