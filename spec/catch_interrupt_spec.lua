@@ -48,7 +48,7 @@ describe("braze.catch_interrupt", function()
     }, "\n"))
     mock:fault({ type = "hang" })
     local pipe = assert(io.popen("echo $$; exec env " .. q("BRAZE_API_KEY=" .. mock.api_key) .. " "
-      .. q("BRAZE_REST_ENDPOINT=" .. mock.url) .. " " .. helpers.lua .. " " .. q(script)
+      .. q("BRAZE_REST_ENDPOINT=" .. mock.url) .. " " .. helpers.interpreter() .. " " .. q(script)
       .. " </dev/null >/dev/null 2>" .. q(tmp .. "/err"), "r"))
     local pid = assert(tonumber(pipe:read("*l")))
     local deadline = socket.gettime() + 10

@@ -27,14 +27,14 @@ describe("braze.new's endpoint", function()
   it("takes BRAZE_REST_ENDPOINT=US-01 handed on as endpoint, as the examples do", function()
     local snippet = [[
       package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-      package.cpath = "build/?.so;" .. package.cpath
+      package.cpath = ]] .. string.format("%q", package.cpath) .. [[
       local braze = require("braze")
       local transport = { new = function() return { get = function() end, close = function() end } end }
       local client = braze.new({ endpoint = os.getenv("BRAZE_REST_ENDPOINT"), transport = transport })
       io.write(client.endpoint)
     ]]
     local out = helpers.read_pipe("cd " .. helpers.shell_quote(helpers.root)
-      .. " && BRAZE_API_KEY=k BRAZE_REST_ENDPOINT=US-01 " .. helpers.lua .. " -e " .. helpers.shell_quote(snippet)
+      .. " && BRAZE_API_KEY=k BRAZE_REST_ENDPOINT=US-01 " .. helpers.interpreter() .. " -e " .. helpers.shell_quote(snippet)
       .. " 2>&1")
     assert.equal("https://rest.iad-01.braze.com", out)
   end)
