@@ -36,17 +36,21 @@ function M.distance(a, b)
 end
 
 --- The name in the set `known` closest to `word` (at most `max_distance`
---- edits away, default 3; ties go to the first in sort order), or nil.
+--- edits away, default 3; ties go to the first in sort order), else the
+--- one name that starts with `word` (3 characters or more: `sort` for
+--- `sort_direction`), or nil.
 function M.closest(word, known, max_distance)
   if type(word) ~= "string" then return nil end
-  local best, best_distance
+  local best, best_distance, prefixed, prefixes = nil, nil, nil, 0
   for name in pairs(known) do
     local d = M.distance(word, name)
     if d <= (max_distance or 3) and (not best_distance or d < best_distance
       or (d == best_distance and name < best)) then
       best, best_distance = name, d
     end
+    if #word >= 3 and name:sub(1, #word) == word then prefixed, prefixes = name, prefixes + 1 end
   end
+  if not best and prefixes == 1 then return prefixed end
   return best
 end
 

@@ -22,6 +22,15 @@ describe("braze.check", function()
     assert.is_nil(check.closest("completely_else", known))
     assert.equal("ab", check.closest("a", { ab = true, ac = true }))
     assert.is_nil(check.closest(42, known))
+    -- a prefix of exactly one name: list{sort = ...} meant sort_direction
+    assert.equal("sort_direction", check.closest("sort", { page = true, sort_direction = true }))
+    assert.is_nil(check.closest("max", { max_wait = true, max_retries = true, max_body = true }))
+    assert.is_nil(check.closest("so", { sort_direction = true }))
+    local client = require("braze").new({ api_key = "k", endpoint = "https://x.invalid",
+      transport = require("spec.helpers").recording_transport() })
+    local ok, err = pcall(client.list, client, { sort = "desc" })
+    assert.is_false(ok)
+    assert.matches("did you mean 'sort_direction'", err, 1, true)
   end)
 
   it("options raises on an unknown key with a suggestion, at the caller's level", function()
