@@ -2,7 +2,8 @@
 -- segments from the shell.
 --
 --     braze-segments [--endpoint URL | --instance NAME] [--allow-http] [--timeout S]
---                    [--max-retries N] [--quiet] [--progress] COMMAND ...
+--                    [--max-retries N] [--max-wait S] [--quiet] [--progress] [--version]
+--                    COMMAND ...
 --     braze-segments list    [--sort asc|desc] [--format table|json|csv]
 --     braze-segments details SEGMENT_ID [--format table|json|csv]
 --     braze-segments series  SEGMENT_ID [--days N] [--end DATE] [--format table|json|csv|plot]
