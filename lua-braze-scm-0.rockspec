@@ -7,23 +7,17 @@ description = {
   detailed = [[
 A C core (libcurl, keep-alive, JSON straight into Lua tables) with a small
 Lua front: list, details, data_series, a pagination iterator, typed errors,
-retries that respect Braze's rate limits. Ships braze-mock (a local server
-that behaves like Braze; needs LuaSocket and argparse) and braze-segments
-(an export command; needs Lua 5.3+ and argparse).
+retries that respect Braze's rate limits, transports for OpenResty, HAProxy
+and luv. The export command and the mock server are rocks of their own
+(cli/braze-segments-scm-0.rockspec, mock/braze-mock-scm-0.rockspec).
 ]],
   license = "MIT",
+  -- The repository's public address goes here (and in source.url) before an upload.
+  homepage = "https://example.invalid/lua-braze",
+  maintainer = "The lua-braze authors",
+  labels = { "braze", "api", "http", "libcurl", "json" },
 }
--- Only the library's needs are listed, so `luarocks make` works offline:
--- a rock listed here that is not in the tree makes LuaRocks fetch it from a
--- server, and it does not see Debian's packages (lua-argparse,
--- lua-socket), which serve as well. The two commands need more, and say
--- exactly what is missing, with the Debian package and the rock, when it is:
---   braze-segments  Lua 5.3 or 5.4 (on a 5.1/LuaJIT tree it re-runs itself
---                   with a lua5.4/lua5.3 that has lua-braze, or says so),
---                   argparse (Debian lua-argparse, rock argparse)
---   braze-mock      any Lua; LuaSocket (lua-socket, rock luasocket) and argparse
--- Online, `luarocks install argparse luasocket` first gives both commands
--- everything.
+-- The library needs Lua and libcurl, nothing else.
 dependencies = { "lua >= 5.1" }
 test_dependencies = { "lua-cjson", "busted" }
 -- libcurl 7.66.0 or newer is needed (curl_multi_poll); external_dependencies
@@ -35,50 +29,39 @@ test_dependencies = { "lua-cjson", "busted" }
 external_dependencies = {
   CURL = { library = "curl" },
 }
+-- The C sources of braze.core: CMakeLists.txt reads this list too (keep it
+-- one "csrc/x.c" each, inside these quotes).
+local C_SOURCES = "csrc/core.c csrc/process.c csrc/random.c csrc/session.c "
+  .. "csrc/headers.c csrc/decode.c csrc/interrupt.c csrc/terminal.c"
+-- Type "command", not "builtin": builtin compiles into the checkout
+-- (csrc/*.o, braze/core.so at its root, where a later `lua` run from there
+-- loads the wrong build) and copies the whole lua/ directory, a git-ignored
+-- lua/braze/core.so for another Lua included. This compiles in one step
+-- straight into the rock's lib/ (the defines and libraries are
+-- CMakeLists.txt's), leaving the checkout as it was.
 build = {
-  type = "builtin",
-  modules = {
-    ["braze.core"] = {
-      -- The same sources, defines and libraries as CMakeLists.txt.
-      sources = { "csrc/core.c", "csrc/process.c", "csrc/random.c", "csrc/session.c",
-        "csrc/headers.c", "csrc/decode.c", "csrc/interrupt.c", "csrc/terminal.c" },
-      defines = { "_DEFAULT_SOURCE" },
-      libraries = { "curl", "pthread", "dl" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
-    },
-    ["braze"] = "lua/braze/init.lua",
-    ["braze.args"] = "lua/braze/args.lua",
-    ["braze.cli"] = "lua/braze/cli.lua",
-    ["braze.cli.export"] = "lua/braze/cli/export.lua",
-    ["braze.cli.format"] = "lua/braze/cli/format.lua",
-    ["braze.cli.json"] = "lua/braze/cli/json.lua",
-    ["braze.cli.plot"] = "lua/braze/cli/plot.lua",
-    ["braze.cli.progress"] = "lua/braze/cli/progress.lua",
-    ["braze.errors"] = "lua/braze/errors.lua",
-    ["braze.instances"] = "lua/braze/instances.lua",
-    ["braze.launch"] = "lua/braze/launch.lua",
-    ["braze.mock"] = "lua/braze/mock/init.lua",
-    ["braze.mock.api"] = "lua/braze/mock/api.lua",
-    ["braze.mock.control"] = "lua/braze/mock/control.lua",
-    ["braze.mock.data"] = "lua/braze/mock/data.lua",
-    ["braze.mock.faults"] = "lua/braze/mock/faults.lua",
-    ["braze.mock.options"] = "lua/braze/mock/options.lua",
-    ["braze.mock.ratelimit"] = "lua/braze/mock/ratelimit.lua",
-    ["braze.mock.server"] = "lua/braze/mock/server.lua",
-    ["braze.pipeline"] = "lua/braze/pipeline.lua",
-    ["braze.retry"] = "lua/braze/retry.lua",
-    ["braze.scheduler"] = "lua/braze/scheduler.lua",
-    ["braze.shape"] = "lua/braze/shape.lua",
-    ["braze.transport.response"] = "lua/braze/transport/response.lua",
-    ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
-    ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
-    ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
-  },
+  type = "command",
+  build_command = [[mkdir -p "$(LIBDIR)/braze" && $(CC) $(CFLAGS) $(LIBFLAG) -D_DEFAULT_SOURCE ]]
+    .. [[-I"$(LUA_INCDIR)" -I"$(CURL_INCDIR)" -o "$(LIBDIR)/braze/core.so" ]] .. C_SOURCES
+    .. [[ -L"$(CURL_LIBDIR)" -lcurl -lpthread -ldl]],
   install = {
-    bin = {
-      ["braze-mock"] = "bin/braze-mock",
-      ["braze-segments"] = "bin/braze-segments",
+    lua = {
+      ["braze"] = "lua/braze/init.lua",
+      ["braze.check"] = "lua/braze/check.lua",
+      ["braze.date"] = "lua/braze/date.lua",
+      ["braze.errors"] = "lua/braze/errors.lua",
+      ["braze.instances"] = "lua/braze/instances.lua",
+      ["braze.options"] = "lua/braze/options.lua",
+      ["braze.pipeline"] = "lua/braze/pipeline.lua",
+      ["braze.retry"] = "lua/braze/retry.lua",
+      ["braze.scheduler"] = "lua/braze/scheduler.lua",
+      ["braze.shape"] = "lua/braze/shape.lua",
+      ["braze.url"] = "lua/braze/url.lua",
+      ["braze.version"] = "lua/braze/version.lua",
+      ["braze.transport.response"] = "lua/braze/transport/response.lua",
+      ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
+      ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
+      ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
     },
   },
 }

@@ -5,7 +5,7 @@
 --   docs.list()          -> a 100-segment /segments/list page (page 0, asc)
 --   docs.series()        -> a 100-point /segments/data_series body (segment 1)
 --   lua5.4 bench/docs.lua list > file   -- write one to a file
-local mock = require("braze.mock")
+local mock = require("braze_mock")
 
 local M = {}
 

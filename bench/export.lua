@@ -15,7 +15,7 @@
 --   RESULT export_cli_vs_bound_<L>ms <time/bound> ...
 -- and with `sequential`: RESULT export_sequential_vs_bound_<L>ms <time/bound>
 local braze = require("braze")
-local mock = require("braze.mock")
+local mock = require("braze_mock")
 local now = require("braze.core").monotonic
 
 local url, segments, latency_ms = arg[1], tonumber(arg[2] or "1000"), tonumber(arg[3] or "20")

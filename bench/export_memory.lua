@@ -5,7 +5,7 @@
 --   lua5.4 bench/export_memory.lua MOCK_URL SEGMENTS   -> prints "PEAK_KIB <n>"
 -- bench/run.sh runs it for 1,000 and 10,000 segments and reports the ratio.
 local braze = require("braze")
-local mock = require("braze.mock")
+local mock = require("braze_mock")
 
 local url, n = arg[1], tonumber(arg[2] or "1000")
 assert(url and n, "usage: export_memory.lua MOCK_URL SEGMENTS")

@@ -7,7 +7,7 @@
 -- When the client has no details_many, prints "skipped: details_many not
 -- available" and nothing else (no number).
 local braze = require("braze")
-local mock = require("braze.mock")
+local mock = require("braze_mock")
 
 local url, count = arg[1], tonumber(arg[2] or "1000")
 local concurrency, runs = tonumber(arg[3] or "16"), tonumber(arg[4] or "3")

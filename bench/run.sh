@@ -46,7 +46,7 @@ fi
 MANY_CONCURRENCY=16
 
 cd "$root"
-export LUA_PATH="$root/bench/?.lua;$root/lua/?.lua;$root/lua/?/init.lua;;"
+export LUA_PATH="$root/bench/?.lua;$root/lua/?.lua;$root/lua/?/init.lua;$root/mock/lua/?.lua;$root/mock/lua/?/init.lua;;"
 export LUA_CPATH="$root/build/?.so;;"
 mkdir -p "$work"
 results="$work/results.txt"

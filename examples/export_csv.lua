@@ -8,6 +8,9 @@
 --   LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/?.so;;" lua5.4 examples/export_csv.lua out.csv
 local braze = require("braze")
 
+-- Ctrl-C stops a waiting or running call at once (its error has kind
+-- "interrupted"), instead of waiting for the request's timeout.
+assert(braze.catch_interrupt())
 local client = braze.new({})
 local out = io.stdout
 if arg[1] then out = assert(io.open(arg[1], "wb")) end
@@ -46,6 +49,6 @@ client:close()
 if out ~= io.stdout then out:close() end
 if not ok then
   io.stderr:write(tostring(err), "\n")
-  os.exit(1)
+  os.exit(type(err) == "table" and err.kind == "interrupted" and 130 or 1)
 end
 io.stderr:write(("exported %d segments\n"):format(count))

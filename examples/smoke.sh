@@ -65,11 +65,12 @@ run "braze-segments export" "${SEGMENTS[@]}" export --details --series 7 --outpu
 
 # Neovim (examples/neovim): :BrazeSegments fills its buffer through
 # braze.transport.luv, lua-braze and braze.core found through runtimepath
-# alone (lua/braze/core.so links to build-luajit/, built here if missing).
+# alone (lua/braze/core.so, which build-luajit/ with -DBRAZE_RUNTIMEPATH=ON
+# copies there, built here if missing).
 nvim_example() {
   command -v nvim >/dev/null || { echo "no nvim: apt-get install neovim" >&2; return 1; }
-  if [ ! -f "$ROOT/build-luajit/braze/core.so" ]; then
-    bash "$ROOT/scripts/build.sh" "$ROOT/build-luajit" -DBRAZE_LUA=luajit >/dev/null || return 1
+  if [ ! -f "$ROOT/lua/braze/core.so" ]; then
+    bash "$ROOT/scripts/build.sh" "$ROOT/build-luajit" -DBRAZE_LUA=luajit -DBRAZE_RUNTIMEPATH=ON >/dev/null || return 1
   fi
   env -u LUA_PATH -u LUA_CPATH nvim --headless -u NONE --cmd "set rtp+=$ROOT" \
     --cmd "set rtp+=$ROOT/examples/neovim" -c 'runtime plugin/braze_segments.lua' -c BrazeSegments \

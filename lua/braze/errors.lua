@@ -12,10 +12,12 @@
 -- * `"too_large"`: the response was larger than `max_body` (aborted early);
 -- * `"closed"`: the client was closed while the call waited to retry;
 -- * `"interrupted"`: a program that asked for Ctrl-C handling
---   (`core.catch_interrupt()`, as braze-segments does) got SIGINT mid-transfer.
+--   (`braze.catch_interrupt()`, as braze-segments does) got SIGINT.
 --
 -- `tostring(err)` (and `..`) gives one line such as
--- `braze: HTTP 401 on /segments/list: Invalid API key: abcd...`.
+-- `braze: HTTP 401 on /segments/list: Invalid API key: abcd...`, naming the
+-- segment and the page when the error has them:
+-- `braze: HTTP 503 on /segments/details (segment 5f1..., page 2): ...`.
 -- The API key never appears in any field: Braze echoes a rejected key in
 -- its 401 message, so every text is redacted before it is stored.
 -- @module braze.errors
@@ -33,6 +35,8 @@ local format, rep = string.format, string.rep
 ---@field attempts integer how many requests were made for this call
 ---@field retry_after number|nil seconds to wait before trying again (rate_limited)
 ---@field rate_limit table|nil `{limit=, remaining=, reset=}`: a copy of the window when the error was made
+---@field segment_id string|nil the segment the failed call was about (details, data_series, their *_many, each)
+---@field page integer|nil the list page the failure belongs to (each): where to resume
 local Error = {}
 Error.__index = Error
 Error.__name = "braze.Error"
@@ -61,8 +65,24 @@ local function one_line(s)
   return (s:gsub("%c", function(c) return CONTROL_ESCAPES[c] or format("\\%03d", c:byte()) end))
 end
 
+-- Each error's redactor (from M.new), for fields set after it was made.
+local redactors = setmetatable({}, { __mode = "k" })
+
+-- " (segment ID, page N)" for an error that names them, else "". The id is
+-- redacted here too: a caller may set it after the error was made.
+local function whereabouts(e)
+  local parts = {}
+  if e.segment_id ~= nil then
+    local redact = redactors[e] or tostring
+    parts[#parts + 1] = "segment " .. tostring(redact(tostring(e.segment_id)))
+  end
+  if e.page ~= nil then parts[#parts + 1] = "page " .. tostring(e.page) end
+  if #parts == 0 then return "" end
+  return " (" .. table.concat(parts, ", ") .. ")"
+end
+
 function Error.__tostring(e)
-  local line = "braze: " .. describe(e) .. ": " .. tostring(e.message)
+  local line = "braze: " .. describe(e) .. whereabouts(e) .. ": " .. tostring(e.message)
   if e.errors and #e.errors > 0 then
     local parts = {}
     for i = 1, #e.errors do
@@ -155,6 +175,7 @@ end
 function M.new(fields, redact)
   redact = redact or function(s) return s end
   local e = setmetatable({}, Error)
+  redactors[e] = redact
   for k, v in pairs(fields) do
     if type(v) == "string" and k ~= "kind" then v = redact(v) end
     e[k] = v

@@ -8,17 +8,21 @@
 -- `braze.Error` (see braze.errors). Bad arguments raise before any request.
 -- @module braze
 local core = require("braze.core")
-local args = require("braze.args")
+local check = require("braze.check")
+local url = require("braze.url")
+local date = require("braze.date")
 local errors = require("braze.errors")
 local scheduler = require("braze.scheduler")
 local pipeline = require("braze.pipeline")
 local instances = require("braze.instances")
+local options = require("braze.options")
+local VERSION = require("braze.version")
 
-local type, pairs, setmetatable, tostring, error = type, pairs, setmetatable, tostring, error
+local type, pairs, setmetatable, error = type, pairs, setmetatable, error
 local os_getenv, format = os.getenv, string.format
 
 local braze = {
-  _VERSION = "lua-braze " .. core._VERSION,
+  _VERSION = "lua-braze " .. VERSION,
   null = core.null,
   instances = instances,
 }
@@ -34,35 +38,44 @@ function braze.decode(text, max_depth)
   return core.decode(text, max_depth)
 end
 
-local PAGE_SIZE = 100
+--- Let Ctrl-C stop a waiting or running call at once (opt-in).
+-- Without it, SIGINT waits for the request in flight (up to `timeout`
+-- seconds per attempt, for each retry). After `braze.catch_interrupt()`
+-- SIGINT only sets a flag: a transfer in progress is aborted and its call
+-- returns `nil, err` with `err.kind == "interrupted"` (`each` raises it), a
+-- retry's wait ends at once, and so does every later call until
+-- `braze.release_interrupt()` (or another `catch_interrupt()`) clears the
+-- flag. Ctrl-C then no longer ends the program by itself: end it when a
+-- call fails with that kind, as braze-segments does (exit status 130).
+--
+--     assert(braze.catch_interrupt())
+--     local page, err = client:list()
+--     if not page and err.kind == "interrupted" then os.exit(130) end
+--
+-- SIGINT belongs to the process: call it from the main program (not from a
+-- library, nor in nginx, HAProxy or Neovim, which handle their own signals).
+-- @treturn true|nil true, or nil and a message when the handler cannot be installed
+---@return true|nil ok
+---@return string? message
+function braze.catch_interrupt()
+  return core.catch_interrupt()
+end
+
+--- Whether SIGINT arrived since `braze.catch_interrupt()`.
+---@return boolean
+function braze.interrupted()
+  return core.interrupted()
+end
+
+--- Put back the SIGINT handler `braze.catch_interrupt()` replaced, and clear its flag.
+function braze.release_interrupt()
+  return core.release_interrupt()
+end
+
+local PAGE_SIZE = options.PAGE_SIZE
 local series_query -- defined with data_series, used by data_series_many
 
----@class braze.Options
----@field api_key? string REST API key (default: env BRAZE_API_KEY)
----@field endpoint? string REST base URL, may carry a path prefix (default: env BRAZE_REST_ENDPOINT)
----@field instance? string instance name such as "US-01" (instead of endpoint)
----@field timeout? number seconds for one whole request attempt (default 30)
----@field connect_timeout? number seconds to connect (default 10)
----@field user_agent? string
----@field max_retries? integer retries after the first attempt (default 3)
----@field retry_base? number first backoff ceiling in seconds (default 0.5)
----@field retry_max? number largest backoff in seconds (default 8)
----@field max_wait? number longest rate-limit wait accepted, seconds (default 60)
----@field reserve? number requests of each window left to others: a count, or below 1 a fraction of the limit (default 0)
----@field sleep? fun(seconds: number) how to wait between attempts (default: blocking C sleep)
----@field max_body? integer largest response body in bytes (default 32 MiB)
----@field max_depth? integer JSON nesting limit (default 1000)
----@field ca_file? string CA bundle for TLS verification
----@field ca_path? string CA directory for TLS verification
----@field proxy? string proxy URL, or "env" to honour HTTPS_PROXY/NO_PROXY (default: none)
----@field allow_http? boolean allow plain http to non-loopback hosts (default false)
----@field transport? table module with .new(config) -> object with :get(url), :close()
-local known_options = {
-  api_key = true, endpoint = true, instance = true, timeout = true, connect_timeout = true,
-  user_agent = true, max_retries = true, retry_base = true, retry_max = true, max_wait = true,
-  reserve = true, sleep = true, max_body = true, max_depth = true, ca_file = true, ca_path = true,
-  proxy = true, allow_http = true, transport = true,
-}
+-- braze.Options (the annotation) and every default, range and doc: braze.options.
 
 ---@class braze.Client
 local Client = {}
@@ -73,56 +86,6 @@ Client.__name = "braze.Client"
 -- dumping or printing a client cannot show the key.
 local private = setmetatable({}, { __mode = "k" })
 
-local function instance_url(name)
-  if type(name) ~= "string" then return nil end
-  return instances[name:upper()]
-end
-
--- The base URL from endpoint / instance / BRAZE_REST_ENDPOINT, or nil, message.
-local function resolve_endpoint(opts)
-  if opts.endpoint ~= nil and opts.instance ~= nil then
-    return nil, "braze: give endpoint or instance, not both"
-  end
-  if opts.instance ~= nil then
-    local url = instance_url(opts.instance)
-    if not url then
-      local guess = instances.suggest(opts.instance)
-      if guess then
-        return nil, format("braze: unknown instance %s: did you mean %s?", args.show(opts.instance), guess)
-      end
-      local names = {}
-      for k in pairs(instances) do names[#names + 1] = k end
-      table.sort(names)
-      return nil, format("braze: unknown instance %s (one of %s)", args.show(opts.instance),
-        table.concat(names, ", "))
-    end
-    return url
-  end
-  local v = opts.endpoint
-  if v == nil then
-    v = os_getenv("BRAZE_REST_ENDPOINT")
-    if v == nil or v == "" then
-      return nil, "braze: no endpoint: set endpoint = \"https://rest.<instance>.braze.com\" or "
-        .. "instance = \"US-01\" (or the BRAZE_REST_ENDPOINT environment variable)"
-    end
-    v = instance_url(v) or v
-  end
-  local url, why = args.endpoint(v, opts.allow_http)
-  if not url and type(v) == "string" and not v:find("://", 1, true) and instances.suggest(v) then
-    why = format("%s (did you mean instance = %q?)", why, instances.suggest(v))
-  end
-  return url, why
-end
-
-local function number_option(opts, name, default, lo, hi)
-  local v = opts[name]
-  if v == nil then return default end
-  if type(v) ~= "number" or v ~= v or v < lo or v > hi then
-    error(format("braze: %s must be a number in [%s, %s] (got %s)", name, tostring(lo),
-      tostring(hi), args.show(v)), 3)
-  end
-  return v
-end
 
 --- Make a client.
 ---@param opts braze.Options
@@ -132,7 +95,7 @@ function braze.new(opts)
   if type(opts) ~= "table" then
     error("braze.new: expected a table of options (got " .. type(opts) .. ")", 2)
   end
-  args.check_options(opts, known_options, "braze.new")
+  check.options(opts, options.NAMES, "braze.new")
   local key = opts.api_key
   if key == nil then key = os_getenv("BRAZE_API_KEY") end
   if type(key) ~= "string" or key == "" then
@@ -151,35 +114,26 @@ function braze.new(opts)
     end
   end
   if opts.allow_http ~= nil and type(opts.allow_http) ~= "boolean" then
-    error("braze: allow_http must be true or false (got " .. args.show(opts.allow_http) .. ")", 2)
+    error("braze: allow_http must be true or false (got " .. check.show(opts.allow_http) .. ")", 2)
   end
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
     error("braze: sleep must be a function(seconds)", 2)
   end
-  local base, why = resolve_endpoint(opts)
+  local base, why = url.base(opts)
   if not base then error(why, 2) end
 
+  -- Every option is checked before a connection is made.
+  local numbers = options.check(opts)
   local config = {
     api_key = key,
-    timeout = number_option(opts, "timeout", 30, 0.001, 86400),
-    connect_timeout = number_option(opts, "connect_timeout", 10, 0.001, 86400),
-    user_agent = opts.user_agent or ("lua-braze/" .. core._VERSION),
-    max_body = number_option(opts, "max_body", 32 * 1024 * 1024, 1, 2 ^ 40),
-    max_depth = number_option(opts, "max_depth", 1000, 1, 10000),
+    timeout = numbers.timeout,
+    connect_timeout = numbers.connect_timeout,
+    user_agent = opts.user_agent or ("lua-braze/" .. VERSION),
+    max_body = numbers.max_body,
+    max_depth = numbers.max_depth,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
   }
-  -- Every option is checked before a connection is made.
-  local policy = {
-    max_retries = number_option(opts, "max_retries", 3, 0, 100),
-    retry_base = number_option(opts, "retry_base", 0.5, 0, 3600),
-    retry_max = number_option(opts, "retry_max", 8, 0, 3600),
-    max_wait = number_option(opts, "max_wait", 60, 0, 86400),
-    reserve = number_option(opts, "reserve", 0, 0, 1e9),
-  }
-  if policy.reserve >= 1 and not args.is_integer(policy.reserve) then
-    error("braze: reserve must be a whole number of requests, or a fraction below 1 of the "
-      .. "window's limit (got " .. args.show(policy.reserve) .. ")", 2)
-  end
+  local policy = numbers
   local transport = opts.transport
   local conn
   if transport == nil then
@@ -211,25 +165,40 @@ function braze.new(opts)
   return client
 end
 
+-- A call's answer with the segment it was about named in its error
+-- (`err.segment_id`, which tostring(err) shows), redacted as every field is.
+local function about_segment(hidden, segment_id, body, err)
+  if err and err.segment_id == nil then err.segment_id = hidden.redact(segment_id) end
+  return body, err
+end
+
+-- The same for a batch: `errs[i]` is about `segment_id_of(i)`.
+local function about_segments(hidden, segment_id_of, results, errs)
+  for i, err in pairs(errs) do
+    if err.segment_id == nil then err.segment_id = hidden.redact(segment_id_of(i)) end
+  end
+  return results, errs
+end
+
 local function state(client)
-  local p = private[client]
-  if not p then error("braze: expected a client (use client:method, not client.method)", 3) end
-  if not p.conn then error("braze: client is closed", 3) end
-  return p
+  local hidden = private[client]
+  if not hidden then error("braze: expected a client (use client:method, not client.method)", 3) end
+  if not hidden.conn then error("braze: client is closed", 3) end
+  return hidden
 end
 
 function Client:__tostring()
-  local p = private[self]
-  return format("braze.Client(%s, key %s%s)", self.endpoint, p and p.key_hint or "?",
-    (p and p.conn) and "" or ", closed")
+  local hidden = private[self]
+  return format("braze.Client(%s, key %s%s)", self.endpoint, hidden and hidden.key_hint or "?",
+    (hidden and hidden.conn) and "" or ", closed")
 end
 
 --- Close the connection. Idempotent; also runs on `__close` and garbage collection.
 function Client:close()
-  local p = private[self]
-  if p and p.conn then
-    p.conn:close()
-    p.conn = nil
+  local hidden = private[self]
+  if hidden and hidden.conn then
+    hidden.conn:close()
+    hidden.conn = nil
   end
 end
 Client.__close = Client.close
@@ -250,45 +219,32 @@ local many_options = { concurrency = true }
 local function check_many(opts, what)
   opts = opts or {}
   if type(opts) ~= "table" then error(format("braze: %s: expected a table of options", what), 3) end
-  args.check_options(opts, many_options, what)
-  local c = opts.concurrency
-  if c ~= nil and (not args.is_integer(c) or c < 1 or c > 64) then
-    error(format("braze: %s: concurrency must be an integer in 1..64 (got %s)", what,
-      args.show(c)), 3)
-  end
-  return c or 8
+  check.options(opts, many_options, what)
+  local concurrency = opts.concurrency
+  if concurrency == nil then return options.default("concurrency") end
+  local _, why = options.check_value("concurrency", concurrency, what .. ": concurrency")
+  if why then error("braze: " .. why, 3) end
+  return concurrency
 end
 
 local list_options = { page = true, sort_direction = true }
 
-local function check_sort(v, what)
-  if v ~= nil and v ~= "asc" and v ~= "desc" then
-    error(format("braze: %s: sort_direction must be \"asc\" or \"desc\" (got %s)", what,
-      args.show(v)), 3)
-  end
-end
-
-local function check_page(v, what, name)
-  if v ~= nil and (not args.is_integer(v) or v < 0) then
-    error(format("braze: %s: %s must be a non-negative integer (got %s)", what, name,
-      args.show(v)), 3)
-  end
-end
+local check_sort, check_page = check.sort_direction, check.page_number
 
 --- One page of segments (up to 100, oldest first by default).
 ---@param opts? {page?: integer, sort_direction?: "asc"|"desc"}
 ---@return table|nil response `{ segments = {...}, message = "success" }`
 ---@return braze.Error|nil err
 function Client:list(opts)
-  local p = state(self)
+  local hidden = state(self)
   opts = opts or {}
   if type(opts) ~= "table" then error("braze: list: expected a table of options", 2) end
-  args.check_options(opts, list_options, "list")
+  check.options(opts, list_options, "list")
   check_page(opts.page, "list", "page")
   check_sort(opts.sort_direction, "list")
   local page = opts.page and format("%d", opts.page)
-  return scheduler.request(p, "/segments/list",
-    args.query("page", page, "sort_direction", opts.sort_direction))
+  return scheduler.request(hidden, "/segments/list",
+    url.query("page", page, "sort_direction", opts.sort_direction))
 end
 
 --- One segment's details.
@@ -296,34 +252,33 @@ end
 ---@return table|nil response `{ name=, description=, tags=, teams=, created_at=, ... }`
 ---@return braze.Error|nil err
 function Client:details(segment_id)
-  local p = state(self)
+  local hidden = state(self)
   if type(segment_id) == "table" then
-    args.check_options(segment_id, { segment_id = true }, "details")
+    check.options(segment_id, { segment_id = true }, "details")
     segment_id = segment_id.segment_id
   end
-  local _, why = args.segment_id(segment_id, "details")
+  local _, why = check.segment_id(segment_id, "details")
   if why then error(why, 2) end
-  return scheduler.request(p, "/segments/details", args.query("segment_id", segment_id))
+  return about_segment(hidden, segment_id,
+    scheduler.request(hidden, "/segments/details", url.query("segment_id", segment_id)))
 end
 
 local series_options = { segment_id = true, length = true, ending_at = true }
 
 -- The query of one data_series request, or nil and a message.
 series_query = function(opts, what)
-  args.check_options(opts, series_options, what, 4)
-  local id, why = args.segment_id(opts.segment_id, what)
+  check.options(opts, series_options, what, 4)
+  local id, why = check.segment_id(opts.segment_id, what)
   if not id then return nil, why end
   local length = opts.length
-  if not args.is_integer(length) or length < 1 or length > 100 then
-    return nil, format("braze: %s: length must be an integer in 1..100 (got %s)", what,
-      args.show(length))
-  end
+  local _, bad_length = options.check_value("length", length, what .. ": length")
+  if bad_length then return nil, "braze: " .. bad_length end
   local ending_at
   if opts.ending_at ~= nil then
-    ending_at, why = args.ending_at(opts.ending_at, what)
+    ending_at, why = date.ending_at(opts.ending_at, what)
     if not ending_at then return nil, why end
   end
-  return args.query("segment_id", id, "length", format("%d", length), "ending_at", ending_at)
+  return url.query("segment_id", id, "length", format("%d", length), "ending_at", ending_at)
 end
 
 --- A segment's estimated size, one point a day.
@@ -331,13 +286,13 @@ end
 ---@return table|nil response `{ data = { {time=, size=}, ... }, message = "success" }`
 ---@return braze.Error|nil err
 function Client:data_series(opts)
-  local p = state(self)
+  local hidden = state(self)
   if type(opts) ~= "table" then
     error("braze: data_series: expected a table {segment_id=, length=, ending_at=}", 2)
   end
   local query, why = series_query(opts, "data_series")
   if not query then error(why, 2) end
-  return scheduler.request(p, "/segments/data_series", query)
+  return about_segment(hidden, opts.segment_id, scheduler.request(hidden, "/segments/data_series", query))
 end
 
 --- Many segments' details at once, over concurrent connections.
@@ -356,11 +311,12 @@ function Client:details_many(ids, opts)
     local id = ids[i]
     if type(id) ~= "string" or id == "" then
       error(format("braze: details_many: ids[%d] must be a non-empty string (got %s)", i,
-        args.show(id)), 2)
+        check.show(id)), 2)
     end
-    queries[i] = args.query("segment_id", id)
+    queries[i] = url.query("segment_id", id)
   end
-  return scheduler.request_many(p, "/segments/details", queries, concurrency)
+  return about_segments(p, function(i) return ids[i] end,
+    scheduler.request_many(p, "/segments/details", queries, concurrency))
 end
 
 --- Many size series at once, over concurrent connections.
@@ -384,7 +340,8 @@ function Client:data_series_many(requests, opts)
     if not query then error(why, 2) end
     queries[i] = query
   end
-  return scheduler.request_many(p, "/segments/data_series", queries, concurrency)
+  return about_segments(p, function(i) return requests[i].segment_id end,
+    scheduler.request_many(p, "/segments/data_series", queries, concurrency))
 end
 
 local each_options = { sort_direction = true, page = true, max_pages = true,
@@ -414,20 +371,20 @@ function Client:each(opts)
   local p = state(self)
   opts = opts or {}
   if type(opts) ~= "table" then error("braze: each: expected a table of options", 2) end
-  args.check_options(opts, each_options, "each")
+  check.options(opts, each_options, "each")
   check_sort(opts.sort_direction, "each")
   check_page(opts.page, "each", "page")
   check_page(opts.max_pages, "each", "max_pages")
   if opts.details ~= nil and type(opts.details) ~= "boolean" then
-    error("braze: each: details must be true or false (got " .. args.show(opts.details) .. ")", 2)
+    error("braze: each: details must be true or false (got " .. check.show(opts.details) .. ")", 2)
   end
   if opts.series ~= nil then
     if type(opts.series) ~= "table" then
       error("braze: each: series must be a table {length=, ending_at=} (got "
-        .. args.show(opts.series) .. ")", 2)
+        .. check.show(opts.series) .. ")", 2)
     end
     local probe = { segment_id = "x", length = opts.series.length, ending_at = opts.series.ending_at }
-    args.check_options(opts.series, each_series_options, "each: series")
+    check.options(opts.series, each_series_options, "each: series")
     local _, why = series_query(probe, "each: series")
     if why then error(why, 2) end
   end
@@ -437,7 +394,7 @@ function Client:each(opts)
     for k, v in pairs(opts) do o[k] = v end
     o.concurrency = concurrency
     if o.series and o.series.ending_at ~= nil then
-      o.series = { length = o.series.length, ending_at = args.ending_at(o.series.ending_at, "each") }
+      o.series = { length = o.series.length, ending_at = date.ending_at(o.series.ending_at, "each") }
     end
     return pipeline.each(p, o)
   end

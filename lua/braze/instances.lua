@@ -28,7 +28,7 @@ local function normal(s)
   return letters .. string.format("%02d", tonumber(digits))
 end
 
-local distance = require("braze.args").distance
+local distance = require("braze.check").distance
 
 --- The instance name `text` most likely meant (`us01`, `US-1` -> `US-01`;
 -- a host label such as `iad-01` or `fra-02` -> its instance; one typo when

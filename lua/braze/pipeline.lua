@@ -20,7 +20,7 @@
 --
 -- Memory: at most AHEAD + 1 pages (the caller's and those ahead) are held.
 -- @module braze.pipeline
-local args = require("braze.args")
+local query = require("braze.url").query
 local errors = require("braze.errors")
 local scheduler = require("braze.scheduler")
 
@@ -46,7 +46,7 @@ function M.each(p, opts)
   if opts.series then
     local s = opts.series
     series_query = function(id)
-      return args.query("segment_id", id, "length", format("%d", s.length), "ending_at", s.ending_at)
+      return query("segment_id", id, "length", format("%d", s.length), "ending_at", s.ending_at)
     end
   end
 
@@ -99,7 +99,7 @@ function M.each(p, opts)
       end
       if opts.details then
         page.left = page.left + 1
-        runner:add({ path = "/segments/details", query = args.query("segment_id", id),
+        runner:add({ path = "/segments/details", query = query("segment_id", id),
           page_no = page_no, segment = seg, field = "details", done = segment_done })
       end
       if series_query then
@@ -115,7 +115,7 @@ function M.each(p, opts)
     while next_list < limit and next_list <= current + M.AHEAD and (last == nil or next_list <= last) do
       pages[next_list] = { left = 0 }
       runner:add({ path = "/segments/list", urgent = true, page_no = next_list,
-        query = args.query("page", format("%d", next_list), "sort_direction", opts.sort_direction),
+        query = query("page", format("%d", next_list), "sort_direction", opts.sort_direction),
         done = list_done })
       next_list = next_list + 1
     end

@@ -5,7 +5,7 @@
 -- timeouts, HTTP 429, 500, 502, 503 and 504. Never other 4xx, never a body
 -- that does not decode, never a body over max_body.
 -- @module braze.retry
-local args = require("braze.args")
+local date = require("braze.date")
 local core = require("braze.core")
 local shape = require("braze.shape")
 
@@ -75,7 +75,7 @@ function M.retry_after(value, now)
   if secs then return secs end
   local d, mon, y, h, mi, s = value:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
   if not d or not months[mon] then return nil end
-  local at = args.timegm(tonumber(y), months[mon], tonumber(d),
+  local at = date.timegm(tonumber(y), months[mon], tonumber(d),
     tonumber(h), tonumber(mi), tonumber(s))
   return math.max(0, at - now)
 end

@@ -5,8 +5,9 @@
 --     -c 'luafile spec/luv/neovim_runner.lua' -c 'qa!'
 --
 -- from the repository root (after bash scripts/build.sh build-luajit
--- -DBRAZE_LUA=luajit). lua-braze and braze.core are found through
--- runtimepath only (lua/braze/core.so links to the LuaJIT build). Writes one
+-- -DBRAZE_LUA=luajit -DBRAZE_RUNTIMEPATH=ON). lua-braze and braze.core are
+-- found through runtimepath only (that build copies core.so to
+-- lua/braze/core.so). Writes one
 -- line per case ("ok <name>" or "fail <name>\t<error>"), "figure
 -- <name>\t<value>" lines and a last line "done" to $BRAZE_LUV_REPORT.
 -- luacheck: globals vim

@@ -4,8 +4,9 @@
 -- so each one yields to Neovim's loop until its answer is in.
 --
 -- Install: add lua-braze's checkout (after `bash scripts/build.sh
--- build-luajit -DBRAZE_LUA=luajit`) and this directory to 'runtimepath',
--- e.g. in init.lua:
+-- build-luajit -DBRAZE_LUA=luajit -DBRAZE_RUNTIMEPATH=ON`, which also puts
+-- core.so at lua/braze/core.so) and this directory to 'runtimepath', e.g. in
+-- init.lua:
 --
 --   vim.opt.runtimepath:append("~/src/lua-braze")
 --   vim.opt.runtimepath:append("~/src/lua-braze/examples/neovim")

@@ -61,7 +61,7 @@
 -- decode_position=, snippet=}` or nil, kind ("network" | "timeout" |
 -- "too_large"), message.
 -- @module braze.transport.haproxy
-local args = require("braze.args")
+local split_url = require("braze.url").split_url
 local bcore = require("braze.core")
 local response = require("braze.transport.response")
 
@@ -269,7 +269,7 @@ end
 
 -- The URL checked as the other transports do; its host, or nil, message.
 local function check_url(url)
-  local scheme, hostname = args.split_url(url)
+  local scheme, hostname = split_url(url)
   if not scheme then return nil, hostname end
   return hostname
 end

@@ -36,7 +36,7 @@
 -- decode_position=, snippet=}` or nil, kind ("network" | "timeout" |
 -- "too_large"), message.
 -- @module braze.transport.ngx
-local args = require("braze.args")
+local split_url = require("braze.url").split_url
 local core = require("braze.core")
 local response = require("braze.transport.response")
 
@@ -417,7 +417,7 @@ end
 function Session:get(url)
   if self.closed then error("braze: session is closed", 2) end
   if type(url) ~= "string" then error("braze: bad URL: expected a string", 2) end
-  local scheme, host, port, host_header, target = args.split_url(url)
+  local scheme, host, port, host_header, target = split_url(url)
   if not scheme then error("braze: bad URL: " .. host, 2) end
   local deadline = monotonic() + self.timeout
 
