@@ -73,6 +73,7 @@ build = {
     ["braze.transport.response"] = "lua/braze/transport/response.lua",
     ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
     ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
+    ["braze.transport.sockets"] = "lua/braze/transport/sockets.lua",
     ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
   },
   install = {
