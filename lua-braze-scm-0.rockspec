@@ -75,6 +75,7 @@ build = {
     ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
     ["braze.transport.sockets"] = "lua/braze/transport/sockets.lua",
     ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
+    ["braze.transport.cqueues"] = "lua/braze/transport/cqueues.lua",
   },
   install = {
     bin = {

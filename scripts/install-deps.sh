@@ -10,6 +10,7 @@ packages=(
   lua5.4 liblua5.4-dev libcurl4-openssl-dev
   lua-socket lua-argparse lua-cjson lua-busted
   lua-luv  # spec/luv_spec.lua: braze.transport.luv in plain Lua
+  lua-cqueues  # spec/transport/cqueues_spec.lua: braze.transport.cqueues (Lua 5.1-5.4, LuaJIT)
   procps  # pgrep/pkill, used by the test scripts
 )
 if [ "${BRAZE_DEPS:-}" = full ]; then

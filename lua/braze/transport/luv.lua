@@ -38,7 +38,9 @@
 --   calls still waiting get a "network" error. Close clients you are done
 --   with: luv holds the handles (so the transport) until they are closed,
 --   and the collector never frees an unclosed one. The loop itself is not
---   kept running by an idle client (plain Lua's `uv.run()` still returns).
+--   kept running by an idle client (plain Lua's `uv.run()` still returns);
+-- * on Lua 5.1 (not LuaJIT) a generic `for` cannot yield inside its
+--   iterator: drive `client:each` there by calling the iterator by hand.
 --
 -- The loop: `vim.loop` inside Neovim, else `require("luv")`, else
 -- `require("uv")` (luvit). `require("braze.transport.luv").using(uv)`
