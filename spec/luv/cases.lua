@@ -14,6 +14,7 @@
 local braze = require("braze")
 
 local M = {}
+local tiny_chunks_case
 
 local format = string.format
 
@@ -45,6 +46,107 @@ function M.run(case, wait)
   wait(case.limit or 60, function() return finished end)
   if not finished then error(format("%s: did not end within %d s", case.name, case.limit or 60)) end
   if err then error(err, 0) end
+end
+
+-- Resident memory of this process in bytes (Linux).
+local function rss()
+  local f = io.open("/proc/self/statm")
+  if not f then return 0 end
+  local pages = f:read("*l"):match("^%d+ (%d+)")
+  f:close()
+  return tonumber(pages) * 4096
+end
+
+-- spec/luv/tiny_chunks_server.lua in the background: { url =, stop = }.
+local function start_tiny_chunks(bytes)
+  local helpers = require("spec.helpers")
+  local pipe = assert(io.popen(helpers.lua .. " " .. helpers.shell_quote(helpers.root
+    .. "/spec/luv/tiny_chunks_server.lua") .. " " .. bytes .. " </dev/null &", "r"))
+  local line = pipe:read("*l") or ""
+  local url, pid = line:match("^tiny chunks server on (http://%S+) pid (%d+)$")
+  if not url then
+    pipe:close()
+    error("spec/luv/tiny_chunks_server.lua did not start: " .. line)
+  end
+  return { url = url, stop = function()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    pipe:close()
+  end }
+end
+
+-- Wrap braze.transport.sockets' drivers so the time of every call into
+-- the batch (libcurl's work and the decoding) is recorded in `work`
+-- ({ longest =, calls = } in ms); returns the function that unwraps.
+local function timing_drivers(uv, work)
+  local sockets = require("braze.transport.sockets")
+  local make = sockets.driver
+  sockets.driver = function(...)
+    local d = make(...)
+    local b = d.b
+    local function timed(_, ...)
+      local t0 = uv.hrtime()
+      local outs = b:action(...)
+      local ms = (uv.hrtime() - t0) / 1e6
+      work.calls = work.calls + 1
+      if ms > work.longest then work.longest = ms end
+      return outs
+    end
+    d.b = { action = timed, updates = function() return b:updates() end,
+      submit = function(_, ...) return b:submit(...) end, close = function() return b:close() end }
+    return d
+  end
+  return function() sockets.driver = make end
+end
+
+-- Issue 18 item 19: libcurl asks for a 0 ms timer after each slice of work
+-- while data waits, and a uv timer restarted at 0 ms from its own callback
+-- runs again in the same pass of the loop's timers (libuv 1.44): a hostile
+-- body of 1-byte chunks, sent faster than it is parsed, ran the whole
+-- transfer without a turn of the loop (Neovim froze up to 1.6 s). A 5 ms
+-- timer samples the loop's lateness and the process's memory meanwhile; the
+-- lateness must stay within two slices of work (an idle action and a
+-- socket action may share one turn), not the whole transfer.
+local BYTES = 8 * 1000 * 1000
+tiny_chunks_case = function(env, client, figure)
+  return function()
+    local uv = env.uv
+    local server = start_tiny_chunks(BYTES)
+    local work = { longest = 0, calls = 0 }
+    local unwrap = timing_drivers(uv, work)
+    local late, last = 0, uv.hrtime()
+    local rss0 = rss()
+    local peak = rss0
+    local tick, ticks = uv.new_timer(), 0
+    tick:start(5, 5, function()
+      local now = uv.hrtime()
+      late = math.max(late, (now - last) / 1e6 - 5)
+      last = now
+      peak = math.max(peak, rss())
+      ticks = ticks + 1
+    end)
+    local c = client({ url = server.url, api_key = "k" }, { max_retries = 0, timeout = 60 })
+    local t0 = uv.hrtime()
+    local ok, doc, err = pcall(c.details, c, "x")
+    local took = (uv.hrtime() - t0) / 1e6
+    late = math.max(late, (uv.hrtime() - last) / 1e6 - 5) -- a stall up to the end counts
+    tick:stop(); tick:close()
+    unwrap()
+    c:close()
+    server.stop()
+    check(ok, "details raised: %s", tostring(doc))
+    check(doc, "details failed: %s", tostring(err))
+    check(#doc.name == BYTES, "a name of %d bytes, not %d", #doc.name, BYTES)
+    figure("1-byte chunks: transfer (ms)", format("%.0f", took))
+    figure("1-byte chunks: calls into the batch, longest (ms)", format("%d, %.1f", work.calls,
+      work.longest))
+    figure("1-byte chunks: the loop's worst lateness (ms)", format("%.1f (%d ticks)", late, ticks))
+    figure("1-byte chunks: memory growth / body bytes", format("%.2f", (peak - rss0) / BYTES))
+    check(work.calls > 0, "the driver was not timed")
+    check(late <= 2 * work.longest + 20, "the loop stalled %.0f ms while the longest call into "
+      .. "the batch took %.1f ms: the transfer ran without letting the loop turn", late, work.longest)
+    check(peak - rss0 <= 8 * BYTES, "memory grew by %.1f MB for a %.1f MB body",
+      (peak - rss0) / 1e6, BYTES / 1e6)
+  end
 end
 
 --- The cases for the mocks in `env`: { uv, fast, slow, wait (as M.run's),
@@ -91,7 +193,7 @@ function M.new(env)
   -- Record every timer and poll handle made while `fn` runs.
   local function recording_handles(fn)
     local made, saved = {}, {}
-    for _, name in ipairs({ "new_timer", "new_socket_poll", "new_poll" }) do
+    for _, name in ipairs({ "new_timer", "new_idle", "new_socket_poll", "new_poll" }) do
       local orig = uv[name]
       saved[name] = orig
       uv[name] = function(...)
@@ -327,6 +429,9 @@ function M.new(env)
     for h in pairs(open_handles()) do if not before[h] then extra[#extra + 1] = h end end
     check(#extra == 0, "handles left open: %s", table.concat(extra, ", "))
   end)
+
+  case("a body of 1-byte chunks lets the loop turn between slices of work, memory as the bytes",
+    tiny_chunks_case(env, client, figure), { limit = 120 })
 
   return cases
 end

@@ -128,9 +128,22 @@ function Watcher:unwatch(fd)
   p:close()
 end
 
+-- libcurl asks for a 0 ms timer after every bit of work while data is
+-- waiting: a uv timer started at 0 ms from its own callback runs again in
+-- the same pass of the loop's timers (libuv before 1.45), so a fast hostile
+-- body (1-byte chunks) ran the whole transfer without letting the loop turn
+-- (Neovim froze up to 1.6 s). "Now" is an idle handle instead: it runs once
+-- per turn of the loop, after its timers and with a poll in between.
 function Watcher:timer(milliseconds)
-  if milliseconds < 0 then
-    if self.t then self.t:stop() end
+  if self.t then self.t:stop() end
+  if self.idle then self.idle:stop() end
+  if milliseconds < 0 then return end
+  if milliseconds == 0 then
+    if not self.idle then self.idle = self.uv.new_idle() end
+    self.idle:start(function()
+      self.idle:stop()
+      self.on_event(nil)
+    end)
     return
   end
   if not self.t then self.t = self.uv.new_timer() end
@@ -140,10 +153,13 @@ end
 -- Stop and close every handle. Idempotent.
 function Watcher:close()
   for fd in pairs(self.polls) do self:unwatch(fd) end
-  if self.t then
-    self.t:stop()
-    self.t:close()
-    self.t = nil
+  for _, key in ipairs({ "t", "idle" }) do
+    local h = self[key]
+    if h then
+      h:stop()
+      h:close()
+      self[key] = nil
+    end
   end
 end
 
@@ -199,7 +215,7 @@ local function adapter(uv)
   end
 
   function loop.watcher(on_event)
-    return setmetatable({ uv = uv, polls = {}, t = nil, on_event = on_event }, Watcher)
+    return setmetatable({ uv = uv, polls = {}, t = nil, idle = nil, on_event = on_event }, Watcher)
   end
 
   return loop

@@ -53,6 +53,8 @@ local function driver(loop, session, n, on_done)
   d.w = loop.watcher(function(fd, events) d:action(fd, events) end)
   return d
 end
+--- driver(loop, session, n, on_done) -> a driver (replaceable: specs wrap it
+-- to time the work done in each call into the batch).
 M.driver = driver
 
 --- Stop watching, then close the batch (its sockets close after nothing
@@ -171,7 +173,7 @@ end
 local function get_driver(self)
   local d = self.driver
   if d and d.b then return d end
-  d = driver(self.loop, self.session, self.max_in_flight, function(outs) finish_gets(self, outs) end)
+  d = M.driver(self.loop, self.session, self.max_in_flight, function(outs) finish_gets(self, outs) end)
   self.driver = d
   return d
 end
@@ -206,7 +208,7 @@ end
 function Session:batch(n)
   if not self.session then error("braze: session is closed", 2) end
   local batch = setmetatable({ transport = self, loop = self.loop, done = {}, count = 0 }, Batch)
-  batch.driver = driver(self.loop, self.session, n, function(outs)
+  batch.driver = M.driver(self.loop, self.session, n, function(outs)
     for _, out in ipairs(outs) do
       out.tag = out.tag.tag
       batch.done[#batch.done + 1] = out
