@@ -48,55 +48,7 @@ function M.run(case, wait)
   if err then error(err, 0) end
 end
 
--- Resident memory of this process in bytes (Linux).
-local function rss()
-  local f = io.open("/proc/self/statm")
-  if not f then return 0 end
-  local pages = f:read("*l"):match("^%d+ (%d+)")
-  f:close()
-  return tonumber(pages) * 4096
-end
-
--- spec/luv/tiny_chunks_server.lua in the background: { url =, stop = }.
-local function start_tiny_chunks(bytes)
-  local helpers = require("spec.helpers")
-  local pipe = assert(io.popen(helpers.lua .. " " .. helpers.shell_quote(helpers.root
-    .. "/spec/luv/tiny_chunks_server.lua") .. " " .. bytes .. " </dev/null &", "r"))
-  local line = pipe:read("*l") or ""
-  local url, pid = line:match("^tiny chunks server on (http://%S+) pid (%d+)$")
-  if not url then
-    pipe:close()
-    error("spec/luv/tiny_chunks_server.lua did not start: " .. line)
-  end
-  return { url = url, stop = function()
-    os.execute("kill " .. pid .. " 2>/dev/null")
-    pipe:close()
-  end }
-end
-
--- Wrap braze.transport.sockets' drivers so the time of every call into
--- the batch (libcurl's work and the decoding) is recorded in `work`
--- ({ longest =, calls = } in ms); returns the function that unwraps.
-local function timing_drivers(uv, work)
-  local sockets = require("braze.transport.sockets")
-  local make = sockets.driver
-  sockets.driver = function(...)
-    local d = make(...)
-    local b = d.b
-    local function timed(_, ...)
-      local t0 = uv.hrtime()
-      local outs = b:action(...)
-      local ms = (uv.hrtime() - t0) / 1e6
-      work.calls = work.calls + 1
-      if ms > work.longest then work.longest = ms end
-      return outs
-    end
-    d.b = { action = timed, updates = function() return b:updates() end,
-      submit = function(_, ...) return b:submit(...) end, close = function() return b:close() end }
-    return d
-  end
-  return function() sockets.driver = make end
-end
+local tiny = require("spec.luv.tiny_chunks")
 
 -- Issue 18 item 19: libcurl asks for a 0 ms timer after each slice of work
 -- while data waits, and a uv timer restarted at 0 ms from its own callback
@@ -110,18 +62,18 @@ local BYTES = 8 * 1000 * 1000
 tiny_chunks_case = function(env, client, figure)
   return function()
     local uv = env.uv
-    local server = start_tiny_chunks(BYTES)
+    local server = tiny.start_server(BYTES)
     local work = { longest = 0, calls = 0 }
-    local unwrap = timing_drivers(uv, work)
+    local unwrap = tiny.time_drivers(uv.hrtime, work)
     local late, last = 0, uv.hrtime()
-    local rss0 = rss()
+    local rss0 = tiny.rss()
     local peak = rss0
     local tick, ticks = uv.new_timer(), 0
     tick:start(5, 5, function()
       local now = uv.hrtime()
       late = math.max(late, (now - last) / 1e6 - 5)
       last = now
-      peak = math.max(peak, rss())
+      peak = math.max(peak, tiny.rss())
       ticks = ticks + 1
     end)
     local c = client({ url = server.url, api_key = "k" }, { max_retries = 0, timeout = 60 })

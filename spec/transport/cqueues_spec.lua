@@ -221,14 +221,18 @@ describe("braze.transport.cqueues in a cqueues controller", function()
 
   it("a retry wait yields to the controller", function()
     within(30, function(cq)
-      fast:fault{ type = "503", count = 1 }
-      local c = client(fast, { max_retries = 1, retry_base = 0.3 })
+      fast:fault{ type = "429", reset_in = 1, count = 1 } -- one 429: wait for the window's reset
+      local c = client(fast, { max_retries = 1 })
       local tick = ticker(cq)
+      local t0 = cqueues.monotime()
       local page, err = c:list()
+      local took = cqueues.monotime() - t0
       tick.stop()
       c:close()
       assert(page, tostring(err))
-      assert.is_true(tick.ticks >= 10, "the timer ticked only " .. tick.ticks .. " times")
+      assert.is_true(took >= 0.3, ("the call waited only %.2f s"):format(took))
+      assert.is_true(tick.ticks >= took * 50, ("the timer ticked %d times in %.2f s"):format(
+        tick.ticks, took))
     end)
   end)
 
@@ -269,6 +273,47 @@ describe("braze.transport.cqueues in a cqueues controller", function()
         end
       end) -- within() asserts the controller is empty: no pump left behind
     end)
+
+  -- Issue 18 item 19's hostile body (see spec/luv/cases.lua): the polling
+  -- coroutine yields to the controller after every call into the batch, so
+  -- another coroutine's 5 ms timer is late by at most two such calls.
+  it("a body of 1-byte chunks lets other coroutines run between slices of work", function()
+    local tiny = require("spec.luv.tiny_chunks")
+    local BYTES = 8 * 1000 * 1000
+    local server = tiny.start_server(BYTES)
+    local function hrtime() return cqueues.monotime() * 1e9 end
+    local work = { longest = 0, calls = 0 }
+    local unwrap = tiny.time_drivers(hrtime, work)
+    local late, ticks, rss0, peak = 0, 0, tiny.rss(), tiny.rss()
+    local ok, err = pcall(within, 60, function(cq)
+      local on, last = true, hrtime()
+      cq:wrap(function()
+        while on do
+          cqueues.sleep(0.005)
+          local now = hrtime()
+          late, last, ticks = math.max(late, (now - last) / 1e6 - 5), now, ticks + 1
+          peak = math.max(peak, tiny.rss())
+        end
+      end)
+      local c = client({ url = server.url, api_key = "k" }, { max_retries = 0, timeout = 60 })
+      local doc, derr = c:details("x")
+      late = math.max(late, (hrtime() - last) / 1e6 - 5)
+      on = false
+      c:close()
+      assert(doc, tostring(derr))
+      assert.equal(BYTES, #doc.name)
+    end)
+    unwrap()
+    server.stop()
+    assert(ok, err)
+    print(("\n  cqueues figure: 1-byte chunks: %d calls, longest %.1f ms; worst lateness %.1f ms "
+      .. "(%d ticks); memory growth / body bytes %.2f"):format(work.calls, work.longest, late, ticks,
+      (peak - rss0) / BYTES))
+    assert.is_true(work.calls > 0, "the driver was not timed")
+    assert.is_true(late <= 2 * work.longest + 20, ("the controller stalled %.0f ms while the "
+      .. "longest call into the batch took %.1f ms"):format(late, work.longest))
+    assert.is_true(peak - rss0 <= 8 * BYTES, "memory grew by " .. (peak - rss0) .. " bytes")
+  end)
 
   it("an idle client keeps no coroutine in the controller", function()
     local c = client(fast)
