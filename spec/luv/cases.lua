@@ -58,7 +58,7 @@ local tiny = require("spec.luv.tiny_chunks")
 -- timer samples the loop's lateness and the process's memory meanwhile; the
 -- lateness must stay within two slices of work (an idle action and a
 -- socket action may share one turn), not the whole transfer.
-local BYTES = 8 * 1000 * 1000
+local BYTES = 4 * 1000 * 1000
 tiny_chunks_case = function(env, client, figure)
   return function()
     local uv = env.uv

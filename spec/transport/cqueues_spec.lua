@@ -279,7 +279,7 @@ describe("braze.transport.cqueues in a cqueues controller", function()
   -- another coroutine's 5 ms timer is late by at most two such calls.
   it("a body of 1-byte chunks lets other coroutines run between slices of work", function()
     local tiny = require("spec.luv.tiny_chunks")
-    local BYTES = 8 * 1000 * 1000
+    local BYTES = 4 * 1000 * 1000
     local server = tiny.start_server(BYTES)
     local function hrtime() return cqueues.monotime() * 1e9 end
     local work = { longest = 0, calls = 0 }
