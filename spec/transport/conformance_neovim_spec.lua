@@ -1,6 +1,6 @@
 --- The transport conformance suite (spec/support/conformance.lua) against
 -- braze.transport.luv inside Neovim: each call runs in its own
--- `nvim --headless` (spec/luv/conformance_call.lua), on Neovim's loop, with
+-- `nvim --headless` (spec/transport/luv/conformance_call.lua), on Neovim's loop, with
 -- lua-braze and braze.core (build-luajit/) found through runtimepath alone.
 -- Tagged #neovim (excluded by .busted's default run):
 --   lua5.4 /usr/bin/busted --cpath='build/?.so' --exclude-tags= --tags=neovim \
@@ -18,7 +18,7 @@ describe("#neovim", function()
       .. " BRAZE_CONF_ID=" .. helpers.shell_quote(conformance.SEGMENT_ID)
       .. " BRAZE_CONF_OPTS=" .. helpers.shell_quote(cjson.encode(opts))
       .. " timeout 60 nvim --headless -u NONE --cmd 'set rtp+=.'"
-      .. " -c 'luafile spec/luv/conformance_call.lua' -c 'qa!' </dev/null >/dev/null 2>&1"
+      .. " -c 'luafile spec/transport/luv/conformance_call.lua' -c 'qa!' </dev/null >/dev/null 2>&1"
     os.execute(cmd)
     local text = helpers.read_file(out)
     os.remove(out)

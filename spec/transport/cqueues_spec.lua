@@ -274,11 +274,11 @@ describe("braze.transport.cqueues in a cqueues controller", function()
       end) -- within() asserts the controller is empty: no pump left behind
     end)
 
-  -- Issue 18 item 19's hostile body (see spec/luv/cases.lua): the polling
+  -- Issue 18 item 19's hostile body (see spec/transport/luv/cases.lua): the polling
   -- coroutine yields to the controller after every call into the batch, so
   -- another coroutine's 5 ms timer is late by at most two such calls.
   it("a body of 1-byte chunks lets other coroutines run between slices of work", function()
-    local tiny = require("spec.luv.tiny_chunks")
+    local tiny = require("spec.transport.luv.tiny_chunks")
     local BYTES = 4 * 1000 * 1000
     local server = tiny.start_server(BYTES)
     local function hrtime() return cqueues.monotime() * 1e9 end

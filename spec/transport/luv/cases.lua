@@ -1,9 +1,9 @@
 --- The cases of braze.transport.luv, written once and run by two hosts:
--- spec/luv_spec.lua (busted, plain Lua with lua-luv) and
--- spec/luv/neovim_runner.lua (inside `nvim --headless`, whose report
--- spec/luv_spec.lua parses). Plain functions and plain checks, no busted.
+-- spec/transport/luv_spec.lua (busted, plain Lua with lua-luv) and
+-- spec/transport/luv/neovim_runner.lua (inside `nvim --headless`, whose report
+-- spec/transport/luv_spec.lua parses). Plain functions and plain checks, no busted.
 --
---   local cases = require("spec.luv.cases")
+--   local cases = require("spec.transport.luv.cases")
 --   local list = cases.new{ uv = uv, fast = mock, slow = mock500, wait = wait,
 --                           figure = function(name, value) end }
 --   for _, case in ipairs(list) do cases.run(case, wait) end
@@ -48,7 +48,7 @@ function M.run(case, wait)
   if err then error(err, 0) end
 end
 
-local tiny = require("spec.luv.tiny_chunks")
+local tiny = require("spec.transport.luv.tiny_chunks")
 
 -- Issue 18 item 19: libcurl asks for a 0 ms timer after each slice of work
 -- while data waits, and a uv timer restarted at 0 ms from its own callback

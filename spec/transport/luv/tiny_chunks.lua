@@ -1,5 +1,5 @@
 --- Helpers for the 1-byte-chunks cases (issue 18 item 19) of the event-loop
--- transports: spec/luv/cases.lua (luv, Neovim) and
+-- transports: spec/transport/luv/cases.lua (luv, Neovim) and
 -- spec/transport/cqueues_spec.lua.
 local M = {}
 
@@ -12,16 +12,16 @@ function M.rss()
   return tonumber(pages) * 4096
 end
 
--- spec/luv/tiny_chunks_server.lua in the background: { url =, stop = }.
+-- spec/transport/luv/tiny_chunks_server.lua in the background: { url =, stop = }.
 function M.start_server(bytes)
   local helpers = require("spec.helpers")
   local pipe = assert(io.popen(helpers.lua .. " " .. helpers.shell_quote(helpers.root
-    .. "/spec/luv/tiny_chunks_server.lua") .. " " .. bytes .. " </dev/null &", "r"))
+    .. "/spec/transport/luv/tiny_chunks_server.lua") .. " " .. bytes .. " </dev/null &", "r"))
   local line = pipe:read("*l") or ""
   local url, pid = line:match("^tiny chunks server on (http://%S+) pid (%d+)$")
   if not url then
     pipe:close()
-    error("spec/luv/tiny_chunks_server.lua did not start: " .. line)
+    error("spec/transport/luv/tiny_chunks_server.lua did not start: " .. line)
   end
   return { url = url, stop = function()
     os.execute("kill " .. pid .. " 2>/dev/null")

@@ -3,7 +3,7 @@
 --
 --   BRAZE_CONF_OPTS='<braze.new options as JSON>' BRAZE_CONF_ID=<segment id> \
 --   BRAZE_CONF_OUT=/tmp/result nvim --headless -u NONE --cmd 'set rtp+=.' \
---     -c 'luafile spec/luv/conformance_call.lua' -c 'qa!'
+--     -c 'luafile spec/transport/luv/conformance_call.lua' -c 'qa!'
 --
 -- Runs client:details(id) through braze.transport.luv in a coroutine on
 -- Neovim's loop and writes JSON to $BRAZE_CONF_OUT: { ok = true, body = }

@@ -1,8 +1,8 @@
---- A hostile server for spec/luv/cases.lua: every request gets a 200 whose
+--- A hostile server for spec/transport/luv/cases.lua: every request gets a 200 whose
 -- chunked body is a valid details document of about N bytes sent as 1-byte
 -- chunks ("1\r\nx\r\n" per byte), as fast as the socket takes it.
 --
---   lua5.4 spec/luv/tiny_chunks_server.lua N
+--   lua5.4 spec/transport/luv/tiny_chunks_server.lua N
 --
 -- Prints `tiny chunks server on http://127.0.0.1:PORT pid PID`, serves one
 -- connection at a time on 127.0.0.1 only, and exits after 60 s without a
