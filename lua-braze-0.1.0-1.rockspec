@@ -63,7 +63,9 @@ build = {
       ["braze.transport.response"] = "lua/braze/transport/response.lua",
       ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
       ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
+      ["braze.transport.sockets"] = "lua/braze/transport/sockets.lua",
       ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
+      ["braze.transport.cqueues"] = "lua/braze/transport/cqueues.lua",
     },
   },
 }

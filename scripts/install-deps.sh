@@ -9,7 +9,8 @@ packages=(
   build-essential cmake pkg-config
   lua5.4 liblua5.4-dev libcurl4-openssl-dev
   lua-socket lua-argparse lua-cjson lua-busted
-  lua-luv  # spec/luv_spec.lua: braze.transport.luv in plain Lua
+  lua-luv  # spec/transport/luv_spec.lua: braze.transport.luv in plain Lua
+  lua-cqueues  # spec/transport/cqueues_spec.lua: braze.transport.cqueues (Lua 5.1-5.4, LuaJIT)
   procps  # pgrep/pkill, used by the test scripts
 )
 if [ "${BRAZE_DEPS:-}" = full ]; then
@@ -19,7 +20,7 @@ if [ "${BRAZE_DEPS:-}" = full ]; then
     # OpenResty's luajit2, not Debian's luajit: libnginx-mod-http-lua needs it.
     luajit2 libluajit2-5.1-dev
     nginx-core libnginx-mod-http-lua openssl
-    neovim  # spec/luv_spec.lua #neovim: braze.transport.luv inside nvim --headless
+    neovim  # spec/transport/luv_spec.lua #neovim: braze.transport.luv inside nvim --headless
     haproxy  # spec/haproxy_spec.lua (2.6+, Lua 5.3 inside; the service stays as Debian ships it)
     lua-check lua-ldoc cppcheck  # scripts/lint.sh
     luarocks curl  # spec/install/rock_spec.lua (README's rock install); curl: spec/example_nginx_spec.lua

@@ -1,9 +1,9 @@
 --- The cases of braze.transport.luv, written once and run by two hosts:
--- spec/luv_spec.lua (busted, plain Lua with lua-luv) and
--- spec/luv/neovim_runner.lua (inside `nvim --headless`, whose report
--- spec/luv_spec.lua parses). Plain functions and plain checks, no busted.
+-- spec/transport/luv_spec.lua (busted, plain Lua with lua-luv) and
+-- spec/transport/luv/neovim_runner.lua (inside `nvim --headless`, whose report
+-- spec/transport/luv_spec.lua parses). Plain functions and plain checks, no busted.
 --
---   local cases = require("spec.luv.cases")
+--   local cases = require("spec.transport.luv.cases")
 --   local list = cases.new{ uv = uv, fast = mock, slow = mock500, wait = wait,
 --                           figure = function(name, value) end }
 --   for _, case in ipairs(list) do cases.run(case, wait) end
@@ -14,6 +14,7 @@
 local braze = require("braze")
 
 local M = {}
+local tiny_chunks_case
 
 local format = string.format
 
@@ -45,6 +46,59 @@ function M.run(case, wait)
   wait(case.limit or 60, function() return finished end)
   if not finished then error(format("%s: did not end within %d s", case.name, case.limit or 60)) end
   if err then error(err, 0) end
+end
+
+local tiny = require("spec.transport.luv.tiny_chunks")
+
+-- Issue 18 item 19: libcurl asks for a 0 ms timer after each slice of work
+-- while data waits, and a uv timer restarted at 0 ms from its own callback
+-- runs again in the same pass of the loop's timers (libuv 1.44): a hostile
+-- body of 1-byte chunks, sent faster than it is parsed, ran the whole
+-- transfer without a turn of the loop (Neovim froze up to 1.6 s). A 5 ms
+-- timer samples the loop's lateness and the process's memory meanwhile; the
+-- lateness must stay within two slices of work (an idle action and a
+-- socket action may share one turn), not the whole transfer.
+local BYTES = 4 * 1000 * 1000
+tiny_chunks_case = function(env, client, figure)
+  return function()
+    local uv = env.uv
+    local server = tiny.start_server(BYTES)
+    local work = { longest = 0, calls = 0 }
+    local unwrap = tiny.time_drivers(uv.hrtime, work)
+    local late, last = 0, uv.hrtime()
+    local rss0 = tiny.rss()
+    local peak = rss0
+    local tick, ticks = uv.new_timer(), 0
+    tick:start(5, 5, function()
+      local now = uv.hrtime()
+      late = math.max(late, (now - last) / 1e6 - 5)
+      last = now
+      peak = math.max(peak, tiny.rss())
+      ticks = ticks + 1
+    end)
+    local c = client({ url = server.url, api_key = "k" }, { max_retries = 0, timeout = 60 })
+    local t0 = uv.hrtime()
+    local ok, doc, err = pcall(c.details, c, "x")
+    local took = (uv.hrtime() - t0) / 1e6
+    late = math.max(late, (uv.hrtime() - last) / 1e6 - 5) -- a stall up to the end counts
+    tick:stop(); tick:close()
+    unwrap()
+    c:close()
+    server.stop()
+    check(ok, "details raised: %s", tostring(doc))
+    check(doc, "details failed: %s", tostring(err))
+    check(#doc.name == BYTES, "a name of %d bytes, not %d", #doc.name, BYTES)
+    figure("1-byte chunks: transfer (ms)", format("%.0f", took))
+    figure("1-byte chunks: calls into the batch, longest (ms)", format("%d, %.1f", work.calls,
+      work.longest))
+    figure("1-byte chunks: the loop's worst lateness (ms)", format("%.1f (%d ticks)", late, ticks))
+    figure("1-byte chunks: memory growth / body bytes", format("%.2f", (peak - rss0) / BYTES))
+    check(work.calls > 0, "the driver was not timed")
+    check(late <= 2 * work.longest + 20, "the loop stalled %.0f ms while the longest call into "
+      .. "the batch took %.1f ms: the transfer ran without letting the loop turn", late, work.longest)
+    check(peak - rss0 <= 8 * BYTES, "memory grew by %.1f MB for a %.1f MB body",
+      (peak - rss0) / 1e6, BYTES / 1e6)
+  end
 end
 
 --- The cases for the mocks in `env`: { uv, fast, slow, wait (as M.run's),
@@ -91,7 +145,7 @@ function M.new(env)
   -- Record every timer and poll handle made while `fn` runs.
   local function recording_handles(fn)
     local made, saved = {}, {}
-    for _, name in ipairs({ "new_timer", "new_socket_poll", "new_poll" }) do
+    for _, name in ipairs({ "new_timer", "new_idle", "new_socket_poll", "new_poll" }) do
       local orig = uv[name]
       saved[name] = orig
       uv[name] = function(...)
@@ -327,6 +381,9 @@ function M.new(env)
     for h in pairs(open_handles()) do if not before[h] then extra[#extra + 1] = h end end
     check(#extra == 0, "handles left open: %s", table.concat(extra, ", "))
   end)
+
+  case("a body of 1-byte chunks lets the loop turn between slices of work, memory as the bytes",
+    tiny_chunks_case(env, client, figure), { limit = 120 })
 
   return cases
 end

@@ -1,14 +1,14 @@
 --- braze.transport.luv in its hosts: plain Lua with lua-luv (here, under
--- busted) and Neovim (spec/luv/neovim_runner.lua inside `nvim --headless`,
--- its report parsed here). Both run the cases of spec/luv/cases.lua.
+-- busted) and Neovim (spec/transport/luv/neovim_runner.lua inside `nvim --headless`,
+-- its report parsed here). Both run the cases of spec/transport/luv/cases.lua.
 --
 -- The Neovim part is tagged #neovim (excluded by .busted's default run):
---   lua5.4 /usr/bin/busted --exclude-tags= --tags=neovim spec/luv_spec.lua
+--   lua5.4 /usr/bin/busted --exclude-tags= --tags=neovim spec/transport/luv_spec.lua
 -- It needs `nvim` and braze.core built for LuaJIT in build-luajit/
 -- (bash scripts/build.sh build-luajit -DBRAZE_LUA=luajit), found by Neovim
 -- through runtimepath alone (lua/braze/core.so links to it).
 local helpers = require("spec.helpers")
-local cases = require("spec.luv.cases")
+local cases = require("spec.transport.luv.cases")
 
 local uv = require("luv")
 
@@ -65,7 +65,7 @@ describe("#neovim braze.transport.luv inside Neovim", function()
     local cmd = "cd " .. helpers.shell_quote(helpers.root) .. " && env -u LUA_PATH -u LUA_CPATH"
       .. " BRAZE_LUV_REPORT=" .. helpers.shell_quote(out)
       .. " timeout 300 nvim --headless -u NONE --cmd 'set rtp+=.'"
-      .. " -c 'luafile spec/luv/neovim_runner.lua' -c 'qa!' </dev/null >/dev/null 2>&1"
+      .. " -c 'luafile spec/transport/luv/neovim_runner.lua' -c 'qa!' </dev/null >/dev/null 2>&1"
     os.execute(cmd)
     local text = helpers.read_file(out) or ""
     os.remove(out)

@@ -1,8 +1,8 @@
---- Runs spec/luv/cases.lua inside Neovim (LuaJIT, vim.loop), for
--- spec/luv_spec.lua:
+--- Runs spec/transport/luv/cases.lua inside Neovim (LuaJIT, vim.loop), for
+-- spec/transport/luv_spec.lua:
 --
 --   BRAZE_LUV_REPORT=/tmp/report nvim --headless -u NONE --cmd 'set rtp+=.' \
---     -c 'luafile spec/luv/neovim_runner.lua' -c 'qa!'
+--     -c 'luafile spec/transport/luv/neovim_runner.lua' -c 'qa!'
 --
 -- from the repository root (after bash scripts/build.sh build-luajit
 -- -DBRAZE_LUA=luajit -DBRAZE_RUNTIMEPATH=ON). lua-braze and braze.core are
@@ -20,9 +20,9 @@ end
 local ok, err = pcall(function()
   line("core " .. tostring(vim.api.nvim_get_runtime_file("lua/braze/core.so", false)[1]))
   require("braze") -- braze.core through runtimepath, before anything else touches the paths
-  package.path = "./?.lua;" .. package.path -- spec.helpers, spec.luv.cases
+  package.path = "./?.lua;" .. package.path -- spec.helpers, spec.transport.luv.cases
   local helpers = require("spec.helpers")
-  local cases = require("spec.luv.cases")
+  local cases = require("spec.transport.luv.cases")
   local fast = helpers.start_mock{ segments = 250 }
   local slow = helpers.start_mock{ latency = 500 }
   -- LuaSocket cannot connect inside Neovim: the dynamic linker resolves its
