@@ -29,6 +29,7 @@ local fmt = require("braze.cli.format")
 local plot = require("braze.cli.plot")
 local export = require("braze.cli.export")
 local progress_mod = require("braze.cli.progress")
+local report = require("braze.cli.report")
 local bargs = require("braze.args")
 local core = require("braze.core")
 
@@ -108,7 +109,7 @@ local function build_parser(on_help)
   series:option("--end", "Last day: YYYY-MM-DD or an ISO 8601 date-time (default: now).")
     :argname("<date>")
   series:option("--format", "Output format (plot: a chart for the terminal).", "table")
-    :choices({ "table", "json", "csv", "plot" })
+    :choices({ "table", "json", "csv", "plot", "svg" })
 
   local exp = with_help(parser:command("export",
     "Export every segment, optionally with details and a size series, as JSON Lines or CSV."))
@@ -136,6 +137,7 @@ local function build_parser(on_help)
     .. "series are fetched while earlier records are written.", "8"):argname("<n>")
   exp:option("--reserve", "Requests of each rate-limit window left to the workspace's other "
     .. "integrations (a count; default 0).", "0"):argname("<n>")
+  report.add_command(parser, with_help)
   return parser
 end
 
@@ -356,6 +358,8 @@ local function cmd_series(client, a, ctx)
   elseif a.format == "csv" then
     out(fmt.csv_row({ "time", "size" }))
     for _, p in ipairs(data) do out(fmt.csv_row({ p.time, p.size }, 2)) end
+  elseif a.format == "svg" then
+    out(report.svg.chart(data, { title = "Segment " .. a.segment_id .. ": estimated size per day" }))
   elseif a.format == "plot" then
     out(plot.render(data, { width = terminal_width(ctx), title = "Segment " .. fmt.cell(a.segment_id)
       .. ": estimated size per day" }))
@@ -417,6 +421,7 @@ end
 
 local COMMANDS = { list = cmd_list, details = cmd_details, series = cmd_series,
   export = cmd_export }
+COMMANDS.report = function(c, a, ctx) report.run(c, a, ctx, integer_option, date_option) end
 
 -- -------------------------------------------------------------------------
 -- main
@@ -552,7 +557,7 @@ function M.main(argv, io_)
       if not w then error({ io_error = err }, 0) end
     end,
   }
-  local want_progress = (a.command == "list" or a.command == "export") and not quiet
+  local want_progress = (a.command == "list" or a.command == "export" or a.command == "report") and not quiet
     and (a.progress or progress_mod.stderr_is_tty())
   if want_progress then
     progress = progress_mod.new(true, stderr, redact)
