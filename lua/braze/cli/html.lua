@@ -44,8 +44,8 @@ function M.escape(v)
     s = valid_utf8(s)
   end
   s = gsub(s, "[%z\1-\8\11\12\14-\31\127]", REPLACEMENT)
-  s = gsub(s, "\r", "&#13;")
-  return (gsub(s, "[&<>\"']", ENTITIES))
+  s = gsub(s, "[&<>\"']", ENTITIES)
+  return (gsub(s, "\r", "&#13;")) -- kept: XML would read a bare CR as a newline
 end
 
 --- A number's exact decimal digits: integers as they are, integral floats
