@@ -54,10 +54,8 @@ color:var(--mute)}
 .jsonly{display:none}.js .jsonly{display:inline}
 footer{color:var(--mute);font-size:.8rem;margin-top:1rem}
 @media (max-width:640px){body{padding:.5rem}
-#segments th:nth-child(n+2):nth-child(-n+3),#segments td:nth-child(n+2):nth-child(-n+3),
-#segments th:nth-child(n+7):nth-child(-n+8),#segments td:nth-child(n+7):nth-child(-n+8),
-#segments th:nth-child(n+10),#segments td:nth-child(n+10){display:none}
-.spark{width:72px}td:first-child{min-width:8rem}}
+#segments :is(th,td):is(:nth-child(2),:nth-child(3),:nth-child(5),:nth-child(7),:nth-child(8),
+:nth-child(n+10)){display:none}th,td{padding:.3rem}.spark{width:64px}td:first-child{min-width:7rem}}
 @media print{body{max-width:none;padding:0;font-size:10px;color:#000;background:#fff}
 th{position:static}.scroll{overflow:visible}tr,li{break-inside:avoid}
 .jsonly{display:none!important}.movers{grid-template-columns:1fr 1fr}}
