@@ -26,7 +26,7 @@ M.STYLE = [[
 body{margin:0 auto;max-width:1400px;padding:1rem;background:var(--bg);color:var(--fg);
 font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 h1{font-size:1.5rem;margin:0 0 .5rem}h2{font-size:1.1rem;margin:1.2rem 0 .5rem}
-.facts{display:flex;flex-wrap:wrap;gap:.3rem 1.5rem;margin:0}.facts div{min-width:8rem}
+.facts{display:flex;flex-wrap:wrap;gap:.3rem 1.2rem;margin:0}.facts div{min-width:8rem}
 .facts dt{color:var(--mute);font-size:.8rem}.facts dd{margin:0;font-weight:600;
 overflow-wrap:anywhere}
 .movers{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:0 2rem}
