@@ -40,13 +40,14 @@ table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 th,td{padding:.3rem .5rem;border-bottom:1px solid var(--line);text-align:left;
 vertical-align:middle}
 th{background:var(--head);position:sticky;top:0;white-space:nowrap;font-weight:600}
-td:first-child{overflow-wrap:anywhere;min-width:10rem;white-space:pre-line}
-td.num,th.num{text-align:right;white-space:nowrap}td.d{white-space:nowrap;color:var(--mute)}
-td.t{color:var(--mute);font-size:.85rem}
-.spark{width:120px;height:24px;display:block;fill:none;stroke:var(--flat);stroke-width:1.5;
-stroke-linejoin:round}.spark polyline{vector-effect:non-scaling-stroke}
-.up .spark,.up .p{stroke:var(--up);color:var(--up)}
-.down .spark,.down .p{stroke:var(--down);color:var(--down)}
+td:first-child{overflow-wrap:anywhere;min-width:10rem;white-space:pre-line;unicode-bidi:plaintext}
+#segments :is(th,td):nth-child(n+4):nth-child(-n+8){text-align:right;white-space:nowrap}
+#segments td:nth-child(n+10){white-space:nowrap;color:var(--mute)}
+#segments td:nth-child(-n+3):nth-child(n+2){color:var(--mute);font-size:.85rem}
+svg{display:block;fill:none;stroke:var(--flat);stroke-width:1.5;stroke-linejoin:round}
+td svg{width:120px;height:24px}polyline{vector-effect:non-scaling-stroke}
+.up svg,.up .p,.up td:nth-child(6){stroke:var(--up);color:var(--up)}
+.down svg,.down .p,.down td:nth-child(6){stroke:var(--down);color:var(--down)}
 .mark{font-size:.75rem;border:1px solid var(--line);border-radius:3px;padding:0 .3rem;
 color:var(--mute)}
 .js th[data-t]{cursor:pointer}.js th[data-t]:after{content:" \2195";color:var(--mute)}
@@ -55,7 +56,7 @@ color:var(--mute)}
 footer{color:var(--mute);font-size:.8rem;margin-top:1rem}
 @media (max-width:640px){body{padding:.5rem}
 #segments :is(th,td):is(:nth-child(2),:nth-child(3),:nth-child(5),:nth-child(7),:nth-child(8),
-:nth-child(n+10)){display:none}th,td{padding:.3rem}.spark{width:64px}td:first-child{min-width:7rem}}
+:nth-child(n+10)){display:none}th,td{padding:.3rem}td svg{width:64px}td:first-child{min-width:7rem}}
 @media print{body{max-width:none;padding:0;font-size:10px;color:#000;background:#fff}
 th{position:static}.scroll{overflow:visible}tr,li{break-inside:avoid}
 .jsonly{display:none!important}.movers{grid-template-columns:1fr 1fr}}
@@ -91,10 +92,10 @@ h.addEventListener("keydown",function(e){if(e.key=="Enter"||e.key==" "){e.preven
 })();
 ]]
 
--- The table's columns: title, data-t (n: numeric, s: text, nil: no sort), class.
+-- The table's columns: title, data-t (n: numeric, s: text, nil: no sort).
 local COLUMNS = {
-  { "Segment", "s" }, { "Tags", "s" }, { "Teams", "s" }, { "Size", "n", "num" },
-  { "Change", "n", "num" }, { "%", "n", "num" }, { "Min", "n", "num" }, { "Max", "n", "num" },
+  { "Segment", "s" }, { "Tags", "s" }, { "Teams", "s" }, { "Size", "n" },
+  { "Change", "n" }, { "%", "n" }, { "Min", "n" }, { "Max", "n" },
   { "Trend" }, { "Created", "s" }, { "Updated", "s" },
 }
 
@@ -110,14 +111,14 @@ local function list_text(items)
 end
 
 local function percent_cell(r)
-  if r.state == "empty" then return '<td class="num p"><span class="mark">no data</span>' end
-  if r.state == "flat" then return '<td class="num p" data-v="0"><span class="mark">flat</span>' end
+  if r.state == "empty" then return '<td><span class="mark">no data</span>' end
+  if r.state == "flat" then return '<td data-v="0"><span class="mark">flat</span>' end
   local text = html.percent_text(r.percent, r.first, r.last)
   if r.percent == nil then
     -- From nothing: sorts above every percentage.
-    return format('<td class="num p" data-v="%s">%s', r.change > 0 and ("9"):rep(24) or "0", text)
+    return format('<td data-v="%s">%s', r.change > 0 and ("9"):rep(24) or "0", text)
   end
-  return format('<td class="num p" data-v="%.6f">%s', r.percent, text)
+  return format('<td data-v="%.6f">%s', r.percent, text)
 end
 
 --- One table row (without its end tags).
@@ -125,15 +126,12 @@ function M.row(r, anchor)
   local tr = format('<tr class="%s"%s>', r.state, anchor and format(' id="s-%s"', escape(r.id)) or "")
   local empty = r.state == "empty"
   return concat({
-    tr, "<td dir=\"auto\">", escape(r.name),
-    '<td class="t">', list_text(r.tags), '<td class="t">', list_text(r.teams),
-    '<td class="num">', empty and "" or number(r.last),
-    '<td class="num">', empty and "" or number(r.change, true),
+    tr, "<td>", escape(r.name), "<td>", list_text(r.tags), "<td>", list_text(r.teams),
+    "<td>", empty and "" or number(r.last), "<td>", empty and "" or number(r.change, true),
     percent_cell(r),
-    '<td class="num">', empty and "" or number(r.min),
-    '<td class="num">', empty and "" or number(r.max),
+    "<td>", empty and "" or number(r.min), "<td>", empty and "" or number(r.max),
     "<td>", svg.sparkline(r.values),
-    '<td class="d">', escape(r.created or ""), '<td class="d">', escape(r.updated or ""), "\n",
+    "<td>", escape(r.created or ""), "<td>", escape(r.updated or ""), "\n",
   })
 end
 
@@ -207,8 +205,7 @@ function M.render(rep)
     '<div class="scroll"><table id="segments">\n<thead><tr>',
   }
   for _, c in ipairs(COLUMNS) do
-    out[#out + 1] = format("<th%s%s>%s</th>", c[2] and format(' data-t="%s"', c[2]) or "",
-      c[3] and format(' class="%s"', c[3]) or "", c[1])
+    out[#out + 1] = format("<th%s>%s</th>", c[2] and format(' data-t="%s"', c[2]) or "", c[1])
   end
   out[#out + 1] = "</tr></thead>\n<tbody>\n"
   local anchors = {}

@@ -40,7 +40,7 @@ end
 
 --- An inline sparkline: `<svg>` with one polyline point per value (none for
 -- no values), `height` units tall (default 20), one unit per day wide and
--- stretched to its box by CSS. `class` is added to the svg's class,
+-- stretched to its box by CSS. `class` becomes the svg's class,
 -- `title` (escaped) becomes its `<title>`.
 ---@param values number[]
 ---@param o? {height?: integer, class?: string, title?: string}
@@ -56,8 +56,8 @@ function M.sparkline(values, o)
     -- keeps the stroke inside the box.
     pts[i] = format("%d,%d", i - 1, floor((1 - fraction(v, lo, hi)) * (h - 2) + 1.5))
   end
-  local parts = { format('<svg class="spark%s" viewBox="0 0 %d %d" preserveAspectRatio="none">',
-    o.class and " " .. o.class or "", max(n - 1, 1), h) }
+  local parts = { format('<svg%s viewBox="0 0 %d %d" preserveAspectRatio="none">',
+    o.class and format(' class="%s"', o.class) or "", max(n - 1, 1), h) }
   if o.title then parts[#parts + 1] = "<title>" .. escape(o.title) .. "</title>" end
   if n > 0 then parts[#parts + 1] = '<polyline points="' .. concat(pts, " ") .. '"/>' end
   parts[#parts + 1] = "</svg>"
