@@ -8,6 +8,11 @@
 -- `</tr>`) are left out, as HTML allows, to keep 10,000 rows small.
 -- Without script the table keeps the order it was written in; with it,
 -- clicking a column heading (or Enter on it) sorts by that column.
+--
+-- The rows are laid out as grids of fixed tracks with `content-visibility:
+-- auto`, not as an HTML table layout: a table's column widths depend on
+-- every row, so Chromium laid out all 10,000 rows before showing any (about
+-- 2 s); a row of its own size is laid out only when it scrolls into view.
 -- @module braze.cli.page
 local html = require(((...):gsub("page$", "html")))
 local svg = require(((...):gsub("page$", "svg")))
@@ -36,13 +41,17 @@ border-bottom:1px solid var(--line)}
 .movers a{color:inherit;overflow-wrap:anywhere}.movers .big{grid-column:1/3;width:100%;height:40px}
 .movers .n{color:var(--mute);font-size:.85rem;grid-column:1/3}
 .scroll{overflow-x:auto}
-table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
-th,td{padding:.3rem .5rem;border-bottom:1px solid var(--line);text-align:left;
-vertical-align:middle}
-th{background:var(--head);position:sticky;top:0;white-space:nowrap;font-weight:600}
-td:first-child{overflow-wrap:anywhere;min-width:10rem;white-space:pre-line;unicode-bidi:plaintext}
-#segments :is(th,td):nth-child(n+4):nth-child(-n+8){text-align:right;white-space:nowrap}
-#segments td:nth-child(n+10){white-space:nowrap;color:var(--mute)}
+#segments{display:block;min-width:60rem;font-variant-numeric:tabular-nums}
+#segments thead,#segments tbody{display:block}
+#segments tr{display:grid;align-items:center;border-bottom:1px solid var(--line);
+grid-template-columns:minmax(0,2.5fr) minmax(0,1.4fr) minmax(0,1fr) 6.5rem 5.5rem 5rem 6.5rem 6.5rem
+136px 6.8rem 6.8rem}
+#segments thead tr{background:var(--head)}
+#segments tbody tr{content-visibility:auto;contain-intrinsic-size:auto 44px}
+th,td{padding:.3rem .5rem;text-align:left;overflow-wrap:break-word}th{font-weight:600}
+td:first-child{white-space:pre-line;unicode-bidi:plaintext}
+#segments :is(th,td):nth-child(n+4):nth-child(-n+8){text-align:right}
+#segments td:nth-child(n+10){color:var(--mute);white-space:nowrap}th{white-space:nowrap}
 #segments td:nth-child(-n+3):nth-child(n+2){color:var(--mute);font-size:.85rem}
 svg{display:block;fill:none;stroke:var(--flat);stroke-width:1.5;stroke-linejoin:round}
 td svg{width:120px;height:24px}polyline{vector-effect:non-scaling-stroke}
@@ -56,9 +65,10 @@ color:var(--mute)}
 footer{color:var(--mute);font-size:.8rem;margin-top:1rem}
 @media (max-width:640px){body{padding:.5rem}
 #segments :is(th,td):is(:nth-child(2),:nth-child(3),:nth-child(5),:nth-child(7),:nth-child(8),
-:nth-child(n+10)){display:none}th,td{padding:.3rem}td svg{width:64px}td:first-child{min-width:7rem}}
+:nth-child(n+10)){display:none}#segments{min-width:0}th,td{padding:.3rem}td svg{width:64px}
+#segments tr{grid-template-columns:minmax(0,1fr) 6rem 4.5rem 72px}}
 @media print{body{max-width:none;padding:0;font-size:10px;color:#000;background:#fff}
-th{position:static}.scroll{overflow:visible}tr,li{break-inside:avoid}
+#segments{min-width:0}.scroll{overflow:visible}tr,li{break-inside:avoid}
 .jsonly{display:none!important}.movers{grid-template-columns:1fr 1fr}}
 ]]
 
