@@ -5,10 +5,11 @@
 --                    [--max-retries N] [--quiet] [--progress] COMMAND ...
 --     braze-segments list    [--sort asc|desc] [--format table|json|csv]
 --     braze-segments details SEGMENT_ID [--format table|json|csv]
---     braze-segments series  SEGMENT_ID [--days N] [--end DATE] [--format table|json|csv|plot]
+--     braze-segments series  SEGMENT_ID [--days N] [--end DATE] [--format table|json|csv|plot|svg]
 --     braze-segments export  [--details] [--series DAYS] [--end DATE] [--format jsonl|csv]
 --                            [--output FILE [--resume]] [--sort asc|desc]
 --                            [--concurrency N] [--reserve N]
+--     braze-segments report  [--days N] [--end DATE] [--sort change|size|name] [-o FILE] ...
 --
 -- The API key comes only from the `BRAZE_API_KEY` environment variable (a
 -- key on the command line would show in `ps` and in shell history); the
@@ -108,7 +109,7 @@ local function build_parser(on_help)
   series:option("--days", "Number of days, 1..100.", "30"):argname("<n>")
   series:option("--end", "Last day: YYYY-MM-DD or an ISO 8601 date-time (default: now).")
     :argname("<date>")
-  series:option("--format", "Output format (plot: a chart for the terminal).", "table")
+  series:option("--format", "Output format (plot: a chart for the terminal; svg: one to paste).", "table")
     :choices({ "table", "json", "csv", "plot", "svg" })
 
   local exp = with_help(parser:command("export",
@@ -542,7 +543,7 @@ function M.main(argv, io_)
   end
   if not a.command then
     stderr:write(parser:get_usage(), "\n\n")
-    say("a command is required (list, details, series or export)")
+    say("a command is required (list, details, series, export or report)")
     return M.EXIT_USAGE
   end
 

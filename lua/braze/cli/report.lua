@@ -46,7 +46,7 @@ function M.add_command(parser, with_help)
   c:option("-o --output", "Write to FILE instead of stdout."):argname("<file>")
   c:option("--concurrency", "Requests in flight at once, 1..64.", "8"):argname("<n>")
   c:option("--reserve", "Requests of each rate-limit window left to the workspace's other "
-    .. "integrations (a count; default 0).", "0"):argname("<n>")
+    .. "integrations (a count).", "0"):argname("<n>")
   return c
 end
 
