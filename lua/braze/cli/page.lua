@@ -29,7 +29,7 @@ M.STYLE = [[
 --line:#30363d;--head:#161b22;--up:#3fb950;--down:#f85149;--flat:#6e7681}}
 *{box-sizing:border-box}
 body{margin:0 auto;max-width:1400px;padding:1rem;background:var(--bg);color:var(--fg);
-font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+font:.875rem/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 h1{font-size:1.5rem;margin:0 0 .5rem}h2{font-size:1.1rem;margin:1.2rem 0 .5rem}
 .facts{display:flex;flex-wrap:wrap;gap:.3rem 1.2rem;margin:0}.facts div{min-width:8rem}
 .facts dt{color:var(--mute);font-size:.8rem}.facts dd{margin:0;font-weight:600;
@@ -45,7 +45,7 @@ border-bottom:1px solid var(--line)}
 #segments thead,#segments tbody{display:block}
 #segments tr{display:grid;align-items:center;border-bottom:1px solid var(--line);
 grid-template-columns:minmax(0,2.5fr) minmax(0,1.4fr) minmax(0,1fr) 6.5rem 5.5rem 5rem 6.5rem 6.5rem
-136px 6.8rem 6.8rem}
+8.5rem 6.8rem 6.8rem}
 #segments thead tr{background:var(--head)}
 #segments tbody tr{content-visibility:auto;contain-intrinsic-size:auto 44px}
 th,td{padding:.3rem .5rem;text-align:left;overflow-wrap:break-word}th{font-weight:600}
@@ -54,7 +54,7 @@ td:first-child{white-space:pre-line;unicode-bidi:plaintext}
 #segments td:nth-child(n+10){color:var(--mute);white-space:nowrap}th{white-space:nowrap}
 #segments td:nth-child(-n+3):nth-child(n+2){color:var(--mute);font-size:.85rem}
 svg{display:block;fill:none;stroke:var(--flat);stroke-width:1.5;stroke-linejoin:round}
-td svg{width:120px;height:24px}polyline{vector-effect:non-scaling-stroke}
+td svg{width:7.5rem;height:1.5rem}polyline{vector-effect:non-scaling-stroke}
 .up svg,.up .p,.up td:nth-child(6){stroke:var(--up);color:var(--up)}
 .down svg,.down .p,.down td:nth-child(6){stroke:var(--down);color:var(--down)}
 .mark{font-size:.75rem;border:1px solid var(--line);border-radius:3px;padding:0 .3rem;
@@ -67,9 +67,10 @@ footer{color:var(--mute);font-size:.8rem;margin-top:1rem}
 #segments :is(th,td):is(:nth-child(2),:nth-child(3),:nth-child(5),:nth-child(7),:nth-child(8),
 :nth-child(n+10)){display:none}#segments{min-width:0}th,td{padding:.3rem}td svg{width:64px}
 #segments tr{grid-template-columns:minmax(0,1fr) 6rem 4.5rem 72px}}
-@media print{body{max-width:none;padding:0;font-size:10px;color:#000;background:#fff}
-#segments{min-width:0}.scroll{overflow:visible}tr,li{break-inside:avoid}
-.jsonly{display:none!important}.movers{grid-template-columns:1fr 1fr}}
+@media print{:root{font-size:9px}body{max-width:none;padding:0;color:#000;background:#fff}
+#segments{min-width:0}.movers .big{height:30px}.scroll{overflow:visible}tr,li{break-inside:avoid}
+.jsonly{display:none!important}.js th[data-t]:after{content:none}
+.movers{grid-template-columns:1fr 1fr}}
 ]]
 
 -- Sorting by a column: numbers compared digit by digit (exact past 2^53),
