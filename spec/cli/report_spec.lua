@@ -213,6 +213,7 @@ describe("braze-segments report", function()
       { id = ids[2], name = "\u{5E9}\u{5DC}\u{5D5}\u{5DD} \u{202E}evil\u{202C} & <i>", tags = { "&amp; &lt;" } },
       { id = ids[3], name = "line one\nline two <img src=x onerror=alert(1)>", tags = {} },
       { id = ids[4], name = "\"><svg onload=alert(1)>'", tags = { "</td></tr><tr><td>" } },
+      { id = ids[5], name = "Flat & steady", tags = {} },
     }
     local list = { segments = {}, message = "success" }
     for i, h in ipairs(hostile) do
@@ -230,6 +231,9 @@ describe("braze-segments report", function()
         .. '{"time":"2024-06-30","size":4611686018427387907}],"message":"success"}' })
     mock:fault({ type = "raw", path = "/segments/data_series", segment_id = ids[3],
       body = '{"data":[],"message":"success"}' })
+    mock:fault({ type = "raw", path = "/segments/data_series", segment_id = ids[5],
+      body = '{"data":[{"time":"2024-06-29","size":7},{"time":"2024-06-30","size":7}],'
+        .. '"message":"success"}' })
     mock:fault({ type = "raw", path = "/segments/details", segment_id = ids[4],
       body = cjson.encode({ name = "x", teams = { "<script>t</script>", "R&D" },
         created_at = "2020-01-01T00:00:00Z", updated_at = "2020-01-02T00:00:00Z",
@@ -270,6 +274,10 @@ describe("braze-segments report", function()
     assert.are.equal(0, r3.points)
     assert.are.equal("<script>t</script>, R&D", r4.cells[3])
     assert.are.equal("1", p.facts["No data"])
+    local r5 = by[hostile[5].name]
+    assert.are.same({ "flat", "7", "0", "flat", 2 }, { r5.class, r5.cells[4], r5.cells[5], r5.cells[6],
+      r5.points })
+    assert.are.equal("1", p.facts["Flat"])
     -- A risers' entry carries a name in an SVG <title> too.
     assert.are.equal(hostile[2].name .. ": 4,611,686,018,427,387,904 to 4,611,686,018,427,387,907",
       p.movers.risers[1].title)
