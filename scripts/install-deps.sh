@@ -11,6 +11,7 @@ packages=(
   lua-socket lua-argparse lua-cjson lua-busted
   lua-luv  # spec/luv_spec.lua: braze.transport.luv in plain Lua
   procps  # pgrep/pkill, used by the test scripts
+  python3  # spec/cli/report_spec.lua, svg_spec.lua: the page and the SVG read back by html.parser and xml.etree
 )
 if [ "${BRAZE_DEPS:-}" = full ]; then
   packages+=(
