@@ -5,8 +5,9 @@
 #     requests, written as JSON Lines) in the same run, interleaved;
 #   - the page's weight in bytes;
 #   - Chromium's load time for it from file:// with the network off:
-#     the navigation timing's loadEventStart (ms), read from a copy of the
-#     page with a one-line script added, and the wall clock of a headless
+#     the navigation timing's loadEventStart and the first contentful
+#     paint (ms), read from a copy of the page with a one-line script
+#     added, and the wall clock of a headless
 #     screenshot (start, load, first paint) against the same for a blank
 #     page, interleaved, RUNS times each (default 5).
 #
@@ -57,13 +58,15 @@ chrome() {
     --proxy-server=http://127.0.0.1:9 --user-data-dir="$work/profile" \
     --window-size=1280,1600 "$@" 2>/dev/null
 }
-timing='<script>addEventListener("load",function(){var n=performance.getEntriesByType("navigation")[0];document.body.setAttribute("data-load",Math.round(n.loadEventStart))})</script></body>'
+timing='<script>new PerformanceObserver(function(l){l.getEntries().forEach(function(e){document.body.setAttribute("data-"+e.name,Math.round(e.startTime))})}).observe({type:"paint",buffered:true});addEventListener("load",function(){var n=performance.getEntriesByType("navigation")[0];document.body.setAttribute("data-load",Math.round(n.loadEventStart))})</script></body>'
 sed "s|</body>|$timing|" "$work/page.html" >"$work/timed.html"
 printf '<!DOCTYPE html><title>blank</title><p>blank\n' >"$work/blank.html"
 chrome --screenshot="$work/warm.png" "file://$work/blank.html" >/dev/null # first start
 for i in $(seq "$runs"); do
-  chrome --dump-dom "file://$work/timed.html" | grep -o 'data-load="[0-9]*"' | tr -dc 0-9
-  echo
+  body=$(chrome --dump-dom "file://$work/timed.html" | grep -o '<body[^>]*>')
+  load=$(echo "$body" | grep -o 'data-load="[0-9]*"' | tr -dc 0-9)
+  fcp=$(echo "$body" | grep -o 'data-first-contentful-paint="[0-9]*"' | tr -dc 0-9)
+  echo "$load ${fcp:-NA}"
 done >"$work/load.txt"
 for i in $(seq "$runs"); do
   t0=$(now); chrome --screenshot="$work/a.png" "file://$work/page.html" >/dev/null; t1=$(now)
@@ -76,7 +79,8 @@ echo "RESULT report_page_bytes $bytes"
 echo "RESULT report_cmd_s $(cut -d' ' -f1 "$work/cmd.txt" | median) ($(cut -d' ' -f1 "$work/cmd.txt" | minmax))"
 echo "RESULT export_cmd_s $(cut -d' ' -f2 "$work/cmd.txt" | median) ($(cut -d' ' -f2 "$work/cmd.txt" | minmax))"
 echo "RESULT report_vs_export $(cut -d' ' -f3 "$work/cmd.txt" | median) ($(cut -d' ' -f3 "$work/cmd.txt" | minmax))"
-echo "RESULT chromium_load_event_ms $(median <"$work/load.txt") ($(minmax <"$work/load.txt"))"
+echo "RESULT chromium_load_event_ms $(cut -d' ' -f1 "$work/load.txt" | median) ($(cut -d' ' -f1 "$work/load.txt" | minmax))"
+echo "RESULT chromium_first_paint_ms $(cut -d' ' -f2 "$work/load.txt" | median) ($(cut -d' ' -f2 "$work/load.txt" | minmax))"
 echo "RESULT chromium_shot_page_s $(cut -d' ' -f1 "$work/shot.txt" | median) ($(cut -d' ' -f1 "$work/shot.txt" | minmax))"
 echo "RESULT chromium_shot_blank_s $(cut -d' ' -f2 "$work/shot.txt" | median) ($(cut -d' ' -f2 "$work/shot.txt" | minmax))"
 echo "RESULT chromium_shot_extra_s $(cut -d' ' -f3 "$work/shot.txt" | median) ($(cut -d' ' -f3 "$work/shot.txt" | minmax))"

@@ -307,6 +307,33 @@ describe("braze-segments report", function()
     assert.is_nil(err:find(KEY, 1, true))
   end)
 
+  it("exits 130 on SIGINT while a call hangs, leaving no page", function()
+    mock:fault({ type = "hang", path = "/segments/details", after = 20 })
+    local parts = { "env", shell_quote("BRAZE_API_KEY=" .. KEY),
+      shell_quote("BRAZE_REST_ENDPOINT=" .. mock.url), helpers.lua, shell_quote(BIN),
+      "report", "--end", END, "-o", shell_quote(tmp("interrupted.html")) }
+    -- sh prints its pid, then becomes the command (exec keeps the pid).
+    local pipe = assert(io.popen("echo $$; exec " .. table.concat(parts, " ")
+      .. " </dev/null >/dev/null 2>" .. shell_quote(tmp("stderr")), "r"))
+    local pid = assert(tonumber(pipe:read("l")))
+    local socket = require("socket")
+    local deadline = socket.gettime() + 20
+    repeat
+      local details = 0
+      for _, r in ipairs(mock:requests()) do
+        if r.path == "/segments/details" then details = details + 1 end
+      end
+      socket.sleep(0.05)
+    until details > 20 or socket.gettime() > deadline
+    socket.sleep(0.3)
+    os.execute("kill -INT " .. pid)
+    local _, how, code = pipe:close()
+    assert.are.same({ "exit", 130 }, { how, code })
+    assert.matches("interrupted", helpers.read_file(tmp("stderr")))
+    assert.is_nil(helpers.read_file(tmp("interrupted.html")))
+    assert.is_nil(helpers.read_file(tmp("interrupted.html.tmp-report")))
+  end)
+
   it("writes the page to stdout without -o", function()
     mock:config({ segments = 3 })
     local code, out = run({ "-q", "report", "--end", END, "--days", "7" })
