@@ -17,7 +17,6 @@ local html = require(here .. "html")
 local svg = require(here .. "svg")
 local page = require(here .. "page")
 
-
 local M = {}
 
 --- The drawing code, for `series --format svg`.
@@ -76,7 +75,8 @@ function M.row(seg)
   local data = type(seg.series) == "table" and type(seg.series.data) == "table"
     and seg.series.data or {}
   local r = {
-    id = tostring(seg.id), name = type(seg.name) == "string" and seg.name or tostring(seg.name),
+    -- A name that is not text (null, missing) shows as nothing, not "nil".
+    id = tostring(seg.id), name = strings({ seg.name })[1] or "",
     tags = strings(seg.tags), teams = strings(d.teams),
     tracking = seg.analytics_tracking_enabled,
     created = date(d.created_at), updated = date(d.updated_at),
