@@ -283,6 +283,16 @@ describe("braze-segments report", function()
       p.movers.risers[1].title)
   end)
 
+  it("makes a row of whatever an answer holds: no name, null tags, sizes that are not numbers", function()
+    local report = require("braze.cli.report")
+    local r = report.row({ id = "x", tags = { "a", {}, 3 }, details = { teams = "none" },
+      series = { data = { { time = "2024-06-01", size = "12" }, { size = 0 / 0 }, 5,
+        { time = "2024-06-03", size = 4 }, { time = "2024-06-04", size = 6 } } } })
+    assert.are.same({ "", { "a", "3" }, {}, { 4, 6 }, "2024-06-03", "2024-06-04", "up" },
+      { r.name, r.tags, r.teams, r.values, r.start, r["end"], r.state })
+    assert.are.same({ 2, 50.0 }, { r.change, r.percent })
+  end)
+
   it("draws a few units on top of 2^62 across the whole sparkline", function()
     local svg = require("braze.cli.svg")
     local s = svg.sparkline({ 4611686018427387904, 4611686018427387907, 4611686018427387905 })
