@@ -26,6 +26,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "report_page.sh: line $LINENO failed (exit $?)" >&2' ERR
 
 lua5.4 "$root/bin/braze-mock" --port 0 --segments "$n" >"$work/mock.out" 2>&1 &
 mock_pid=$!
@@ -63,10 +64,10 @@ sed "s|</body>|$timing|" "$work/page.html" >"$work/timed.html"
 printf '<!DOCTYPE html><title>blank</title><p>blank\n' >"$work/blank.html"
 chrome --screenshot="$work/warm.png" "file://$work/blank.html" >/dev/null # first start
 for i in $(seq "$runs"); do
-  body=$(chrome --dump-dom "file://$work/timed.html" | grep -o '<body[^>]*>')
-  load=$(echo "$body" | grep -o 'data-load="[0-9]*"' | tr -dc 0-9)
-  fcp=$(echo "$body" | grep -o 'data-first-contentful-paint="[0-9]*"' | tr -dc 0-9)
-  echo "$load ${fcp:-NA}"
+  body=$(chrome --dump-dom "file://$work/timed.html" | grep -o '<body[^>]*>' || true)
+  load=$(echo "$body" | grep -o 'data-load="[0-9]*"' | tr -dc 0-9 || true)
+  fcp=$(echo "$body" | grep -o 'data-first-contentful-paint="[0-9]*"' | tr -dc 0-9 || true)
+  echo "${load:-NA} ${fcp:-NA}" # NA: Chromium gave no DOM (crashed or timed out)
 done >"$work/load.txt"
 for i in $(seq "$runs"); do
   t0=$(now); chrome --screenshot="$work/a.png" "file://$work/page.html" >/dev/null; t1=$(now)
