@@ -156,6 +156,18 @@ describe("the report page in Chromium #browser", function()
     end
   end)
 
+  it("keeps the column headings in view when the table scrolls (wide windows)", function()
+    with_script(tmp("page.html"), tmp("scrolled.html"), 'addEventListener("load",function(){'
+      .. 'window.scrollTo(0,4000);var r=function(s){return Math.round(document.querySelector(s)'
+      .. '.getBoundingClientRect().top)};document.body.setAttribute("data-top",'
+      .. 'r("#segments thead")+" "+r("#segments tbody tr"))})')
+    local dom, console = open(tmp("scrolled.html"), "--dump-dom", "1280,700")
+    assert.are.same({}, console)
+    local head, first = dom:match('data%-top="(%-?%d+) (%-?%d+)"')
+    assert.are.equal("0", head)
+    assert.is_true(tonumber(first) < -1000, first)
+  end)
+
   it("takes a screenshot, at desktop and at phone width", function()
     for _, size in ipairs({ "1280,1600", "390,844" }) do
       local png = tmp("shot-" .. size:gsub(",", "x") .. ".png")

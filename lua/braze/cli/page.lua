@@ -47,6 +47,7 @@ border-bottom:1px solid var(--line)}
 grid-template-columns:minmax(0,2.5fr) minmax(0,1.4fr) minmax(0,1fr) 6.5rem 5.5rem 5rem 6.5rem 6.5rem
 8.5rem 6.8rem 6.8rem}
 #segments thead tr{background:var(--head)}
+@media (min-width:1000px){.scroll{overflow:visible}#segments thead{position:sticky;top:0;z-index:1}}
 #segments tbody tr{content-visibility:auto;contain-intrinsic-size:auto 44px}
 th,td{padding:.3rem .5rem;text-align:left;overflow-wrap:break-word}th{font-weight:600}
 td:first-child{white-space:pre-line;unicode-bidi:plaintext}
