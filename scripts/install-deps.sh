@@ -12,6 +12,7 @@ packages=(
   lua-luv  # spec/transport/luv_spec.lua: braze.transport.luv in plain Lua
   lua-cqueues  # spec/transport/cqueues_spec.lua: braze.transport.cqueues (Lua 5.1-5.4, LuaJIT)
   procps  # pgrep/pkill, used by the test scripts
+  python3  # spec/cli/report_spec.lua, svg_spec.lua: the page and the SVG read back by html.parser and xml.etree
 )
 if [ "${BRAZE_DEPS:-}" = full ]; then
   packages+=(
@@ -24,6 +25,7 @@ if [ "${BRAZE_DEPS:-}" = full ]; then
     haproxy  # spec/haproxy_spec.lua (2.6+, Lua 5.3 inside; the service stays as Debian ships it)
     lua-check lua-ldoc cppcheck  # scripts/lint.sh
     luarocks curl  # spec/install/rock_spec.lua (README's rock install); curl: spec/example_nginx_spec.lua
+    chromium  # spec/cli/report_browser_spec.lua #browser: the report page in a real browser
   )
 fi
 

@@ -1,4 +1,4 @@
---- The four commands of braze-segments: list, details, series and export.
+--- The commands of braze-segments: list, details, series, export and report.
 -- Each takes the client, the parsed arguments and the context main made
 -- (`out`, `note`, `progress`, `env`, `stdout`), and raises to fail.
 -- @module braze_segments.commands
@@ -8,6 +8,7 @@ local fmt = require("braze_segments.format")
 local plot = require("braze_segments.plot")
 local export = require("braze_segments.export")
 local usage = require("braze_segments.usage")
+local report = require("braze_segments.report")
 local core = require("braze.core")
 
 local format = string.format
@@ -148,6 +149,8 @@ local function cmd_series(client, args, ctx)
   elseif args.format == "csv" then
     out(fmt.csv_row({ "time", "size" }))
     for _, p in ipairs(data) do out(fmt.csv_row({ p.time, p.size }, 2)) end
+  elseif args.format == "svg" then
+    out(report.svg.chart(data, { title = "Segment " .. args.segment_id .. ": estimated size per day" }))
   elseif args.format == "plot" then
     out(plot.render(data, { width = terminal_width(ctx) or 80, title = "Segment " .. fmt.cell(args.segment_id)
       .. ": estimated size per day" }))
@@ -211,4 +214,4 @@ local function cmd_export(client, args, ctx)
 end
 
 return { list = cmd_list, details = cmd_details, series = cmd_series,
-  export = cmd_export }
+  export = cmd_export, report = report.run }

@@ -6,7 +6,7 @@
 --                    COMMAND ...
 --     braze-segments list    [--sort asc|desc] [--format table|json|csv]
 --     braze-segments details SEGMENT_ID [--format table|json|csv]
---     braze-segments series  SEGMENT_ID [--days N] [--end DATE] [--format table|json|csv|plot]
+--     braze-segments series  SEGMENT_ID [--days N] [--end DATE] [--format table|json|csv|plot|svg]
 --     braze-segments export  [--details] [--series DAYS] [--end DATE] [--format jsonl|csv]
 --                            [--output FILE [--resume]] [--sort asc|desc]
 --                            [--concurrency N] [--reserve N]
@@ -108,8 +108,8 @@ local function build_parser(on_help, on_version)
   series:option("--days", options.help("length", "number of days")):argname("<n>")
   series:option("--end", "Last day: YYYY-MM-DD or an ISO 8601 date-time (default: now).")
     :argname("<date>")
-  series:option("--format", "Output format (plot: a chart for the terminal).", "table")
-    :choices({ "table", "json", "csv", "plot" })
+  series:option("--format", "Output format (plot: a chart for the terminal; svg: one to paste).", "table")
+    :choices({ "table", "json", "csv", "plot", "svg" })
 
   local exp = with_help(parser:command("export",
     "Export every segment, optionally with details and a size series, as JSON Lines or CSV."))
@@ -139,6 +139,7 @@ local function build_parser(on_help, on_version)
     .. "pages, details and series are fetched while earlier records are written)")):argname("<n>")
   exp:option("--reserve", options.help("reserve", "requests of each rate-limit window left to the "
     .. "workspace's other integrations: a count, or below 1 a fraction of the limit")):argname("<n>")
+  require("braze_segments.report").add_command(parser, with_help)
   return parser
 end
 
@@ -321,7 +322,7 @@ local function parse_arguments(argv, term)
   end
   if not args.command then
     term.stderr:write(parser:get_usage(), "\n\n")
-    term.say("a command is required (list, details, series or export)")
+    term.say("a command is required (list, details, series, export or report)")
     return nil, M.EXIT_USAGE
   end
   return args
@@ -343,7 +344,8 @@ local function command_context(args, term)
       if not written then error({ io_error = err }, 0) end
     end,
   }
-  local want_progress = (args.command == "list" or args.command == "export") and not quiet
+  local want_progress = (args.command == "list" or args.command == "export" or args.command == "report")
+    and not quiet
     and (args.progress or progress_mod.stderr_is_tty())
   if want_progress then
     -- Plain lines, no \r and escape sequences, into a file, a pipe or a dumb terminal.
