@@ -760,7 +760,11 @@ function M.render(api)
           body[#body + 1] = markdown(class.text)
           body[#body + 1] = ""
         end
-        if class.parent then
+        if class.parent and api.classes[class.parent] then
+          body[#body + 1] = format("The fields of [%s](%s), and:", code(class.parent),
+            anchor(code(class.parent)))
+          body[#body + 1] = ""
+        elseif class.parent then
           body[#body + 1] = "A " .. code(class.parent) .. "."
           body[#body + 1] = ""
         end

@@ -33,6 +33,12 @@
 ---@field analytics_tracking_enabled boolean
 ---@field tags string[]
 
+--- A segment as `client:each` yields it: with `details = true` it carries
+-- its details, with `series = {...}` its size series.
+---@class braze.EachSegment: braze.Segment
+---@field details? braze.SegmentDetails its `/segments/details` answer (`each{ details = true }`)
+---@field series? braze.DataSeries its `/segments/data_series` answer (`each{ series = {...} }`)
+
 --- The answer of `client:list`: up to 100 segments (fewer on the last page).
 ---@class braze.SegmentPage
 ---@field segments braze.Segment[]

@@ -48,6 +48,18 @@ local conforms -- (value, type text, where, problems)
 -- Does a table fit class `name`? Appends what does not to `problems`.
 local function fits_class(value, name, where, problems)
   local class = classes[name]
+  -- A class with a parent declared here has the parent's fields too.
+  local parent = class.parent and classes[class.parent]
+  if parent then
+    local merged = { fields = {}, order = {} }
+    for _, c in ipairs({ parent, class }) do
+      for _, key in ipairs(c.order) do
+        merged.fields[key] = c.fields[key]
+        merged.order[#merged.order + 1] = key
+      end
+    end
+    class = merged
+  end
   if type(value) ~= "table" then
     problems[#problems + 1] = string.format("%s: expected a %s table, got %s", where, name, type(value))
     return
@@ -191,6 +203,30 @@ describe("the types against the client's answers (braze-mock)", function()
     assert.equal(3, #series.data)
     assert_fits(series, "braze.DataSeries")
     assert_fits(assert(c:rate_limit()), "braze.RateLimit")
+  end)
+
+  it("each's segments fit braze.EachSegment, plain and with details and series", function()
+    local c = client()
+    finally(function() c:close() end)
+    local n = 0
+    for segment, page_no in c:each() do
+      assert.equal(0, page_no)
+      assert_fits(segment, "braze.Segment")
+      n = n + 1
+    end
+    assert.equal(12, n)
+    n = 0
+    for segment in c:each{ details = true, series = { length = 2 }, concurrency = 2 } do
+      assert.is_table(segment.details)
+      assert.equal(2, #segment.series.data)
+      assert_fits(segment, "braze.EachSegment")
+      n = n + 1
+    end
+    assert.equal(12, n)
+    -- The subclass is needed: a pipelined segment is not a plain braze.Segment.
+    local problems = {}
+    fits_class(select(1, c:each{ details = true }()), "braze.Segment", "s", problems)
+    assert.matches("s.details is present at run time but not declared", problems[1], 1, true)
   end)
 
   it("the module's values fit the class braze", function()
