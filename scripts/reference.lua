@@ -442,6 +442,29 @@ function M.collect(root)
       end
     end
   end
+  -- Every braze.X an annotation names must be a declared class.
+  local function check_types(t, where)
+    for name in (t or ""):gmatch("braze%.[%w_.]*[%w_]") do
+      if not api.classes[name] then problem("%s: unknown type %s (no ---@class %s)", where, name, name) end
+    end
+  end
+  for _, mod in ipairs(api.modules) do
+    local fns = {}
+    for _, fn in ipairs(mod.functions) do fns[#fns + 1] = fn end
+    for _, class in ipairs(mod.classes) do
+      for _, fn in ipairs(class.methods or {}) do fns[#fns + 1] = fn end
+    end
+    for _, fn in ipairs(fns) do
+      for _, list in ipairs({ fn.doc and fn.doc.params or {}, fn.doc and fn.doc.returns or {} }) do
+        for _, p in ipairs(list) do check_types(p.type, format("%s:%d: %s", mod.path, fn.line, fn.full)) end
+      end
+    end
+  end
+  for _, class in ipairs(api.class_order) do
+    for _, field in ipairs(class.fields) do
+      check_types(field.type, format("%s: %s.%s", class.file, class.name, field.name))
+    end
+  end
   api.options = M.load_options(root, api)
   return api
 end

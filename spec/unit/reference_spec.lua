@@ -163,6 +163,15 @@ describe("scripts/reference.lua", function()
     assert.matches("braze.new documents a parameter options it does not have", out, 1, true)
   end)
 
+  it("fails when an annotation names a braze type nobody declares", function()
+    local dir = tmpdir()
+    write(dir, "lua/braze/init.lua", FIXTURE_INIT:gsub("---@return braze.Client", "---@return braze.Cleint"))
+    write(dir, "lua/braze/errors.lua", FIXTURE_ERRORS)
+    write(dir, "lua/braze/types.lua", FIXTURE_TYPES)
+    local _, out = run("--check --root " .. q(dir))
+    assert.matches("braze.new: unknown type braze.Cleint (no ---@class braze.Cleint)", out, 1, true)
+  end)
+
   it("renders the options of lua/braze/options.lua and holds braze.Options to them", function()
     local dir = tmpdir()
     write(dir, "lua/braze/init.lua", FIXTURE_INIT:gsub("---@class braze.Client",
