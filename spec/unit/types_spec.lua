@@ -11,7 +11,7 @@ local TYPES_FILE = helpers.root .. "/lua/braze/types.lua"
 -- classes[name] = { fields = { [name] = { type =, optional = } }, order = {...} }
 local function parse_classes(text)
   local classes, current = {}, nil
-  for line in text:gmatch("[^\n]*") do
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     local name, parent = line:match("^%-%-%-@class%s+([%w_.]+)%s*:?%s*([%w_.]*)")
     if name then
       current = { fields = {}, order = {}, parent = parent ~= "" and parent or nil }
