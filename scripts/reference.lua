@@ -412,6 +412,23 @@ function M.collect(root)
         class.methods[#class.methods + 1] = item
         item.full = class.name .. (item.method and ":" or ".") .. item.name
         if not has_prose(item.doc) then problem("%s: %s has no doc comment", where, item.full) end
+      elseif item.kind == "assign" and class_of[item.table] and not item.name:match("^_") then
+        -- Client.each = each_iterator: a method defined elsewhere; the doc is
+        -- the assignment's, else the local function's.
+        local class = class_of[item.table]
+        local target = file.locals[item.value]
+        local method = { kind = "function", method = true, name = item.name, line = item.line,
+          doc = has_prose(item.doc) and item.doc or (target and target.doc) or item.doc }
+        method.args = {}
+        for k, a in ipairs(target and target.args or {}) do
+          if not (k == 1 and a == "self") then method.args[#method.args + 1] = a end
+        end
+        if not target and method.doc then
+          for _, p in ipairs(method.doc.params) do method.args[#method.args + 1] = p.name end
+        end
+        method.full = class.name .. ":" .. item.name
+        class.methods[#class.methods + 1] = method
+        if not has_prose(method.doc) then problem("%s: %s has no doc comment", where, method.full) end
       elseif (item.kind == "assign" and item.table == mt or item.kind == "key" and item.table == mt)
         and public_name then
         item.full = mod.module .. "." .. item.name

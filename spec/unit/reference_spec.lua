@@ -163,6 +163,28 @@ describe("scripts/reference.lua", function()
     assert.matches("braze.new documents a parameter options it does not have", out, 1, true)
   end)
 
+  it("finds methods assigned to the class, documented or not", function()
+    local dir = tmpdir()
+    write(dir, "lua/braze/init.lua", FIXTURE_INIT:gsub("\nbraze.Client = Client\n", [[
+
+--- Walk every page.
+---@param opts? table
+local function walk(self, opts) return self, opts end
+Client.walk = walk
+Client.__close = Client.close
+Client.borrowed = require("other").thing
+
+braze.Client = Client
+]]))
+    write(dir, "lua/braze/errors.lua", FIXTURE_ERRORS)
+    write(dir, "lua/braze/types.lua", FIXTURE_TYPES)
+    local code, out = run("--stdout --root " .. q(dir))
+    assert.equal(1, code)
+    assert.matches("### `client:walk(opts?)`\n\nWalk every page.", out, 1, true)
+    assert.matches("braze.Client:borrowed has no doc comment", out, 1, true)
+    assert.not_matches("__close", out, 1, true)
+  end)
+
   it("fails when an annotation names a braze type nobody declares", function()
     local dir = tmpdir()
     write(dir, "lua/braze/init.lua", FIXTURE_INIT:gsub("---@return braze.Client", "---@return braze.Cleint"))
