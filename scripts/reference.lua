@@ -330,6 +330,20 @@ local function exists(path)
   return f ~= nil
 end
 
+--- The names of the classes declared (`---@class`) in any Lua file under
+-- root/lua, as a set.
+function M.declared_classes(root)
+  local names = {}
+  local list = io.popen("find '" .. (root .. "/lua"):gsub("'", "'\\''") .. "' -name '*.lua' -type f 2>/dev/null")
+  if not list then return names end
+  for path in list:lines() do
+    local text = read(path) or ""
+    for name in ("\n" .. text):gmatch("\n%s*%-%-%-@class%s+([%w_.]+)") do names[name] = true end
+  end
+  list:close()
+  return names
+end
+
 -- Every class by name, merged over files in the order given: a later
 -- file's fields are added when the earlier ones lack them, its doc used
 -- when they have none.
@@ -378,6 +392,10 @@ function M.collect(root)
       api.modules[#api.modules + 1] = { module = public.module, path = public.path, file = file }
     end
   end
+  -- options.lua may declare braze.Options (the editor's type of braze.new's
+  -- argument) beside the table it is checked against.
+  local options_text = read(root .. "/" .. M.OPTIONS)
+  if options_text then parsed[#parsed + 1] = M.parse(options_text, M.OPTIONS) end
   api.classes, api.class_order = merge_classes(parsed)
   api.types = {}
   if types_file then
@@ -459,10 +477,14 @@ function M.collect(root)
       end
     end
   end
-  -- Every braze.X an annotation names must be a declared class.
+  -- Every braze.X an annotation names must be a class declared somewhere
+  -- under lua/ (internal modules may declare the types they hand over).
+  local declared = M.declared_classes(root)
   local function check_types(t, where)
     for name in (t or ""):gmatch("braze%.[%w_.]*[%w_]") do
-      if not api.classes[name] then problem("%s: unknown type %s (no ---@class %s)", where, name, name) end
+      if not api.classes[name] and not declared[name] then
+        problem("%s: unknown type %s (no ---@class %s)", where, name, name)
+      end
     end
   end
   for _, mod in ipairs(api.modules) do
