@@ -21,11 +21,12 @@
 -- the class braze.Options) and the transport contract
 -- (lua/braze/transport/README.md, linked). Everything is found by its
 -- annotation or definition syntax, never by line numbers.
--- Loaded with dofile (not run), it returns its parser and renderer.
+-- Loaded with dofile (not run), it returns its parser and renderer; the
+-- annotation reader is reference/luals.lua, the Markdown reference/markdown.lua.
 
 local M = {}
 
-local format, concat = string.format, table.concat
+local format = string.format
 
 M.PUBLIC = {
   { path = "lua/braze/init.lua", module = "braze" },
@@ -36,281 +37,15 @@ M.OPTIONS = "lua/braze/options.lua"
 M.TRANSPORT_README = "lua/braze/transport/README.md"
 M.OUTPUT = "docs/reference.md"
 
----------------------------------------------------------------------------
--- Types: LuaLS type expressions may hold spaces, so they are scanned, not
--- split at the first blank.
----------------------------------------------------------------------------
+-- The parser and the renderer live beside this script.
+local here = debug.getinfo(1, "S").source:match("^@(.*)[/\\][^/\\]*$") or "."
+local luals = dofile(here .. "/reference/luals.lua")
+local markdown = dofile(here .. "/reference/markdown.lua")
+local has_prose = luals.has_prose
+M.split_type, M.parse = luals.split_type, luals.parse
 
-local function skip_space(s, i)
-  return (s:find("[^ \t]", i)) or #s + 1
-end
-
--- The end of the balanced group opening at s[i] ("(", "{", "<", "["), or nil.
-local function balanced(s, i)
-  local open = s:sub(i, i)
-  local close = ({ ["("] = ")", ["{"] = "}", ["<"] = ">", ["["] = "]" })[open]
-  local depth, j = 0, i
-  while j <= #s do
-    local c = s:sub(j, j)
-    if c == '"' or c == "'" then
-      local e = s:find(c, j + 1, true)
-      if not e then return nil end
-      j = e
-    elseif c == open then
-      depth = depth + 1
-    elseif c == close then
-      depth = depth - 1
-      if depth == 0 then return j end
-    end
-    j = j + 1
-  end
-  return nil
-end
-
-local scan_type
-
--- One type without `|`: returns the index after it, or nil.
-local function scan_primary(s, i)
-  local c = s:sub(i, i)
-  local j
-  if c == '"' or c == "'" then
-    j = s:find(c, i + 1, true)
-    if not j then return nil end
-    j = j + 1
-  elseif c == "{" or c == "(" then
-    j = balanced(s, i)
-    if not j then return nil end
-    j = j + 1
-  else
-    local word = s:match("^[%a_][%w_.*]*", i)
-    if not word then
-      word = s:match("^%-?%d+", i) -- integer literal types
-      if not word then return nil end
-    end
-    j = i + #word
-    if word == "fun" and s:sub(j, j) == "(" then
-      j = balanced(s, j)
-      if not j then return nil end
-      j = j + 1
-      -- fun(...): A, B
-      local k = skip_space(s, j)
-      if s:sub(k, k) == ":" then
-        k = skip_space(s, k + 1)
-        local e = scan_type(s, k)
-        if not e then return nil end
-        j = e
-        while true do
-          k = skip_space(s, j)
-          if s:sub(k, k) ~= "," then break end
-          e = scan_type(s, skip_space(s, k + 1))
-          if not e then break end
-          j = e
-        end
-      end
-    elseif s:sub(j, j) == "<" then
-      j = balanced(s, j)
-      if not j then return nil end
-      j = j + 1
-    end
-  end
-  while true do
-    if s:sub(j, j + 1) == "[]" then
-      j = j + 2
-    elseif s:sub(j, j) == "?" then
-      j = j + 1
-    else
-      break
-    end
-  end
-  return j
-end
-
--- A whole type (alternatives joined by `|`) from s[i]: the index after it, or nil.
-scan_type = function(s, i)
-  local j = scan_primary(s, i)
-  if not j then return nil end
-  while true do
-    local k = skip_space(s, j)
-    if s:sub(k, k) ~= "|" then return j end
-    local e = scan_primary(s, skip_space(s, k + 1))
-    if not e then return j end
-    j = e
-  end
-end
-
---- Split "type rest" into the type and the rest (both trimmed); the type
--- is nil when `s` does not start with one.
-function M.split_type(s)
-  local i = skip_space(s, 1)
-  local j = scan_type(s, i)
-  if not j then return nil, s:match("^%s*(.-)%s*$") end
-  return s:sub(i, j - 1), s:sub(j):match("^%s*(.-)%s*$")
-end
-
----------------------------------------------------------------------------
--- Parsing one file
----------------------------------------------------------------------------
-
--- A doc comment's lines -> { text = {lines}, params, returns, classes }.
--- `---@class` starts a class: the prose before it and the `---@field`s
--- after it are the class's.
-local function read_block(lines, first_line)
-  local block = { text = {}, params = {}, returns = {}, classes = {}, line = first_line,
-    doc = lines[1] and lines[1]:match("^%s*%-%-%-") ~= nil }
-  local class
-  for _, raw in ipairs(lines) do
-    local body = raw:match("^%s*%-%-%-?(.*)$"):gsub("^ ", "", 1)
-    local tag, value = body:match("^@(%a+)%s*(.*)$")
-    if raw:match("^%s*%-%-%-@") then
-      if tag == "param" then
-        local name, optional, rest = value:match("^([%w_.]+)(%??)%s*(.*)$")
-        if name then
-          local t, desc = M.split_type(rest)
-          block.params[#block.params + 1] = { name = name, optional = optional == "?", type = t,
-            desc = desc }
-        end
-      elseif tag == "return" then
-        local t, rest = M.split_type(value)
-        local name, desc = rest:match("^([%a_][%w_]*)%s*(.*)$")
-        if not name then desc = rest end
-        block.returns[#block.returns + 1] = { type = t, name = name, desc = desc:gsub("^#%s*", "") }
-      elseif tag == "class" then
-        local name, parent = value:match("^([%w_.]+)%s*:?%s*([%w_.]*)")
-        class = { name = name, parent = parent ~= "" and parent or nil, fields = {},
-          text = block.text, line = first_line }
-        block.classes[#block.classes + 1] = class
-        block.text = {}
-      elseif tag == "field" and class then
-        local name, optional, rest = value:match("^([%w_]+)(%??)%s*(.*)$")
-        if name then
-          local t, desc = M.split_type(rest)
-          class.fields[#class.fields + 1] = { name = name, optional = optional == "?", type = t,
-            desc = desc }
-        end
-      end
-    elseif not (tag or body:match("^%s*luacheck:")) then -- not an LDoc tag, not a directive
-      block.text[#block.text + 1] = body
-    end
-  end
-  return block
-end
-
--- Does a block say something in words (not only annotations)?
-local function has_prose(block)
-  if not block or not block.doc then return false end
-  for _, line in ipairs(block.text) do
-    if line:match("%S") then return true end
-  end
-  return false
-end
-M.has_prose = has_prose
-
-local function param_names(list)
-  local names = {}
-  for name in list:gmatch("[%w_.]+") do names[#names + 1] = name end
-  return names
-end
-
--- Braces opened minus braces closed on a line of code (strings and a
--- trailing comment left out).
-local function brace_balance(line)
-  local code_only = line:gsub("\\.", ""):gsub('"[^"]*"', ""):gsub("'[^']*'", ""):gsub("%-%-.*$", "")
-  local _, opened = code_only:gsub("{", "")
-  local _, closed = code_only:gsub("}", "")
-  return opened - closed
-end
-
---- Parse one Lua source: returns
--- `{ path, doc (the file's first comment block), returns (the name of the
--- table the file returns), items = { {kind, ...} in source order },
--- classes = { {name, fields, text, local_name} } }`.
--- Item kinds: "function" (`function T.f(...)`, `function T:f(...)`),
--- "local_function", "assign" (`T.k = expr`), "key" (a key of a top-level
--- `local t = {` constructor), each with its `doc` block (or nil) and line.
-function M.parse(text, path)
-  local file = { path = path, items = {}, classes = {}, locals = {} }
-  local pending, pending_line = {}, nil
-  local constructor, depth -- the local whose multi-line table constructor we are in, and its depth
-  local n = 0
-  local first_block_done = false
-
-  local function take_block()
-    if #pending == 0 then return nil end
-    local block = read_block(pending, pending_line)
-    pending = {}
-    for _, class in ipairs(block.classes) do file.classes[#file.classes + 1] = class end
-    return block
-  end
-
-  local function add(item, block)
-    item.doc, item.line = block, n
-    file.items[#file.items + 1] = item
-  end
-
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    n = n + 1
-    if n == 1 and line:match("^#!") then
-      line = ""
-    end
-    if line:match("^%s*%-%-%[%[") or (n <= 3 and line:match("^%]%]")) then
-      line = "" -- the shell trampoline of a script such as this one
-    end
-    if line:match("^%s*%-%-") then
-      if #pending == 0 then pending_line = n end
-      pending[#pending + 1] = line
-    else
-      local block = take_block()
-      if block and not first_block_done and pending_line and pending_line <= 3 then
-        file.doc = block
-        block = nil
-      end
-      if line:match("%S") then first_block_done = true end
-      if block and #block.classes > 0 then
-        -- ---@class X above `local X = ...`: the local holds the class.
-        local name = line:match("^local%s+([%a_][%w_]*)%s*=")
-        if name then block.classes[#block.classes].local_name = name end
-        block = nil
-      end
-      if constructor then
-        local key = depth == 1 and line:match("^%s+([%a_][%w_]*)%s*=")
-        if key then add({ kind = "key", table = constructor, name = key }, block) end
-        depth = depth + brace_balance(line)
-        if depth <= 0 then constructor = nil end
-      else
-        local t, sep, name, args = line:match("^function%s+([%a_][%w_]*)([.:])([%a_][%w_]*)%s*%(([^)]*)%)")
-        if t then
-          add({ kind = "function", table = t, method = sep == ":", name = name,
-            args = param_names(args) }, block)
-        else
-          local lname, largs = line:match("^local%s+function%s+([%a_][%w_]*)%s*%(([^)]*)%)")
-          if lname then
-            add({ kind = "local_function", name = lname, args = param_names(largs) }, block)
-            file.locals[lname] = file.items[#file.items]
-          else
-            local at, key, value = line:match("^([%a_][%w_]*)%.([%a_][%w_]*)%s*=%s*(.-)%s*$")
-            if at then
-              local fargs = value:match("^function%s*%(([^)]*)%)")
-              if fargs then
-                add({ kind = "function", table = at, name = key, args = param_names(fargs) }, block)
-              else
-                add({ kind = "assign", table = at, name = key, value = value }, block)
-              end
-            else
-              local cname, rest = line:match("^local%s+([%a_][%w_]*)%s*=%s*(.-)%s*$")
-              if cname and rest:match("^{") and brace_balance(rest) > 0 then
-                constructor, depth = cname, brace_balance(rest)
-              end
-              local returned = line:match("^return%s+([%a_][%w_]*)%s*$")
-              if returned then file.returns = returned end
-            end
-          end
-        end
-      end
-    end
-  end
-  take_block()
-  return file
-end
+--- The Markdown text of the reference of the tree read by M.collect.
+function M.render(api) return markdown.render(api, M) end
 
 ---------------------------------------------------------------------------
 -- The public API of a parsed tree
@@ -371,6 +106,111 @@ local function merge_classes(files)
   return by_name, order
 end
 
+-- The public items of one parsed public module: fills mod.functions,
+-- mod.values, mod.classes (with their methods) and reports what lacks a doc.
+local function collect_module(api, mod, problem)
+  local file = mod.file
+  local mt = file.returns
+  if not mt then problem("%s: no `return <module table>` at its end", mod.path) end
+  -- The classes this file declares on a local: their methods are public.
+  local class_of = {}
+  mod.classes = {}
+  for _, class in ipairs(file.classes) do
+    if class.local_name then
+      class_of[class.local_name] = api.classes[class.name]
+      mod.classes[#mod.classes + 1] = api.classes[class.name]
+      api.classes[class.name].methods = api.classes[class.name].methods or {}
+    end
+  end
+  mod.functions, mod.values = {}, {}
+  local module_class = api.classes[mod.module]
+  local function needs_doc(doc, where, full)
+    if not has_prose(doc) then problem("%s: %s has no doc comment", where, full) end
+  end
+  for _, item in ipairs(file.items) do
+    local public_name = not item.name:match("^_") or item.name == "_VERSION"
+    local where = format("%s:%d", mod.path, item.line)
+    local class = class_of[item.table]
+    if item.kind == "function" and item.table == mt and public_name then
+      mod.functions[#mod.functions + 1] = item
+      item.full = mod.module .. "." .. item.name
+      needs_doc(item.doc, where, item.full)
+    elseif item.kind == "function" and class and not item.name:match("^_") then
+      class.methods[#class.methods + 1] = item
+      item.full = class.name .. (item.method and ":" or ".") .. item.name
+      needs_doc(item.doc, where, item.full)
+    elseif item.kind == "assign" and class and not item.name:match("^_") then
+      -- Client.each = each_iterator: a method defined elsewhere; the doc is
+      -- the assignment's, else the local function's.
+      local target = file.locals[item.value]
+      local method = { kind = "function", method = true, name = item.name, line = item.line,
+        doc = has_prose(item.doc) and item.doc or (target and target.doc) or item.doc, args = {},
+        full = class.name .. ":" .. item.name }
+      for k, a in ipairs(target and target.args or {}) do
+        if not (k == 1 and a == "self") then method.args[#method.args + 1] = a end
+      end
+      if not target and method.doc then
+        for _, param in ipairs(method.doc.params) do method.args[#method.args + 1] = param.name end
+      end
+      class.methods[#class.methods + 1] = method
+      needs_doc(method.doc, where, method.full)
+    elseif (item.kind == "assign" or item.kind == "key") and item.table == mt and public_name then
+      item.full = mod.module .. "." .. item.name
+      local target = file.locals[item.value or ""]
+      if target then -- M.f = f: the local function's doc is the doc
+        target.full, target.alias = item.full, item
+        mod.functions[#mod.functions + 1] = target
+        needs_doc(target.doc, where, item.full)
+      else
+        item.field = module_class and module_class.seen[item.name]
+        mod.values[#mod.values + 1] = item
+        if not has_prose(item.doc) and not (item.field and item.field.desc ~= "") then
+          problem("%s: %s has no doc comment (nor a ---@field in class %s)", where, item.full,
+            mod.module)
+        end
+      end
+    end
+  end
+end
+
+-- The annotations of the public functions and classes: a ---@param names a
+-- parameter; every braze.X a type names is a class declared somewhere under
+-- lua/ (internal modules may declare the types they hand over).
+local function check_annotations(api, root, problem)
+  local declared = M.declared_classes(root)
+  local function check_types(t, where)
+    for name in (t or ""):gmatch("braze%.[%w_.]*[%w_]") do
+      if not api.classes[name] and not declared[name] then
+        problem("%s: unknown type %s (no ---@class %s)", where, name, name)
+      end
+    end
+  end
+  for _, mod in ipairs(api.modules) do
+    local fns = {}
+    for _, fn in ipairs(mod.functions) do fns[#fns + 1] = fn end
+    for _, class in ipairs(mod.classes) do
+      for _, fn in ipairs(class.methods or {}) do fns[#fns + 1] = fn end
+    end
+    for _, fn in ipairs(fns) do
+      local where = format("%s:%d: %s", mod.path, fn.line, fn.full)
+      local args = {}
+      for _, a in ipairs(fn.args or {}) do args[a] = true end
+      for _, param in ipairs(fn.doc and fn.doc.params or {}) do
+        if not args[param.name] then
+          problem("%s documents a parameter %s it does not have", where, param.name)
+        end
+        check_types(param.type, where)
+      end
+      for _, ret in ipairs(fn.doc and fn.doc.returns or {}) do check_types(ret.type, where) end
+    end
+  end
+  for _, class in ipairs(api.class_order) do
+    for _, field in ipairs(class.fields) do
+      check_types(field.type, format("%s: %s.%s", class.file, class.name, field.name))
+    end
+  end
+end
+
 --- Read the tree at `root`: { modules = { {module, path, file, functions,
 -- values, classes} }, classes, class_order, types (classes of types.lua in
 -- order), options, problems = {...} }.
@@ -402,108 +242,8 @@ function M.collect(root)
     for _, class in ipairs(types_file.classes) do api.types[#api.types + 1] = api.classes[class.name] end
   end
 
-  for _, mod in ipairs(api.modules) do
-    local file = mod.file
-    local mt = file.returns
-    if not mt then problem("%s: no `return <module table>` at its end", mod.path) end
-    -- The classes this file declares on a local: their methods are public.
-    local class_of = {}
-    mod.classes = {}
-    for _, class in ipairs(file.classes) do
-      if class.local_name then
-        class_of[class.local_name] = api.classes[class.name]
-        mod.classes[#mod.classes + 1] = api.classes[class.name]
-        api.classes[class.name].methods = api.classes[class.name].methods or {}
-      end
-    end
-    mod.functions, mod.values = {}, {}
-    local module_class = api.classes[mod.module]
-    for _, item in ipairs(file.items) do
-      local public_name = not item.name:match("^_") or item.name == "_VERSION"
-      local where = format("%s:%d", mod.path, item.line)
-      if item.kind == "function" and item.table == mt and public_name then
-        mod.functions[#mod.functions + 1] = item
-        item.full = mod.module .. "." .. item.name
-        if not has_prose(item.doc) then problem("%s: %s has no doc comment", where, item.full) end
-      elseif item.kind == "function" and class_of[item.table] and not item.name:match("^_") then
-        local class = class_of[item.table]
-        class.methods[#class.methods + 1] = item
-        item.full = class.name .. (item.method and ":" or ".") .. item.name
-        if not has_prose(item.doc) then problem("%s: %s has no doc comment", where, item.full) end
-      elseif item.kind == "assign" and class_of[item.table] and not item.name:match("^_") then
-        -- Client.each = each_iterator: a method defined elsewhere; the doc is
-        -- the assignment's, else the local function's.
-        local class = class_of[item.table]
-        local target = file.locals[item.value]
-        local method = { kind = "function", method = true, name = item.name, line = item.line,
-          doc = has_prose(item.doc) and item.doc or (target and target.doc) or item.doc }
-        method.args = {}
-        for k, a in ipairs(target and target.args or {}) do
-          if not (k == 1 and a == "self") then method.args[#method.args + 1] = a end
-        end
-        if not target and method.doc then
-          for _, p in ipairs(method.doc.params) do method.args[#method.args + 1] = p.name end
-        end
-        method.full = class.name .. ":" .. item.name
-        class.methods[#class.methods + 1] = method
-        if not has_prose(method.doc) then problem("%s: %s has no doc comment", where, method.full) end
-      elseif (item.kind == "assign" and item.table == mt or item.kind == "key" and item.table == mt)
-        and public_name then
-        item.full = mod.module .. "." .. item.name
-        local target = file.locals[item.value or ""]
-        if target then -- M.f = f: the local function's doc is the doc
-          target.full, target.alias = item.full, item
-          mod.functions[#mod.functions + 1] = target
-          if not has_prose(target.doc) then problem("%s: %s has no doc comment", where, item.full) end
-        else
-          item.field = module_class and module_class.seen[item.name]
-          mod.values[#mod.values + 1] = item
-          if not has_prose(item.doc) and not (item.field and item.field.desc ~= "") then
-            problem("%s: %s has no doc comment (nor a ---@field in class %s)", where, item.full,
-              mod.module)
-          end
-        end
-      end
-    end
-    -- ---@param names must be parameters.
-    for _, fn in ipairs(mod.functions) do
-      local args = {}
-      for _, a in ipairs(fn.args or {}) do args[a] = true end
-      for _, p in ipairs(fn.doc and fn.doc.params or {}) do
-        if not args[p.name] then
-          problem("%s:%d: %s documents a parameter %s it does not have", mod.path, fn.line, fn.full,
-            p.name)
-        end
-      end
-    end
-  end
-  -- Every braze.X an annotation names must be a class declared somewhere
-  -- under lua/ (internal modules may declare the types they hand over).
-  local declared = M.declared_classes(root)
-  local function check_types(t, where)
-    for name in (t or ""):gmatch("braze%.[%w_.]*[%w_]") do
-      if not api.classes[name] and not declared[name] then
-        problem("%s: unknown type %s (no ---@class %s)", where, name, name)
-      end
-    end
-  end
-  for _, mod in ipairs(api.modules) do
-    local fns = {}
-    for _, fn in ipairs(mod.functions) do fns[#fns + 1] = fn end
-    for _, class in ipairs(mod.classes) do
-      for _, fn in ipairs(class.methods or {}) do fns[#fns + 1] = fn end
-    end
-    for _, fn in ipairs(fns) do
-      for _, list in ipairs({ fn.doc and fn.doc.params or {}, fn.doc and fn.doc.returns or {} }) do
-        for _, p in ipairs(list) do check_types(p.type, format("%s:%d: %s", mod.path, fn.line, fn.full)) end
-      end
-    end
-  end
-  for _, class in ipairs(api.class_order) do
-    for _, field in ipairs(class.fields) do
-      check_types(field.type, format("%s: %s.%s", class.file, class.name, field.name))
-    end
-  end
+  for _, mod in ipairs(api.modules) do collect_module(api, mod, problem) end
+  check_annotations(api, root, problem)
   api.options = M.load_options(root, api)
   return api
 end
@@ -605,255 +345,6 @@ function M.load_options(root, api)
     end
   end
   return tables
-end
-
----------------------------------------------------------------------------
--- Markdown
----------------------------------------------------------------------------
-
--- Doc lines -> Markdown: lines indented 4 spaces or more (after a blank
--- line) become a fenced Lua block.
-local function markdown(lines)
-  local out, i = {}, 1
-  while i <= #lines do
-    local line = lines[i]
-    if line:match("^    ") and (i == 1 or not lines[i - 1]:match("%S")) then
-      out[#out + 1] = "```lua"
-      while i <= #lines and (lines[i]:match("^    ") or
-        (not lines[i]:match("%S") and lines[i + 1] and lines[i + 1]:match("^    "))) do
-        out[#out + 1] = lines[i]:sub(5)
-        i = i + 1
-      end
-      out[#out + 1] = "```"
-    else
-      out[#out + 1] = line
-      i = i + 1
-    end
-  end
-  -- No blank lines at either end, none doubled.
-  local text = concat(out, "\n"):gsub("^%s*\n", ""):gsub("%s+$", ""):gsub("\n%s*\n%s*\n+", "\n\n")
-  return text
-end
-
-local function cell(s)
-  return (tostring(s or ""):gsub("|", "\\|"):gsub("\n", " "))
-end
-
-local function code(s) return "`" .. s .. "`" end
-
-local function anchor(heading)
-  return "#" .. heading:lower():gsub("[^%w%- ]", ""):gsub(" ", "-")
-end
-
-local function number_text(v)
-  if type(v) ~= "number" then return tostring(v) end
-  if v == math.floor(v) and math.abs(v) < 2 ^ 63 then return format("%.0f", v) end
-  return tostring(v)
-end
-
-local function signature(fn, prefix)
-  local optional = {}
-  for _, p in ipairs(fn.doc and fn.doc.params or {}) do optional[p.name] = p.optional end
-  local args = {}
-  for _, a in ipairs(fn.args or {}) do args[#args + 1] = a .. (optional[a] and "?" or "") end
-  return prefix .. "(" .. concat(args, ", ") .. ")"
-end
-
-local function render_function(out, fn, heading)
-  out[#out + 1] = "### " .. code(heading)
-  out[#out + 1] = ""
-  local doc = fn.doc
-  if doc and has_prose(doc) then
-    out[#out + 1] = markdown(doc.text)
-    out[#out + 1] = ""
-  end
-  if doc and #doc.params > 0 then
-    out[#out + 1] = "Parameters:"
-    out[#out + 1] = ""
-    for _, p in ipairs(doc.params) do
-      local line = "- " .. code(p.name) .. (p.type and (" " .. code(p.type)) or "")
-      if p.optional then line = line .. " (optional)" end
-      if p.desc ~= "" then line = line .. ": " .. p.desc end
-      out[#out + 1] = line
-    end
-    out[#out + 1] = ""
-  end
-  if doc and #doc.returns > 0 then
-    out[#out + 1] = "Returns:"
-    out[#out + 1] = ""
-    for _, r in ipairs(doc.returns) do
-      local line = "- " .. code(r.type or "any")
-      if r.name then line = line .. " " .. code(r.name) end
-      if r.desc ~= "" then line = line .. ": " .. r.desc end
-      out[#out + 1] = line
-    end
-    out[#out + 1] = ""
-  end
-end
-
-local function render_fields(out, class)
-  out[#out + 1] = "| field | type | |"
-  out[#out + 1] = "|---|---|---|"
-  for _, f in ipairs(class.fields) do
-    out[#out + 1] = format("| %s | %s | %s |", code(f.name .. (f.optional and "?" or "")),
-      f.type and code(cell(f.type)) or "", cell(f.desc))
-  end
-  out[#out + 1] = ""
-end
-
-local function render_options(out, api)
-  if api.options and #api.options > 0 then
-    out[#out + 1] = format("Every option, its default and its range, from %s (the one table that "
-      .. "`braze.new` validates from and `braze-segments` builds its flags from).", code(M.OPTIONS))
-    out[#out + 1] = ""
-    for _, t in ipairs(api.options) do
-      out[#out + 1] = "### " .. t.title
-      out[#out + 1] = ""
-      out[#out + 1] = "| option | type | default | range | |"
-      out[#out + 1] = "|---|---|---|---|---|"
-      for _, o in ipairs(t.list) do
-        local default = o.default_doc or (o.default ~= nil and code(number_text(o.default))) or ""
-        local range = ""
-        if o.min and o.max then
-          range = o.kind == "integer" and format("%s..%s", number_text(o.min), number_text(o.max))
-            or format("[%s, %s]", number_text(o.min), number_text(o.max))
-        end
-        out[#out + 1] = format("| %s | %s | %s | %s | %s |", code(o.name), cell(o.kind or ""),
-          cell(default), range, cell(o.doc))
-      end
-      out[#out + 1] = ""
-    end
-  elseif api.classes["braze.Options"] then
-    out[#out + 1] = "The fields of `braze.Options`, the table `braze.new` takes:"
-    out[#out + 1] = ""
-    render_fields(out, api.classes["braze.Options"])
-  end
-end
-
---- The Markdown text of the reference of the tree read by M.collect.
-function M.render(api)
-  local out = {}
-  local braze_mod, others = api.modules[1], {}
-  for i = 2, #api.modules do others[#others + 1] = api.modules[i] end
-
-  out[#out + 1] = "# lua-braze reference"
-  out[#out + 1] = ""
-  out[#out + 1] = "<!-- Generated by scripts/reference.lua from the annotations in lua/braze/: do not "
-    .. "edit; run `lua5.4 scripts/reference.lua` after changing them. -->"
-  out[#out + 1] = ""
-  if braze_mod and braze_mod.file.doc then
-    out[#out + 1] = markdown(braze_mod.file.doc.text)
-    out[#out + 1] = ""
-  end
-
-  local sections = {}
-  local function section(title) sections[#sections + 1] = title; return "## " .. title end
-  local body = {}
-
-  if braze_mod then
-    body[#body + 1] = section("Module " .. code(braze_mod.module))
-    body[#body + 1] = ""
-    for _, fn in ipairs(braze_mod.functions) do render_function(body, fn, signature(fn, fn.full)) end
-    if #braze_mod.values > 0 then
-      body[#body + 1] = "### Values"
-      body[#body + 1] = ""
-      local class = api.classes[braze_mod.module]
-      if class and has_prose({ doc = true, text = class.text }) then
-        body[#body + 1] = markdown(class.text)
-        body[#body + 1] = ""
-      end
-      body[#body + 1] = "| value | type | |"
-      body[#body + 1] = "|---|---|---|"
-      for _, v in ipairs(braze_mod.values) do
-        local desc = has_prose(v.doc) and markdown(v.doc.text) or (v.field and v.field.desc) or ""
-        body[#body + 1] = format("| %s | %s | %s |", code(v.full),
-          v.field and v.field.type and code(cell(v.field.type)) or "", cell(desc))
-      end
-      body[#body + 1] = ""
-    end
-  end
-
-  if (api.options and #api.options > 0) or api.classes["braze.Options"] then
-    body[#body + 1] = section("Options")
-    body[#body + 1] = ""
-    render_options(body, api)
-  end
-
-  for _, mod in ipairs(api.modules) do
-    for _, class in ipairs(mod.classes or {}) do
-      if class.methods and #class.methods > 0 then
-        body[#body + 1] = section(code(class.name))
-        body[#body + 1] = ""
-        if has_prose({ doc = true, text = class.text }) then
-          body[#body + 1] = markdown(class.text)
-          body[#body + 1] = ""
-        end
-        local var = class.name:match("([%w_]+)$"):lower()
-        for _, fn in ipairs(class.methods) do
-          render_function(body, fn, signature(fn, var .. (fn.method and ":" or ".") .. fn.name))
-        end
-      end
-    end
-  end
-
-  for _, mod in ipairs(others) do
-    body[#body + 1] = section("Module " .. code(mod.module))
-    body[#body + 1] = ""
-    if mod.file.doc then
-      body[#body + 1] = markdown(mod.file.doc.text)
-      body[#body + 1] = ""
-    end
-    for _, fn in ipairs(mod.functions) do render_function(body, fn, signature(fn, fn.full)) end
-  end
-
-  local listed = {}
-  if #api.types > 0 then
-    body[#body + 1] = section("Types")
-    body[#body + 1] = ""
-    body[#body + 1] = format("Classes for lua-language-server, declared in %s: what the calls "
-      .. "return and the error object.", code(M.TYPES))
-    body[#body + 1] = ""
-    for _, class in ipairs(api.types) do
-      if not listed[class.name] and class.name ~= braze_mod.module then
-        listed[class.name] = true
-        body[#body + 1] = "### " .. code(class.name)
-        body[#body + 1] = ""
-        if has_prose({ doc = true, text = class.text }) then
-          body[#body + 1] = markdown(class.text)
-          body[#body + 1] = ""
-        end
-        if class.parent and api.classes[class.parent] then
-          body[#body + 1] = format("The fields of [%s](%s), and:", code(class.parent),
-            anchor(code(class.parent)))
-          body[#body + 1] = ""
-        elseif class.parent then
-          body[#body + 1] = "A " .. code(class.parent) .. "."
-          body[#body + 1] = ""
-        end
-        if #class.fields > 0 then render_fields(body, class) end
-      end
-    end
-  end
-
-  body[#body + 1] = section("Transports")
-  body[#body + 1] = ""
-  if exists(api.root .. "/" .. M.TRANSPORT_README) then
-    body[#body + 1] = format("The contract a transport keeps (what `braze.new{ transport = ... }` "
-      .. "takes) is written once, in [%s](../%s).", M.TRANSPORT_README, M.TRANSPORT_README)
-  else
-    body[#body + 1] = "A transport is a module with `new(config)` returning an object with "
-      .. "`get(url)` and `close()` (see the `transport` option)."
-  end
-  body[#body + 1] = ""
-
-  local contents = {}
-  for _, title in ipairs(sections) do
-    contents[#contents + 1] = format("[%s](%s)", title, anchor(title))
-  end
-  out[#out + 1] = "Contents: " .. concat(contents, " · ")
-  out[#out + 1] = ""
-  for _, line in ipairs(body) do out[#out + 1] = line end
-  return (concat(out, "\n"):gsub("\n\n+$", "\n"):gsub("([^\n])$", "%1\n"))
 end
 
 ---------------------------------------------------------------------------

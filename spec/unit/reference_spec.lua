@@ -161,6 +161,11 @@ describe("scripts/reference.lua", function()
     write(dir, "lua/braze/types.lua", FIXTURE_TYPES)
     local _, out = run("--check --root " .. q(dir))
     assert.matches("braze.new documents a parameter options it does not have", out, 1, true)
+    -- Methods too.
+    write(dir, "lua/braze/init.lua", FIXTURE_INIT:gsub("--- Documented method.\n",
+      "--- Documented method.\n---@param opts? table\n"))
+    _, out = run("--check --root " .. q(dir))
+    assert.matches("braze.Client:list documents a parameter opts it does not have", out, 1, true)
   end)
 
   it("finds methods assigned to the class, documented or not", function()
