@@ -87,10 +87,17 @@ describe("scripts/reference.lua", function()
     assert.matches("up to date", out)
   end)
 
-  it("runs under bash as the brief's command line writes it, and under Lua 5.1", function()
+  it("runs under bash as well as under Lua", function()
     local out = helpers.read_pipe("bash " .. q(script) .. " --stdout; echo \"exit:$?\"")
     assert.matches("exit:0%s*$", out)
-    assert.matches("^# lua%-braze reference", out)
+    assert.equal(helpers.read_file(root .. "/docs/reference.md"), (out:gsub("exit:0%s*$", "")))
+  end)
+
+  it("writes the same reference under Lua 5.1 (BRAZE_DEPS=full installs it)", function()
+    if not helpers.read_pipe("command -v lua5.1"):match("%S") then
+      pending("lua5.1 is not installed")
+      return
+    end
     local c51, out51 = run("--stdout", "lua5.1")
     assert.equal(0, c51, out51)
     assert.equal(helpers.read_file(root .. "/docs/reference.md"), out51)
