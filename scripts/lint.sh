@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Static checks, each of which must report nothing:
-#   luacheck over every Lua file (.luacheckrc), ldoc's reference build
-#   (config.ld; any warning fails), and the C analysers (scripts/analyze.sh).
-# Needs Debian's lua-check, lua-ldoc, cppcheck and gcc.
+#   luacheck over every Lua file (.luacheckrc), the reference check
+#   (scripts/reference.lua --check: docs/reference.md is current and every
+#   public function and value is documented), and the C analysers
+#   (scripts/analyze.sh).
+# Needs Debian's lua-check, lua5.4, cppcheck and gcc.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -10,11 +12,8 @@ status=0
 echo "--- luacheck"
 luacheck --no-color --formatter plain . || status=1
 
-echo "--- ldoc"
-out=$(mktemp -d)
-warnings=$(ldoc --dir "$out" . 2>&1 | grep -v -E '^(reading configuration from|output written to) ')
-rm -rf "$out"
-if [ -n "$warnings" ]; then echo "$warnings"; status=1; fi
+echo "--- reference (doc coverage)"
+lua5.4 scripts/reference.lua --check || status=1
 
 if [ -f scripts/analyze.sh ]; then
   echo "--- C analysers"
