@@ -40,7 +40,7 @@ build = {
   modules = {
     ["braze.core"] = {
       -- The same sources, defines and libraries as CMakeLists.txt.
-      sources = { "csrc/core.c", "csrc/process.c", "csrc/random.c", "csrc/session.c",
+      sources = { "csrc/core.c", "csrc/process.c", "csrc/random.c", "csrc/session.c", "csrc/batch.c", "csrc/transfer.c",
         "csrc/headers.c", "csrc/decode.c", "csrc/interrupt.c", "csrc/terminal.c" },
       defines = { "_DEFAULT_SOURCE" },
       libraries = { "curl", "pthread", "dl" },
