@@ -193,15 +193,27 @@ static int batch_close(lua_State *L) {
   return 0;
 }
 
-/* The batch's session, open and idle, in this process; raises otherwise.
-   Call it after the entry point's last allocation. */
-static session *batch_session(lua_State *L, batch *b) {
+/*
+ * Why the batch cannot take a call now, or NULL: its session must be open
+ * and idle, in this process. Never raises and never allocates: an entry
+ * point calls it after its last Lua allocation (any of which can run a
+ * finalizer that closes the batch or its session), and uses the batch
+ * with no allocation in between.
+ */
+static const char *batch_problem(batch *b) {
   session *s = b->s;
-  if (s == NULL || s->main.curl == NULL) luaL_error(L, "braze: batch is closed");
+  if (s == NULL || s->main.curl == NULL) return "braze: batch is closed";
   const char *why = braze_session_usable(s); /* in a forked child: drops the batch */
+  if (why != NULL) return why;
+  if (b->s == NULL) return "braze: batch is closed (the process forked)";
+  return NULL;
+}
+
+/* The batch's session, checked by batch_problem; raises when unusable. */
+static session *batch_session(lua_State *L, batch *b) {
+  const char *why = batch_problem(b);
   if (why != NULL) luaL_error(L, "%s", why);
-  if (b->s == NULL) luaL_error(L, "braze: batch is closed (the process forked)");
-  return s;
+  return b->s;
 }
 
 /* The multi handle a batch's transfers live in. */
@@ -217,8 +229,6 @@ static CURLM *batch_multi(const batch *b) {
  */
 int braze_session_batch(lua_State *L) {
   session *s = (session *)luaL_checkudata(L, 1, BRAZE_SESSION_MT);
-  const char *why = braze_session_usable(s);
-  if (why != NULL) return luaL_error(L, "%s", why);
   lua_Integer n = luaL_checkinteger(L, 2);
   luaL_argcheck(L, n >= 1 && n <= BRAZE_MAX_CONCURRENCY, 2, "batch size must be in 1..64");
   const char *mode = luaL_optstring(L, 3, "poll");
@@ -229,6 +239,12 @@ int braze_session_batch(lua_State *L) {
   memset(b, 0, sizeof *b);
   b->session_ref = LUA_NOREF;
   luaL_setmetatable(L, BRAZE_BATCH_MT);
+  lua_pushvalue(L, 1);
+  b->session_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* That was the last Lua allocation (each could run a finalizer that
+     closes the session): check the session now, use it without allocating. */
+  const char *why = braze_session_usable(s);
+  if (why != NULL) return luaL_error(L, "%s", why);
   b->slots = (transfer *)calloc((size_t)n, sizeof *b->slots);
   b->tags = (int *)malloc((size_t)n * sizeof *b->tags);
   if (b->slots == NULL || b->tags == NULL) return luaL_error(L, "braze: out of memory");
@@ -253,8 +269,6 @@ int braze_session_batch(lua_State *L) {
   b->s = s;
   b->next = s->batches;
   s->batches = b;
-  lua_pushvalue(L, 1);
-  b->session_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   for (int i = 0; i < b->capacity; i++) {
     transfer *t = &b->slots[i];
     t->max_body = s->main.max_body;
@@ -273,21 +287,33 @@ static int batch_submit(lua_State *L) {
   batch *b = check_batch(L);
   const char *url = luaL_checkstring(L, 2);
   luaL_checkany(L, 3);
-  session *s = batch_session(L, b);
-  if (b->own_multi) close_sockets(b, b->announced);
+  lua_settop(L, 3);
+  lua_pushvalue(L, 3);
+  int tag = luaL_ref(L, LUA_REGISTRYINDEX); /* the last allocation */
+  const char *why = batch_problem(b);
   int slot = -1;
-  for (int i = 0; i < b->capacity && slot < 0; i++)
-    if (!b->slots[i].in_multi && !b->slots[i].finished && b->tags[i] == LUA_NOREF) slot = i;
-  if (slot < 0) return luaL_error(L, "braze: batch is full (%d requests in flight)", b->capacity);
+  if (why == NULL) {
+    for (int i = 0; i < b->capacity && slot < 0; i++)
+      if (!b->slots[i].in_multi && !b->slots[i].finished && b->tags[i] == LUA_NOREF) slot = i;
+  }
+  if (why != NULL || slot < 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, tag); /* allocates nothing */
+    if (why != NULL) return luaL_error(L, "%s", why);
+    return luaL_error(L, "braze: batch is full (%d requests in flight)", b->capacity);
+  }
+  session *s = b->s;
+  if (b->own_multi) close_sockets(b, b->announced);
   transfer *t = &b->slots[slot];
   braze_transfer_reset(t);
   CURLcode rc = curl_easy_setopt(t->curl, CURLOPT_URL, url);
-  if (rc != CURLE_OK) return luaL_error(L, "braze: bad URL: %s", curl_easy_strerror(rc));
-  if (curl_multi_add_handle(batch_multi(b), t->curl) != CURLM_OK)
+  CURLMcode mc = rc == CURLE_OK ? curl_multi_add_handle(batch_multi(b), t->curl) : CURLM_OK;
+  if (rc != CURLE_OK || mc != CURLM_OK) {
+    luaL_unref(L, LUA_REGISTRYINDEX, tag);
+    if (rc != CURLE_OK) return luaL_error(L, "braze: bad URL: %s", curl_easy_strerror(rc));
     return luaL_error(L, "braze: cannot start a transfer");
+  }
   t->in_multi = 1;
-  lua_pushvalue(L, 3);
-  b->tags[slot] = luaL_ref(L, LUA_REGISTRYINDEX);
+  b->tags[slot] = tag;
   /* Send it now: the request is on its way while the caller goes on. (In
      socket mode libcurl has asked for a 0 ms timer: the loop calls back.) */
   if (!b->own_multi) {
