@@ -12,7 +12,11 @@
  *
  * A batch holds a registry reference to its session; the session keeps its
  * open batches in a list and detaches them when it is released (see
- * session_impl.h).
+ * session_impl.h). What the session's list points to is the batch's state,
+ * malloc'ed and owned by the userdata (a box holding the pointer), freed
+ * only by the userdata's __gc: a finalizer that never runs (the metatable
+ * is protected, but the debug library can still strip __gc) leaks it, and
+ * leaves no dangling pointer in the session.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +53,11 @@ struct braze_batch {
   int busy;          /* a call is running: close waits for its end */
   int close_pending;
 };
+
+/* The userdata: the batch's state, NULL once finalized. */
+typedef struct {
+  batch *b;
+} batch_box;
 
 /* ---- sockets (socket mode) --------------------------------------------- */
 
@@ -181,15 +190,32 @@ void braze_batch_busy(lua_State *L, batch *b, int busy) {
   }
 }
 
+/* The state of the batch at index 1; a finalized one (resurrected by
+   another finalizer) has none: raises "closed". */
 static batch *check_batch(lua_State *L) {
-  return (batch *)luaL_checkudata(L, 1, BRAZE_BATCH_MT);
+  batch_box *box = (batch_box *)luaL_checkudata(L, 1, BRAZE_BATCH_MT);
+  if (box->b == NULL) luaL_error(L, "braze: batch is closed");
+  return box->b;
 }
 
-/* close, __gc and __close: idempotent; a close during a call waits for its end. */
+/* close and __close: idempotent; a close during a call waits for its end. */
 static int batch_close(lua_State *L) {
-  batch *b = check_batch(L);
+  batch_box *box = (batch_box *)luaL_checkudata(L, 1, BRAZE_BATCH_MT);
+  batch *b = box->b;
+  if (b == NULL) return 0;
   if (b->busy) b->close_pending = 1;
   else close_batch(L, b);
+  return 0;
+}
+
+/* __gc: close, and free the state (never busy: a call holds the userdata). */
+static int batch_gc(lua_State *L) {
+  batch_box *box = (batch_box *)luaL_checkudata(L, 1, BRAZE_BATCH_MT);
+  batch *b = box->b;
+  if (b == NULL) return 0;
+  close_batch(L, b);
+  box->b = NULL;
+  free(b);
   return 0;
 }
 
@@ -235,10 +261,14 @@ int braze_session_batch(lua_State *L) {
   int sockets = strcmp(mode, "sockets") == 0;
   luaL_argcheck(L, sockets || strcmp(mode, "poll") == 0, 3, "mode must be \"poll\" or \"sockets\"");
   /* Userdata and metatable first: from here on __gc owns every resource. */
-  batch *b = (batch *)lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
-  b->session_ref = LUA_NOREF;
+  batch_box *box = (batch_box *)lua_newuserdatauv(L, sizeof *box, 0);
+  box->b = NULL;
   luaL_setmetatable(L, BRAZE_BATCH_MT);
+  batch *b = (batch *)calloc(1, sizeof *b);
+  if (b == NULL) return luaL_error(L, "braze: out of memory");
+  b->session_ref = LUA_NOREF;
+  b->timer_ms = -1;
+  box->b = b;
   lua_pushvalue(L, 1);
   b->session_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* That was the last Lua allocation (each could run a finalizer that
@@ -249,7 +279,6 @@ int braze_session_batch(lua_State *L) {
   b->tags = (int *)malloc((size_t)n * sizeof *b->tags);
   if (b->slots == NULL || b->tags == NULL) return luaL_error(L, "braze: out of memory");
   b->capacity = (int)n;
-  b->timer_ms = -1;
   for (int i = 0; i < b->capacity; i++) b->tags[i] = LUA_NOREF;
   if (sockets) {
     b->own_multi = curl_multi_init();
@@ -364,7 +393,7 @@ static int push_finished(lua_State *L, batch *b) {
 
 /* The body of batch:poll(timeout), run busy. */
 static int batch_poll_body(lua_State *L) {
-  batch *b = (batch *)lua_touserdata(L, 1);
+  batch *b = ((batch_box *)lua_touserdata(L, 1))->b;
   session *s = b->s;
   double timeout = lua_tonumber(L, 2); /* < 0: until one finishes */
   double deadline = braze_monotonic() + timeout;
@@ -409,7 +438,7 @@ static int batch_poll(lua_State *L) {
 /* The body of batch:action: the socket (or -1 for the timer) and its events
    come packed in one number: fd * 4 + CURL_CSELECT_IN/OUT bits. */
 static int batch_action_body(lua_State *L) {
-  batch *b = (batch *)lua_touserdata(L, 1);
+  batch *b = ((batch_box *)lua_touserdata(L, 1))->b;
   lua_Integer packed = (lua_Integer)lua_tonumber(L, 2);
   curl_socket_t fd = packed < 0 ? CURL_SOCKET_TIMEOUT : (curl_socket_t)(packed / 4);
   int events = packed < 0 ? 0 : (int)(packed % 4);
@@ -445,7 +474,7 @@ static int batch_action(lua_State *L) {
 
 /* The body of batch:updates, run busy. */
 static int batch_updates_body(lua_State *L) {
-  batch *b = (batch *)lua_touserdata(L, 1);
+  batch *b = ((batch_box *)lua_touserdata(L, 1))->b;
   lua_createtable(L, b->n_watches, 1);
   for (int i = 0; i < b->n_watches; i++) {
     int what = b->watches[i].what;
@@ -486,11 +515,12 @@ static int batch_updates(lua_State *L) {
 }
 
 static int batch_tostring(lua_State *L) {
-  batch *b = check_batch(L);
+  batch_box *box = (batch_box *)luaL_checkudata(L, 1, BRAZE_BATCH_MT);
+  batch *b = box->b;
   int n = 0;
-  for (int i = 0; i < b->capacity; i++) n += b->slots[i].in_multi || b->slots[i].finished;
-  lua_pushfstring(L, "braze.core.batch (%s, %d in flight): %p", b->s ? "open" : "closed", n,
-                  (void *)b);
+  for (int i = 0; b != NULL && i < b->capacity; i++) n += b->slots[i].in_multi || b->slots[i].finished;
+  lua_pushfstring(L, "braze.core.batch (%s, %d in flight): %p", b && b->s ? "open" : "closed", n,
+                  (void *)box);
   return 1;
 }
 
@@ -504,7 +534,7 @@ static const luaL_Reg batch_methods[] = {
 };
 
 static const luaL_Reg batch_meta[] = {
-  {"__gc", batch_close},
+  {"__gc", batch_gc},
   {"__close", batch_close},
   {"__tostring", batch_tostring},
   {NULL, NULL},
@@ -518,6 +548,8 @@ void braze_batch_register(lua_State *L) {
     lua_pushcfunction(L, braze_trampoline);
     luaL_setfuncs(L, batch_methods, 1);
     lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, BRAZE_BATCH_MT); /* getmetatable(b): no way to edit it from Lua */
+    lua_setfield(L, -2, "__metatable");
   }
   lua_pop(L, 1);
 }

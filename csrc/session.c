@@ -417,6 +417,8 @@ void braze_session_register(lua_State *L) {
     lua_pushcfunction(L, braze_trampoline);
     luaL_setfuncs(L, session_methods, 1);
     lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, BRAZE_SESSION_MT); /* getmetatable(s): no way to edit it from Lua */
+    lua_setfield(L, -2, "__metatable");
   }
   lua_pop(L, 1);
 }

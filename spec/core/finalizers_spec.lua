@@ -78,3 +78,42 @@ print("ok", ran, refused)
     end)
   end
 end)
+
+describe("the session and batch metatables", function()
+  -- Issue 18 item 3: `getmetatable(b).__gc = nil; b = nil; collectgarbage();
+  -- s:close()` read freed memory (the session kept a raw pointer to the
+  -- batch's userdata, which only the batch's __gc took out of its list).
+  it("are protected: getmetatable gives their name, not a table to edit", function()
+    local core = require("braze.core")
+    local s = core.session{ api_key = "k" }
+    local b = s:batch(1)
+    assert.equal("braze.core.session", getmetatable(s))
+    assert.equal("braze.core.batch", getmetatable(b))
+    assert.has_error(function() getmetatable(b).__gc = nil end)
+    b:close()
+    s:close()
+  end)
+
+  it("a batch whose __gc never runs (stripped through the debug library) leaves no dangling pointer", function()
+    local out, code = child.run([[
+local core = require("braze.core")
+for _, mode in ipairs({ "poll", "sockets" }) do
+  local s = core.session{ api_key = "k", timeout = 1 }
+  local mt = debug.getmetatable(s:batch(1))
+  local gc = mt.__gc
+  mt.__gc = nil -- batches made now are never finalized (5.2+), and none is while it is nil (5.1)
+  local b = s:batch(2, mode)
+  b:submit("http://127.0.0.1:9/never", 1)
+  b = nil -- luacheck: ignore 311
+  collectgarbage()
+  collectgarbage()
+  mt.__gc = gc
+  s:close() -- detaches the batches: must not touch freed memory
+  s:close()
+  collectgarbage()
+end
+print("ok")
+]])
+    expect_ok(out, code)
+  end)
+end)
