@@ -166,6 +166,9 @@ void braze_batches_detach(session *s, int abandon) {
 
 /* Close now: detach, and drop every reference the batch holds. */
 static void close_batch(lua_State *L, batch *b) {
+  /* In a forked child, the batch's handles and connections are the
+     parent's: the session shields them first (and detaches b). */
+  if (b->s != NULL) (void)braze_session_after_fork(b->s);
   detach_batch(b, 0);
   if (b->tags) {
     for (int i = 0; i < b->capacity; i++) luaL_unref(L, LUA_REGISTRYINDEX, b->tags[i]);

@@ -12,11 +12,13 @@
  *   (transfer.c);
  * - any Lua allocation can run a finalizer, which may close the session or
  *   a batch: every entry point checks its objects after its last
- *   allocation, then marks them busy for the body of the call (run_busy);
+ *   allocation, then marks them busy for the body of the call (braze_run_busy);
  * - fork: every socket the session opens is recorded; in a child process the
  *   inherited ones are first pointed at /dev/null (so libcurl's cleanup, TLS
  *   close_notify included, cannot touch the parent's connections), then the
- *   handles are remade from the saved options (see after_fork).
+ *   handles are remade from the saved options (braze_session_after_fork),
+ *   on whatever the child uses first: a call, a batch's close or finalizer
+ *   (lua_close finalizes batches before sessions), or the session's release.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -113,7 +115,7 @@ void braze_session_release(session *s) {
  * start again from a copy of the main handle's options. Returns NULL, or
  * why the session had to be closed.
  */
-static const char *after_fork(session *s) {
+const char *braze_session_after_fork(session *s) {
   if (s->pid == getpid()) return NULL;
   if (!neutralize_sockets(s)) {
     braze_session_release(s); /* abandons the handles, see braze_session_release */
@@ -140,7 +142,7 @@ static const char *after_fork(session *s) {
 const char *braze_session_usable(session *s) {
   if (s->main.curl == NULL) return "braze: session is closed";
   if (s->busy) return "braze: session is busy (called from inside one of its own calls)";
-  return after_fork(s);
+  return braze_session_after_fork(s);
 }
 
 static session *check_session(lua_State *L) {

@@ -45,6 +45,15 @@ typedef struct {
  */
 BRAZE_HIDDEN const char *braze_session_usable(braze_session *s);
 
+/*
+ * In a forked child, on the first use of anything of the session (a batch's
+ * close and finalizer included): shield the parent's sockets, drop every
+ * handle and batch, remake the main handle (after_fork in session.c). A
+ * no-op in the process that made the session. NULL, or why the session
+ * had to be closed.
+ */
+BRAZE_HIDDEN const char *braze_session_after_fork(braze_session *s);
+
 /* Close a socket libcurl opened through the session (CURLOPT_CLOSESOCKETFUNCTION). */
 BRAZE_HIDDEN int braze_session_close_socket(void *s, curl_socket_t fd);
 

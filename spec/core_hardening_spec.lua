@@ -402,13 +402,14 @@ describe("core.random", function()
 end)
 
 describe("fork", function()
-  local fk
+  local fk, fk_so
 
   setup(function()
     local lua_pc = ({ ["Lua 5.4"] = "lua5.4", ["Lua 5.3"] = "lua5.3" })[_VERSION]
     assert(lua_pc, "needs Lua 5.3 or 5.4")
     local so = build_c("forkhelper", dir, "-std=c99 -D_DEFAULT_SOURCE $(pkg-config --cflags " .. lua_pc .. ")")
     fk = assert(package.loadlib(so, "luaopen_forkhelper"))()
+    fk_so = so
   end)
 
   -- Run f in a forked child; the child exits with f's result (0 = passed)
@@ -517,6 +518,80 @@ describe("fork", function()
     assert.equal(200, assert(s:get(url)).status)
     socket.sleep(0.3)
     assert.equal(1, closed())
+  end)
+
+  it("a child's batch close and its lua_close (os.exit(0, true)) never touch the parent's TLS connections", function()
+    -- Issue 18 item 4: a child's batch:close() (and lua_close, which
+    -- finalizes batches before sessions) cleaned up the batch's handles and
+    -- multi handle on the parent's sockets: TLS close_notify on them.
+    local tdir = dir .. "/tls-batch"
+    assert(tls.sh("mkdir -p " .. tls.quote(tdir)))
+    local ca = tls.make_ca(tdir, "ca")
+    tls.make_cert(tdir, "localhost", "ca", "DNS:localhost,IP:127.0.0.1")
+    local front = tls.start_nginx(tdir, { good = { cert = "localhost", upstream = mock.url } })
+    finally(function() front:stop() end)
+    local url = "https://localhost:" .. front.ports.good .. "/segments/list"
+    local function closed()
+      local n = 0
+      for _ in front:error_log():gmatch("closed keepalive connection") do n = n + 1 end
+      return n
+    end
+    -- In a child interpreter: a sockets-mode and a poll-mode batch, each
+    -- with a kept-alive connection; fork; the child closes the batches (or
+    -- exits through lua_close); the parent then reuses its connections.
+    local out = run_child([[
+local fk = assert(package.loadlib(]] .. string.format("%q", fk_so) .. [[, "luaopen_forkhelper"))()
+local core = require("braze.core")
+local url, ca = ]] .. string.format("%q, %q", url, ca) .. [[
+local s = core.session{ api_key = ]] .. string.format("%q", mock.api_key) .. [[, timeout = 10, ca_file = ca }
+-- Drive a sockets-mode batch without an event loop: every socket it
+-- watches is offered as ready, and its timer fired, until the answer.
+local function drive(b)
+  local fds = {}
+  for _ = 1, 2000 do
+    local u = b:updates()
+    for _, w in ipairs(u) do fds[w.fd] = w.what ~= "remove" or nil end
+    local outs = b:action()
+    for fd in pairs(fds) do
+      for _, o in ipairs(b:action(fd, "rw")) do outs[#outs + 1] = o end
+    end
+    if #outs > 0 then return outs[1] end
+    os.execute("sleep 0.005")
+  end
+  error("no answer")
+end
+local sb, pb = s:batch(1, "sockets"), s:batch(1)
+sb:submit(url, 1)
+local first = drive(sb)
+assert(first.status == 200, tostring(first.status or first.message))
+pb:submit(url, 2)
+assert(pb:poll(10)[1].status == 200)
+for _, mode in ipairs({ "close", "exit" }) do
+  local pid = fk.fork()
+  if pid == 0 then
+    if mode == "close" then
+      sb:close()
+      pb:close()
+      fk.exit(0)
+    end
+    os.exit(0, true) -- lua_close: finalizes the batches, then the session
+  end
+  print(mode, fk.wait(pid))
+end
+os.execute("sleep 0.3")
+sb:submit(url, 3)
+print("parent-sockets", drive(sb).status)
+pb:submit(url, 4)
+print("parent-poll", pb:poll(10)[1].status)
+]], "")
+    assert.matches("close	0", out, 1, true)
+    assert.matches("exit	0", out, 1, true)
+    assert.matches("parent-sockets	200", out, 1, true)
+    assert.matches("parent-poll	200", out, 1, true)
+    -- The children closed nothing of the parent's, and the parent's two
+    -- connections were reused, not made again. (The parent's own exit, at
+    -- the end of the child interpreter, closes them: that is 2.)
+    assert.equal(2, closed(), front:error_log())
   end)
 
   it("core.random in a child does not repeat the parent's sequence", function()
