@@ -317,7 +317,9 @@ int braze_session_batch(lua_State *L) {
 /* batch:submit(url, tag): start a request now; `tag` comes back with it. */
 static int batch_submit(lua_State *L) {
   batch *b = check_batch(L);
-  const char *url = luaL_checkstring(L, 2);
+  size_t len;
+  const char *url = luaL_checklstring(L, 2, &len);
+  if (strlen(url) != len) return luaL_error(L, "braze: bad URL: it contains a NUL byte");
   luaL_checkany(L, 3);
   lua_settop(L, 3);
   lua_pushvalue(L, 3);

@@ -389,7 +389,9 @@ static int get_body(lua_State *L) {
 /* session:get(url) -> response table, or nil, kind, message. */
 static int session_get(lua_State *L) {
   session *s = check_session(L);
-  luaL_checkstring(L, 2);
+  size_t len;
+  const char *url = luaL_checklstring(L, 2, &len);
+  if (strlen(url) != len) return luaL_error(L, "braze: bad URL: it contains a NUL byte");
   lua_settop(L, 2);
   const char *why = braze_session_usable(s); /* after the last allocation */
   if (why != NULL) return luaL_error(L, "%s", why);
