@@ -376,7 +376,8 @@ static void drain_finished(CURLM *multi) {
   }
 }
 
-/* Push the array of b's finished requests (collecting them); returns 1. */
+/* Push the array of b's finished requests (collecting them); returns 1.
+   A raise midway loses the outcomes collected so far, not their slots. */
 static int push_finished(lua_State *L, batch *b) {
   session *s = b->s;
   lua_newtable(L);
@@ -385,11 +386,13 @@ static int push_finished(lua_State *L, batch *b) {
     transfer *t = &b->slots[i];
     if (!t->finished) continue;
     t->finished = 0;
-    int tag = b->tags[i];
+    /* The tag leaves the registry before anything can raise (out of
+       memory, or a finalizer's error on 5.1-5.3): no reference is lost. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->tags[i]);
+    luaL_unref(L, LUA_REGISTRYINDEX, b->tags[i]);
     b->tags[i] = LUA_NOREF;
     braze_push_outcome(L, t, t->result, s->max_depth);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, tag);
-    luaL_unref(L, LUA_REGISTRYINDEX, tag);
+    lua_insert(L, -2);
     lua_setfield(L, -2, "tag");
     lua_rawseti(L, -2, ++k);
   }

@@ -315,6 +315,7 @@ int braze_session_new(lua_State *L) {
 #endif
   SETOPT(s, CURLOPT_ACCEPT_ENCODING, "");   /* gzip/deflate when the server offers */
   SETOPT(s, CURLOPT_TCP_KEEPALIVE, 1L);
+  SETOPT(s, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L); /* a proxy's CONNECT answer is not the response */
   /* Copied by curl_easy_duphandle to the batches' handles. */
   SETOPT(s, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
   SETOPT(s, CURLOPT_OPENSOCKETDATA, (void *)s);

@@ -17,6 +17,16 @@
 /* A receive buffer larger than this is released after each request. */
 #define KEEP_BUFFER_MAX (1u << 20)
 
+/*
+ * libcurl's header limits: one line at most CURL_MAX_HTTP_HEADER (100 KB,
+ * refused as CURLE_OUT_OF_MEMORY), all of a response's header lines at most
+ * 300 KB (refused as CURLE_TOO_LARGE from 8.6, as CURLE_RECV_ERROR "Too
+ * large response headers" before). A transfer that failed inside a header
+ * block after more than (sum - line) bytes of header lines hit the sum.
+ */
+#define CURL_HEADER_LINE_MAX (100u * 1024)
+#define CURL_HEADERS_MAX (300u * 1024)
+
 /* ---- libcurl callbacks (pure C) ---------------------------------------- */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
@@ -53,18 +63,35 @@ static int announced_too_large(const char *value, size_t max) {
   return n > max;
 }
 
+/* Is this status line ("HTTP/1.1 103 Early Hints", "HTTP/2 100") a 1xx? */
+static int is_interim(const char *line, size_t n) {
+  const char *sp = memchr(line, ' ', n);
+  return sp != NULL && (size_t)(sp - line) + 1 < n && sp[1] == '1';
+}
+
+/*
+ * Each header line of the response, as libcurl delivers them: zero or more
+ * 1xx blocks (status line, headers, blank line), the final block, then,
+ * after a chunked body, trailer lines. Trailers are not headers: they are
+ * ignored (a trailer "HTTP/..." is no new response, a trailer
+ * Content-Length announces nothing).
+ */
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   braze_transfer *t = (braze_transfer *)ud;
   size_t n = size * nmemb;
   char value[BRAZE_HEADER_VALUE_MAX];
+  if (t->in_trailers) return n;
+  t->header_bytes += n;
   int which = braze_header_line(line, n, value);
   if (which == -2) {
     /* A status line starts a new response (e.g. after "100 Continue"). */
     memset(t->header_present, 0, sizeof t->header_present);
     t->body_len = 0;
     t->in_headers = 1;
+    t->interim = is_interim(line, n);
   } else if (n >= 1 && n <= 2 && (line[0] == '\r' || line[0] == '\n')) {
     t->in_headers = 0; /* the blank line after the headers */
+    if (!t->interim) t->in_trailers = 1; /* what follows the body is trailers */
   } else if (which >= 0) {
     memcpy(t->header_value[which], value, sizeof value);
     t->header_present[which] = 1;
@@ -94,6 +121,9 @@ void braze_transfer_reset(braze_transfer *t) {
   t->too_large = 0;
   t->out_of_memory = 0;
   t->in_headers = 1; /* until the blank line: a header line can fail before the status line */
+  t->interim = 0;
+  t->in_trailers = 0;
+  t->header_bytes = 0;
   t->errbuf[0] = '\0';
   memset(t->header_present, 0, sizeof t->header_present);
 }
@@ -143,6 +173,11 @@ static void classify(const braze_transfer *t, CURLcode rc, const char **kind, co
     *kind = "too_large";
     *fixed = "response headers larger than libcurl accepts";
 #endif
+  } else if (t->in_headers && t->header_bytes > CURL_HEADERS_MAX - CURL_HEADER_LINE_MAX) {
+    /* libcurl before 8.6 reports the header sum limit as a receive error:
+       classified by what happened, not by the code. */
+    *kind = "too_large";
+    *fixed = "response headers larger than libcurl accepts";
   } else if (rc == CURLE_WRITE_ERROR && t->out_of_memory) {
     *kind = "network";
     *fixed = "out of memory while receiving the response";

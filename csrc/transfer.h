@@ -22,6 +22,9 @@ typedef struct {
   int too_large;     /* aborted by max_body */
   int out_of_memory;
   int in_headers;    /* between a status line and the blank line ending its headers */
+  int interim;       /* the current header block is a 1xx response's */
+  int in_trailers;   /* the final response's headers ended: lines now are trailers */
+  size_t header_bytes; /* header lines received (libcurl limits their sum) */
   int in_multi;      /* added to a multi handle */
   int finished;      /* a batch's transfer that is done and not collected yet */
   CURLcode result;   /* ... and how it ended */
