@@ -31,7 +31,7 @@ external_dependencies = {
 }
 -- The C sources of braze.core: CMakeLists.txt reads this list too (keep it
 -- one "csrc/x.c" each, inside these quotes).
-local C_SOURCES = "csrc/core.c csrc/process.c csrc/random.c csrc/session.c "
+local C_SOURCES = "csrc/core.c csrc/process.c csrc/random.c csrc/session.c csrc/batch.c csrc/transfer.c "
   .. "csrc/headers.c csrc/decode.c csrc/interrupt.c csrc/terminal.c"
 -- Type "command", not "builtin": builtin compiles into the checkout
 -- (csrc/*.o, braze/core.so at its root, where a later `lua` run from there

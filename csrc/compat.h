@@ -20,6 +20,7 @@
  */
 LUALIB_API int (luaL_error)(lua_State *L, const char *fmt, ...) __attribute__((noreturn));
 LUA_API int (lua_error)(lua_State *L) __attribute__((noreturn));
+LUALIB_API int (luaL_argerror)(lua_State *L, int arg, const char *extramsg) __attribute__((noreturn));
 #endif
 
 #if LUA_VERSION_NUM < 502 && !defined(luaL_newlib)

@@ -76,9 +76,7 @@ static int core_sleep(lua_State *L) {
 }
 
 static int core_monotonic(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  lua_pushnumber(L, (lua_Number)braze_monotonic());
   return 1;
 }
 

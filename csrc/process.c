@@ -15,6 +15,7 @@
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -48,4 +49,10 @@ const char *braze_process_init(void) {
 
 const char *braze_curl_version(void) {
   return version;
+}
+
+double braze_monotonic(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

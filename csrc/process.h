@@ -10,4 +10,7 @@ BRAZE_HIDDEN const char *braze_process_init(void);
 /* libcurl's version string, as read once by braze_process_init. */
 BRAZE_HIDDEN const char *braze_curl_version(void);
 
+/* Seconds from a monotonic clock (the one clock of braze.core). */
+BRAZE_HIDDEN double braze_monotonic(void);
+
 #endif

@@ -6,7 +6,10 @@
 
 #define BRAZE_SESSION_MT "braze.core.session"
 
+/* core.session(opts) */
 BRAZE_HIDDEN int braze_session_new(lua_State *L);
+
+/* Register the session and batch metatables. */
 BRAZE_HIDDEN void braze_session_register(lua_State *L);
 
 #endif

@@ -1,6 +1,6 @@
 -- Issue 11, the C core's hardening: option strings kept alive while the
 -- constructor runs, sub-millisecond timeouts, NUL bytes in options, the
--- max_body clamp, the connection pool after a failed handle copy, closing
+-- max_body clamp, a batch after a failed handle copy, closing
 -- a session from a finalizer mid-call, two threads loading the module,
 -- giant header lines, core.random, and fork.
 --
@@ -168,8 +168,8 @@ local function run_child(chunk, env)
   return helpers.read_pipe((env or "") .. " " .. helpers.interpreter() .. " " .. tls.quote(file) .. " 2>&1")
 end
 
-describe("get_many's connection pool", function()
-  it("a failed handle copy leaves no empty slot: the next get_many works", function()
+describe("a batch whose handle copy fails", function()
+  it("raises, leaves no half-made batch behind, and the next batch works", function()
     local so = build_c("fail_duphandle", dir, "-ldl")
     local preload = ((os.getenv("LD_PRELOAD") or "") .. " " .. so):gsub("^ ", "")
     local out = run_child([[
@@ -177,14 +177,24 @@ describe("get_many's connection pool", function()
       local url = ]] .. string.format("%q", mock.url .. "/segments/list") .. [[
 
       local s = core.session{ api_key = ]] .. string.format("%q", mock.api_key) .. [[, timeout = 5 }
-      local ok, err = pcall(s.get_many, s, { url, url, url }, 3)
+      local ok, err = pcall(s.batch, s, 3) -- its second handle copy fails
       print("first", ok, err)
-      local res = s:get_many({ url, url, url }, 3)
+      collectgarbage() -- the half-made batch is collected
+      collectgarbage()
+      local b = s:batch(3)
+      for i = 1, 3 do b:submit(url, i) end
+      local res = {}
+      for _ = 1, 10 do
+        for _, o in ipairs(b:poll(5)) do res[o.tag] = o end
+        if res[1] and res[2] and res[3] then break end
+      end
       for i = 1, 3 do print("second", i, res[i].status or res[i].error, res[i].message) end
+      print("get", s:get(url).status)
       s:close()
     ]], "BRAZE_FAIL_DUPHANDLE=2 LD_PRELOAD=" .. tls.quote(preload))
     assert.matches("first\tfalse\tbraze: cannot make a transfer handle", out, 1, true)
     for i = 1, 3 do assert.matches("second\t" .. i .. "\t200\t", out, 1, true) end
+    assert.matches("get\t200", out, 1, true)
   end)
 end)
 
@@ -207,11 +217,33 @@ local function check_big(res)
 end
 local call = ({
   get = function(s) return s:get(URL) end,
-  get_many = function(s) return s:get_many({ URL, URL }, 2) end,
+  batch = function(s)
+    local b = s:batch(2)
+    b:submit(URL, 1)
+    b:submit(URL, 2)
+    -- What each poll gave, until both came back or a poll raised
+    -- (the session was closed by the finalizer after an earlier poll).
+    local res = {}
+    while not (res[1] and res[2]) do
+      local pok, got = pcall(b.poll, b, 10)
+      if not pok then res.raised = tostring(got) break end
+      assert(#got > 0, "poll returned nothing")
+      for _, o in ipairs(got) do res[o.tag] = o end
+    end
+    b:close()
+    return res
+  end,
 })[WHICH]
 local check = ({
   get = check_big,
-  get_many = function(res) check_big(res[1]); check_big(res[2]) end,
+  -- Whatever a poll returned is intact; what it did not return, a later
+  -- poll refused as closed (unless `whole`: both must be there).
+  batch = function(res, whole)
+    for tag = 1, 2 do
+      if res[tag] then check_big(res[tag])
+      else assert(not whole and res.raised and res.raised:find("closed", 1, true), tostring(res.raised)) end
+    end
+  end,
 })[WHICH]
 local during = 0
 for i = 1, 60 do
@@ -232,7 +264,11 @@ for i = 1, 60 do
   collectgarbage("setpause", 200)
   collectgarbage()
   assert(state ~= nil, "the finalizer did not run")
-  if state:match("^during") then
+  if state == "during closed" and WHICH == "batch" then
+    -- closed between the batch's calls (not busy then): the next call
+    -- raised "closed", and nothing was freed under it
+    if ok then check(res) else assert(tostring(res):find("closed", 1, true), tostring(res)) end
+  elseif state:match("^during") then
     -- closed while busy: left open until the call finished on intact buffers, then released
     during = during + 1
     assert(state == "during open", state)
@@ -245,7 +281,7 @@ for i = 1, 60 do
     assert(not ok and tostring(res):find("session is closed", 1, true), tostring(res))
   else
     assert(ok, tostring(res))
-    check(res)
+    check(res, true)
   end
   assert(tostring(s):find("(closed)", 1, true), tostring(s))
   local gok, gerr = pcall(s.get, s, OK_URL)
@@ -271,8 +307,8 @@ print("during=" .. during)
     trials("get")
   end)
 
-  it("get_many: the close waits for the end of the call", function()
-    trials("get_many")
+  it("batch: the close waits for the end of the poll", function()
+    trials("batch")
   end)
 end)
 
@@ -325,9 +361,11 @@ describe("a response header line over 100 KB", function()
     assert.is_nil(res)
     assert.equal("too_large", kind, msg)
     assert.equal("response header line longer than 100 KB", msg)
-    -- the same through get_many
-    local many = s:get_many({ canned_url("giantheader") }, 1)
-    assert.same({ error = "too_large", message = "response header line longer than 100 KB" }, many[1])
+    -- the same through a batch
+    local b = s:batch(1)
+    b:submit(canned_url("giantheader"), "t")
+    local many = b:poll(5)
+    assert.same({ error = "too_large", message = "response header line longer than 100 KB", tag = "t" }, many[1])
   end)
 end)
 
@@ -364,13 +402,14 @@ describe("core.random", function()
 end)
 
 describe("fork", function()
-  local fk
+  local fk, fk_so
 
   setup(function()
     local lua_pc = ({ ["Lua 5.4"] = "lua5.4", ["Lua 5.3"] = "lua5.3" })[_VERSION]
     assert(lua_pc, "needs Lua 5.3 or 5.4")
     local so = build_c("forkhelper", dir, "-std=c99 -D_DEFAULT_SOURCE $(pkg-config --cflags " .. lua_pc .. ")")
     fk = assert(package.loadlib(so, "luaopen_forkhelper"))()
+    fk_so = so
   end)
 
   -- Run f in a forked child; the child exits with f's result (0 = passed)
@@ -394,9 +433,23 @@ describe("fork", function()
     local function details(k)
       return mock.url .. "/segments/details?segment_id=" .. segments[k].id
     end
-    assert(s:get_many({ details(1), details(2) }, 2)) -- and the pool's
+    -- A batch's concurrent requests, collected by tag.
+    local function both(b, k2, k)
+      b:submit(details(k2), 1)
+      b:submit(details(k), 2)
+      local got = {}
+      for _ = 1, 10 do
+        for _, o in ipairs(b:poll(10)) do got[o.tag] = o end
+        if got[1] and got[2] then break end
+      end
+      return got
+    end
+    -- The parent's batch, with kept-alive connections of its own (the
+    -- session's multi handle), used before, between and after the children.
+    local pb = s:batch(2)
+    assert(both(pb, 1, 2)[2])
     -- Each process asks for its own segments, and counts answers about others.
-    local function work(rounds)
+    local function work(rounds, b)
       local mixups, failures = 0, 0
       local function check(res, k)
         if not (res and res.status == 200) then failures = failures + 1
@@ -406,7 +459,7 @@ describe("fork", function()
         local k = (fk.getpid() * 3 + r) % #segments + 1
         local k2 = k % #segments + 1
         check(s:get(details(k)), k)
-        local many = s:get_many({ details(k2), details(k) }, 2)
+        local many = both(b or s:batch(2), k2, k) -- the child: a batch of its own
         check(many[1], k2)
         check(many[2], k)
       end
@@ -415,10 +468,13 @@ describe("fork", function()
     for _ = 1, 4 do
       local pid = spawn(function()
         local mixups, failures = work(25)
+        -- The parent's batch is not the child's.
+        local ok, err = pcall(pb.submit, pb, details(1), 1)
+        if ok or not tostring(err):find("batch is closed", 1, true) then return 2 end
         s:close() -- must not touch the parent's sockets either
         return (mixups == 0 and failures == 0) and 0 or 1
       end)
-      local mixups, failures = work(25)
+      local mixups, failures = work(25, pb)
       assert.equal(0, fk.wait(pid), "the child saw mixups or failures")
       assert.equal(0, mixups)
       assert.equal(0, failures)
@@ -462,6 +518,80 @@ describe("fork", function()
     assert.equal(200, assert(s:get(url)).status)
     socket.sleep(0.3)
     assert.equal(1, closed())
+  end)
+
+  it("a child's batch close and its lua_close (os.exit(0, true)) never touch the parent's TLS connections", function()
+    -- Issue 18 item 4: a child's batch:close() (and lua_close, which
+    -- finalizes batches before sessions) cleaned up the batch's handles and
+    -- multi handle on the parent's sockets: TLS close_notify on them.
+    local tdir = dir .. "/tls-batch"
+    assert(tls.sh("mkdir -p " .. tls.quote(tdir)))
+    local ca = tls.make_ca(tdir, "ca")
+    tls.make_cert(tdir, "localhost", "ca", "DNS:localhost,IP:127.0.0.1")
+    local front = tls.start_nginx(tdir, { good = { cert = "localhost", upstream = mock.url } })
+    finally(function() front:stop() end)
+    local url = "https://localhost:" .. front.ports.good .. "/segments/list"
+    local function closed()
+      local n = 0
+      for _ in front:error_log():gmatch("closed keepalive connection") do n = n + 1 end
+      return n
+    end
+    -- In a child interpreter: a sockets-mode and a poll-mode batch, each
+    -- with a kept-alive connection; fork; the child closes the batches (or
+    -- exits through lua_close); the parent then reuses its connections.
+    local out = run_child([[
+local fk = assert(package.loadlib(]] .. string.format("%q", fk_so) .. [[, "luaopen_forkhelper"))()
+local core = require("braze.core")
+local url, ca = ]] .. string.format("%q, %q", url, ca) .. [[
+local s = core.session{ api_key = ]] .. string.format("%q", mock.api_key) .. [[, timeout = 10, ca_file = ca }
+-- Drive a sockets-mode batch without an event loop: every socket it
+-- watches is offered as ready, and its timer fired, until the answer.
+local function drive(b)
+  local fds = {}
+  for _ = 1, 2000 do
+    local u = b:updates()
+    for _, w in ipairs(u) do fds[w.fd] = w.what ~= "remove" or nil end
+    local outs = b:action()
+    for fd in pairs(fds) do
+      for _, o in ipairs(b:action(fd, "rw")) do outs[#outs + 1] = o end
+    end
+    if #outs > 0 then return outs[1] end
+    os.execute("sleep 0.005")
+  end
+  error("no answer")
+end
+local sb, pb = s:batch(1, "sockets"), s:batch(1)
+sb:submit(url, 1)
+local first = drive(sb)
+assert(first.status == 200, tostring(first.status or first.message))
+pb:submit(url, 2)
+assert(pb:poll(10)[1].status == 200)
+for _, mode in ipairs({ "close", "exit" }) do
+  local pid = fk.fork()
+  if pid == 0 then
+    if mode == "close" then
+      sb:close()
+      pb:close()
+      fk.exit(0)
+    end
+    os.exit(0, true) -- lua_close: finalizes the batches, then the session
+  end
+  print(mode, fk.wait(pid))
+end
+os.execute("sleep 0.3")
+sb:submit(url, 3)
+print("parent-sockets", drive(sb).status)
+pb:submit(url, 4)
+print("parent-poll", pb:poll(10)[1].status)
+]], "")
+    assert.matches("close	0", out, 1, true)
+    assert.matches("exit	0", out, 1, true)
+    assert.matches("parent-sockets	200", out, 1, true)
+    assert.matches("parent-poll	200", out, 1, true)
+    -- The children closed nothing of the parent's, and the parent's two
+    -- connections were reused, not made again. (The parent's own exit, at
+    -- the end of the child interpreter, closes them: that is 2.)
+    assert.equal(2, closed(), front:error_log())
   end)
 
   it("core.random in a child does not repeat the parent's sequence", function()
