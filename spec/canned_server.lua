@@ -8,7 +8,12 @@
 ---   local server = canned.start{ ok = canned.response("HTTP/1.1 200 OK", { "Content-Length: 2" }, "{}") }
 ---   server:url("ok")            -- "http://127.0.0.1:PORT/ok/segments/list"
 ---   server:add("late", bytes)   -- a case added while it runs
+---   server:add("seq", bytes, 2) -- what the 2nd request of case "seq" gets
+---   server:reset()              -- every case's request count back to 0
 ---   server:stop()
+---
+--- The n-th request for a case since the last reset gets <case>.<n>.http
+--- when there is one, else <case>.http (so "503, then the page" is two files).
 local helpers = require("spec.helpers")
 local tls = require("spec.tls_nginx")
 local socket = require("socket")
@@ -24,6 +29,7 @@ local _, port = srv:getsockname()
 local f = io.open("/proc/self/stat"); local pid = f and f:read("*l"):match("^%d+") or "?"; if f then f:close() end
 io.stdout:write("canned ", port, " ", pid, "\n")
 io.stdout:flush()
+local counts = {}
 while true do
   local c = srv:accept()
   if not c then break end
@@ -32,8 +38,15 @@ while true do
   repeat local h = c:receive("*l") until not h or h == ""
   local case = line:match("^GET /([%w_]+)/")
   if case == "quit" then c:close() break end
-  local fh = case and io.open(dir .. "/" .. case .. ".http", "rb")
-  local data = fh and fh:read("*a") or "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+  if case == "reset" then counts = {} end
+  local fh
+  if case then
+    counts[case] = (counts[case] or 0) + 1
+    fh = io.open(dir .. "/" .. case .. "." .. counts[case] .. ".http", "rb")
+      or io.open(dir .. "/" .. case .. ".http", "rb")
+  end
+  local data = fh and fh:read("*a") or (case == "reset" and "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    or "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
   if fh then fh:close() end
   c:send(data)
   c:shutdown("send")
@@ -52,8 +65,13 @@ end
 local Server = {}
 Server.__index = Server
 
-function Server:add(case, bytes)
-  tls.write_file(self.dir .. "/" .. case .. ".http", bytes)
+function Server:add(case, bytes, nth)
+  tls.write_file(self.dir .. "/" .. case .. (nth and "." .. nth or "") .. ".http", bytes)
+end
+
+function Server:reset()
+  local res = helpers.request({ host = "127.0.0.1", port = self.port }, "/reset/", { timeout = 2 })
+  assert(res and res.status == 200, "canned server did not reset")
 end
 
 function Server:url(case, path)

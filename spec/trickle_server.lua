@@ -11,6 +11,9 @@
 --   trickle_body     a Content-Length of 12,000 and the JSON body sent 200
 --                    bytes every 100 ms (6 s in all)
 --   trickle_chunked  the same body in one chunk of a chunked response
+--   silent           reads the request and never answers (until LIFETIME)
+--   continue_flood   "HTTP/1.1 100 Continue" interim responses, one every
+--                    10 ms, without end (never the final answer)
 --
 -- "Without end" stops after CAP bytes (then the connection is closed), so
 -- even a client that buffers everything cannot take the machine's memory.
@@ -130,6 +133,17 @@ function modes.trickle_chunked(conn)
   if not send(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
     .. "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n") then return end
   if trickle(conn, format("%x\r\n", #body) .. body .. "\r\n") then send(conn, "0\r\n\r\n") end
+end
+
+function modes.silent(conn)
+  repeat -- until the client hangs up
+    yield("read", conn)
+    local _, err = conn:receive(4096)
+  until err and err ~= "timeout"
+end
+
+function modes.continue_flood(conn)
+  while send(conn, "HTTP/1.1 100 Continue\r\n\r\n") do sleep(0.01) end
 end
 
 local function serve(conn)

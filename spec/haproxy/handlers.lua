@@ -4,7 +4,9 @@
 --
 -- The service `braze` dispatches on the path:
 --   /list, /details?segment_id=, /each, /details_many?n=&concurrency=,
---   /task (what the task registered at load time got), /pool (worker stats).
+--   /task (what the task registered at load time got), /pool (worker stats),
+--   /conformance?endpoint=&opts=<JSON>&segment_id= (client:details(id) with a
+--   client of exactly these options: spec/support/conformance.lua).
 -- Query parameters: mock=fast|slow|tls|badtls|refused (with port=)|unresolvable
 -- (which server), fresh=1 (a new client), max_retries, timeout, max_body. Answers
 -- {"ok":true,"result":...} or {"ok":false,"error":{...},"text":tostring(err)}.
@@ -110,6 +112,15 @@ end)
 function routes.pool(q)
   if q.linger then transport.worker_linger = tonumber(q.linger) end
   return answer(transport.stats())
+end
+
+function routes.conformance(q)
+  local opts = cjson.decode(q.opts)
+  opts.endpoint, opts.transport = q.endpoint, transport
+  local c = braze.new(opts)
+  local res, err = c:details(q.segment_id)
+  c:close()
+  return answer(res, err)
 end
 
 function routes.task()
