@@ -71,8 +71,10 @@ build = {
     ["braze.scheduler"] = "lua/braze/scheduler.lua",
     ["braze.shape"] = "lua/braze/shape.lua",
     ["braze.transport.response"] = "lua/braze/transport/response.lua",
+    ["braze.transport.http1"] = "lua/braze/transport/http1.lua",
     ["braze.transport.ngx"] = "lua/braze/transport/ngx.lua",
     ["braze.transport.haproxy"] = "lua/braze/transport/haproxy.lua",
+    ["braze.transport.haproxy_workers"] = "lua/braze/transport/haproxy_workers.lua",
     ["braze.transport.luv"] = "lua/braze/transport/luv.lua",
   },
   install = {
