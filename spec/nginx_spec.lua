@@ -414,6 +414,36 @@ describe("#nginx braze.transport.ngx in nginx", function()
     end)
   end)
 
+  describe("a body of a million 1-byte chunks", function()
+    it("takes worker memory in proportion to its bytes, and the worker serves others meanwhile",
+      function()
+      local pid = worker_pid()
+      collectgarbage()
+      local before = memory_kb(pid, true)
+      local results, probes, total = helpers.concurrent(port,
+        { "/list?mock=trickle&fresh=1&mode=one_byte_chunks&timeout=60" }, "/ping", 60)
+      local after = memory_kb(pid)
+      local doc = results[1].body
+      assert.is_table(doc, tostring(doc):sub(1, 200))
+      assert.is_true(doc.ok, cjson.encode(doc.error))
+      assert.equal(4 * 1024 * 1024 - 62, #doc.result.segments[1].name) -- the document is 4 MiB
+      local worst = 0
+      for _, p in ipairs(probes) do worst = math.max(worst, p.took) end
+      print(string.format("\n[nginx] 4 MiB body in 1-byte chunks: %.2f s, worker peak RSS +%.1f MB, "
+        .. "%d /ping probes meanwhile, slowest %.1f ms", total, (after.peak - before.peak) / MB,
+        #probes, worst * 1000))
+      -- 4 MiB of body: the old reader kept a table entry per chunk (about
+      -- 10x the bytes) and never let the worker go while bytes were waiting.
+      assert.is_true(after.peak - before.peak < 40 * MB, string.format(
+        "worker peak RSS grew by %.0f MB for a 4 MiB body", (after.peak - before.peak) / MB))
+      assert.is_true(#probes >= 3, "probes: " .. #probes)
+      for _, p in ipairs(probes) do
+        assert.equal(200, p.status)
+        assert.is_true(p.took < 0.25, string.format("/ping at %.2f s took %.3f s", p.at, p.took))
+      end
+    end)
+  end)
+
   describe("https", function()
     it("verifies the server certificate and then works", function()
       local status, doc = get(port, "/list?mock=tls&fresh=1")
