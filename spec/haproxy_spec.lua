@@ -94,7 +94,7 @@ end
 
 
 describe("#haproxy braze.transport.haproxy", function()
-  local tmp, fast, slow, front, vars
+  local tmp, fast, slow, front, vars, trickle
 
   setup(function()
     assert(read_file(BUILD .. "/braze/core.so"), "no " .. BUILD .. "/braze/core.so: build it with "
@@ -105,12 +105,14 @@ describe("#haproxy braze.transport.haproxy", function()
     tls.make_cert(tmp, "bad", "ca", "DNS:not-this-host.example")
     fast = helpers.start_mock{ segments = 250 }
     slow = helpers.start_mock{ segments = 5, latency = 500 }
+    trickle = conformance.start_trickle_server()
     front = tls.start_nginx(tmp, { good = { cert = "good", upstream = fast.url },
       bad = { cert = "bad", upstream = fast.url } })
     vars = {
       CA = tmp .. "/ca.pem", API_KEY = fast.api_key, FAST_URL = fast.url, SLOW_URL = slow.url,
       TLS_URL = "https://127.0.0.1:" .. front.ports.good,
       BADTLS_URL = "https://127.0.0.1:" .. front.ports.bad,
+      TRICKLE_URL = trickle.url,
     }
   end)
 
@@ -118,6 +120,7 @@ describe("#haproxy braze.transport.haproxy", function()
     if front then front:stop() end
     if fast then fast:stop() end
     if slow then slow:stop() end
+    if trickle then trickle.stop() end
     tls.remove(tmp)
   end)
 
@@ -214,6 +217,95 @@ describe("#haproxy braze.transport.haproxy", function()
       end)
     end)
   end
+
+  -- Hostile servers, each against a HAProxy of its own (what they leave
+  -- behind must not reach the other specs).
+  describe("a hostile Braze does not harm HAProxy", function()
+    local hap
+    before_each(function() hap = start_haproxy(vars, 2) end)
+    after_each(function() if hap then hap.stop() end end)
+
+    -- HAProxy's resident set in kB (Linux /proc).
+    local function rss_kb()
+      local status = read_file("/proc/" .. hap.pid .. "/status") or ""
+      return tonumber(status:match("VmRSS:%s*(%d+) kB")) or 0
+    end
+
+    it("70 calls to servers dripping a byte every 50 ms time out, and the next calls still work",
+      function()
+      local targets = {}
+      for i = 1, 70 do targets[i] = "/list?fresh=1&mock=trickle&mode=drip&timeout=1" end
+      local results, probes, total = helpers.concurrent(hap.port, targets, "/ping", 15)
+      for i, r in ipairs(results) do
+        assert.is_table(r.body, "call " .. i .. ": " .. tostring(r.body))
+        assert.equal("timeout", r.body.error and r.body.error.kind, cjson.encode(r.body))
+      end
+      assert.is_true(total < 4, "70 calls with timeout=1 took " .. total .. " s")
+      for _, p in ipairs(probes) do
+        assert.is_true(p.took < 0.1, string.format("/ping at %.2f s took %.3f s", p.at, p.took))
+      end
+      -- the servers still drip (for 20 s): the workers they hold left the pool
+      local _, pool = get(hap.port, "/pool")
+      assert.is_true(pool.result.abandoned >= 60, cjson.encode(pool.result))
+      for i = 1, 5 do
+        local _, doc, took = get(hap.port, "/list?fresh=1&timeout=2")
+        assert.is_true(doc.ok, "healthy call " .. i .. " after the drips: " .. cjson.encode(doc))
+        assert.is_true(took < 1, "healthy call " .. i .. " took " .. took .. " s")
+      end
+      assert.is_true(alive(hap.pid), "haproxy died:\n" .. hap.log())
+    end)
+
+    it("an 8 MB body arrives whole under tune.lua.maxmem 128", function()
+      fast:fault{ type = "nolength_huge", bytes = 8000000, framing = "chunked" }
+      local _, doc, took = get(hap.port, "/list?fresh=1&timeout=20", 30)
+      assert.is_table(doc, tostring(doc):sub(1, 200))
+      assert.is_true(doc.ok, cjson.encode(doc.error))
+      fast:fault{ type = "nolength_huge", bytes = 8000000, framing = "chunked" }
+      local direct = assert(braze.new{ api_key = fast.api_key, endpoint = fast.url }:list())
+      assert.equal(#direct.segments, #doc.result.segments)
+      print(string.format("\n[haproxy] an 8 MB chunked list page: %.2f s", took))
+    end)
+
+    for _, case in ipairs({
+      { mode = "huge_length", what = "a 1 GiB Content-Length" },
+      { mode = "endless_body", what = "an endless body without a length" },
+    }) do
+      it(case.what .. ": the call ends by its deadline, HAProxy stays small and alive, "
+        .. "and its worker ends", function()
+        local before = rss_kb()
+        local peak = before
+        local results, probes, total = helpers.concurrent(hap.port,
+          { "/list?fresh=1&mock=trickle&mode=" .. case.mode .. "&timeout=3" }, "/ping", 20)
+        -- and after the caller's deadline, while the worker may still read
+        local pool
+        for _ = 1, 60 do
+          peak = math.max(peak, rss_kb())
+          pool = select(2, get(hap.port, "/pool"))
+          if pool.result.abandoned == 0 then break end
+          socket.sleep(0.1)
+        end
+        peak = math.max(peak, rss_kb())
+        local doc = results[1].body
+        print(string.format("\n[haproxy] %s: %s after %.2f s; RSS %d -> peak %d kB; %d probes; %s",
+          case.mode, tostring(type(doc) == "table" and doc.error and doc.error.kind), total,
+          before, peak, #probes, type(doc) == "table" and doc.error and doc.error.message or ""))
+        assert.is_table(doc, tostring(doc))
+        assert.is_false(doc.ok)
+        assert.is_truthy(({ too_large = true, timeout = true })[doc.error.kind], cjson.encode(doc.error))
+        assert.is_true(total < 4.5, "timeout=3 took " .. total .. " s")
+        assert.is_true(alive(hap.pid), "haproxy died:\n" .. hap.log())
+        assert.is_nil(hap.log():match("[^\n]*about to kill[^\n]*"))
+        -- tune.lua.maxmem 128 bounds what HAProxy buffers (before: the whole
+        -- 256 MB the server sends, and more for an endless one)
+        assert.is_true(peak - before < 160 * 1024, string.format("HAProxy's RSS grew by %d MB",
+          (peak - before) // 1024))
+        assert.equal(0, pool.result.abandoned, "the worker still reads: " .. cjson.encode(pool.result))
+        for _, p in ipairs(probes) do
+          assert.equal(200, p.status)
+        end
+      end)
+    end
+  end)
 
   describe("in HAProxy (nbthread 2)", function()
     local hap

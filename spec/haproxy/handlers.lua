@@ -8,7 +8,8 @@
 --   /conformance?endpoint=&opts=<JSON>&segment_id= (client:details(id) with a
 --   client of exactly these options: spec/support/conformance.lua).
 -- Query parameters: mock=fast|slow|tls|badtls|refused (with port=)|unresolvable
--- (which server), fresh=1 (a new client), max_retries, timeout, max_body. Answers
+-- |trickle (with mode=, spec/trickle_server.lua's misbehaviour): which server;
+-- fresh=1 (a new client), max_retries, timeout, max_body. Answers
 -- {"ok":true,"result":...} or {"ok":false,"error":{...},"text":tostring(err)}.
 local braze = require("braze")
 local transport = require("braze.transport.haproxy")
@@ -20,6 +21,7 @@ local URLS = {
   slow = os.getenv("BRAZE_SPEC_SLOW_URL"),
   tls = os.getenv("BRAZE_SPEC_TLS_URL"),
   badtls = os.getenv("BRAZE_SPEC_BADTLS_URL"),
+  trickle = os.getenv("BRAZE_SPEC_TRICKLE_URL"),
 }
 
 local function parse_query(qs)
@@ -36,6 +38,7 @@ local function client(q)
   local opts = {
     endpoint = q.mock == "refused" and ("http://127.0.0.1:" .. tostring(q.port))
       or q.mock == "unresolvable" and "http://braze-spec.invalid:8080" -- RFC 6761: never resolves
+      or q.mock == "trickle" and (URLS.trickle .. "/" .. tostring(q.mode))
       or URLS[q.mock or "fast"],
     allow_http = q.mock == "unresolvable" or nil,
     api_key = API_KEY,
