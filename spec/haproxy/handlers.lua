@@ -126,6 +126,29 @@ function routes.conformance(q)
   return answer(res, err)
 end
 
+--- /bench?n=N&how=bare|transport|msleep: N sequential list calls to the
+--- fast mock, by bare core.httpclient or by lua-braze with this transport
+--- (or N core.msleep(1)); answers the seconds they took
+--- (bench/haproxy_sequential.lua compares them).
+function routes.bench(q)
+  local n, url = tonumber(q.n) or 100, URLS.fast .. "/segments/list?page=0"
+  local headers = { ["Authorization"] = { "Bearer " .. API_KEY }, ["Accept"] = { "application/json" } }
+  local c = client({})
+  local t0 = core.now()
+  for _ = 1, n do
+    if q.how == "msleep" then
+      core.msleep(1)
+    elseif q.how == "bare" then
+      local res = core.httpclient():get{ url = url, headers = headers }
+      assert(res.status == 200, "bare call: " .. tostring(res.status))
+    else
+      assert(c:list())
+    end
+  end
+  local t1 = core.now()
+  return answer({ seconds = (t1.sec - t0.sec) + (t1.usec - t0.usec) / 1e6, n = n })
+end
+
 function routes.task()
   return answer(task_outcome)
 end

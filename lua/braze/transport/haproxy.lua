@@ -43,7 +43,7 @@ local type, tonumber, setmetatable, error = type, tonumber, setmetatable, error
 local format, floor, min = string.format, math.floor, math.min
 
 local workers = require("braze.transport.haproxy_workers")
-local pause_ms, submit, abandon = workers.pause_ms, workers.submit, workers.abandon
+local pause, submit, abandon = workers.pause, workers.submit, workers.abandon
 
 -- The workers' settings (poll_ms, eager, max_workers, max_abandoned,
 -- worker_linger: braze.transport.haproxy_workers) read and set through
@@ -278,7 +278,7 @@ function Session:get(url)
     local now = monotonic()
     local res, kind, msg = outcome(self, c, job, now)
     if res ~= "again" and (res or kind) then return res, kind, msg end
-    c.msleep(pause_ms(job.started, job.deadline, now))
+    pause(c, job.started, job.deadline, now)
   end
 end
 
@@ -334,7 +334,7 @@ function Batch:poll(timeout)
     end
     if #out > 0 then return out end
     if until_ and now >= until_ then return out end
-    c.msleep(pause_ms(since, min(soonest, until_ or math.huge), now))
+    pause(c, since, min(soonest, until_ or math.huge), now)
   end
   return {}
 end

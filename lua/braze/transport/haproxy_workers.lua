@@ -38,12 +38,14 @@ local function host()
   return rawget(_G, "core")
 end
 
--- Milliseconds to sleep in a wait that began at `since` and must end by
--- `deadline` (core.monotonic seconds).
-function M.pause_ms(since, deadline, now)
+--- One pause of a wait that began at `since` and must end by `deadline`
+-- (core.monotonic seconds; nil: none): 1 ms for the first `eager` seconds,
+-- then `poll_ms`. (core.yield instead would spin, and the spin counts as
+-- Lua run time against tune.lua.service-timeout.)
+function M.pause(c, since, deadline, now)
   local ms = now - since < settings.eager and 1 or settings.poll_ms
   if deadline then ms = min(ms, ceil((deadline - now) * 1000)) end
-  return max(1, ms)
+  c.msleep(max(1, ms))
 end
 
 local pool = { queue = {}, head = 1, tail = 0, workers = 0, idle = 0, started = 0, abandoned = 0 }
@@ -99,7 +101,7 @@ local function work(c, state)
     elseif now - idle_since >= settings.worker_linger then
       return
     else
-      c.msleep(M.pause_ms(idle_since, nil, now))
+      M.pause(c, idle_since, nil, now)
     end
   end
 end
