@@ -1,4 +1,4 @@
--- A misbehaving HTTP server for spec/nginx_spec.lua: it answers every
+-- A misbehaving HTTP server for the transport specs (spec/transport/): it answers every
 -- request with the misbehaviour named by the first segment of its path, so a
 -- client whose endpoint is http://127.0.0.1:PORT/<mode> gets that mode.
 --

@@ -1,4 +1,4 @@
--- Content handlers for spec/nginx_spec.lua: each calls lua-braze through the
+-- Content handlers for spec/transport/nginx_spec.lua: each calls lua-braze through the
 -- cosocket transport and answers JSON, so the spec can check from outside
 -- what a real nginx worker got.
 --

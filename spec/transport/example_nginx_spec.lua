@@ -10,7 +10,7 @@
 -- Needs nginx with the Lua module, luarocks, and braze/core.so built for
 -- LuaJIT in $BRAZE_LUAJIT_BUILD (default
 -- build-luajit). Tagged #nginx (.busted leaves it out of the quick loop):
---   lua5.4 /usr/bin/busted --exclude-tags= --tags=nginx spec/example_nginx_spec.lua
+--   lua5.4 /usr/bin/busted --exclude-tags= --tags=nginx spec/transport/example_nginx_spec.lua
 local helpers = require("spec.helpers")
 local tls = require("spec.tls_nginx")
 local cjson = require("cjson")

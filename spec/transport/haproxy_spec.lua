@@ -10,7 +10,7 @@
 -- braze/core.so built for Lua 5.3 in $BRAZE_LUA53_BUILD (default build-5.3:
 -- `bash scripts/build.sh build-5.3 -DBRAZE_LUA=5.3`).
 -- Run (.busted excludes the #haproxy tag by default):
---   lua5.4 /usr/bin/busted --exclude-tags= --tags=haproxy spec/haproxy_spec.lua
+--   lua5.4 /usr/bin/busted --exclude-tags= --tags=haproxy spec/transport/haproxy_spec.lua
 -- BRAZE_KEEP_HAPROXY=1 keeps the temp directories (config, logs).
 local braze = require("braze")
 local helpers = require("spec.helpers")

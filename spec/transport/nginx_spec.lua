@@ -8,7 +8,7 @@
 -- braze/core.so built for LuaJIT in $BRAZE_LUAJIT_BUILD (default
 -- build-luajit: `cmake -S . -B build-luajit -DBRAZE_LUA=luajit`).
 -- Run (.busted excludes the #nginx tag by default):
---   lua5.4 /usr/bin/busted --cpath='build/?.so' --exclude-tags= --tags=nginx spec/nginx_spec.lua
+--   lua5.4 /usr/bin/busted --cpath='build/?.so' --exclude-tags= --tags=nginx spec/transport/nginx_spec.lua
 -- BRAZE_KEEP_NGINX=1 keeps the temp directory (config, logs) for a look.
 local braze = require("braze")
 local helpers = require("spec.helpers")
