@@ -25,6 +25,9 @@ M.settings = {
   -- `eager` seconds of a wait (looked at every millisecond) are over.
   poll_ms = 10,
   eager = 0.05,
+  --- Seconds an idle worker looks for a job at every turn of HAProxy's
+  -- scheduler (core.yield) before it sleeps between looks.
+  spin = 0.003,
   --- Worker tasks kept at most (one per request in flight).
   max_workers = 64,
   --- Requests whose caller gave up that may still run.
@@ -100,6 +103,12 @@ local function work(c, state)
       idle_since = monotonic()
     elseif now - idle_since >= settings.worker_linger then
       return
+    elseif now - idle_since < settings.spin then
+      -- Look again at the next turn of HAProxy's scheduler: the next job of
+      -- a caller calling in sequence is taken at once, and the loop keeps
+      -- turning, so the caller's own 1 ms sleep ends on time. A task's spin
+      -- counts against no timeout unless tune.lua.task-timeout is set.
+      c.yield()
     else
       M.pause(c, idle_since, nil, now)
     end
