@@ -18,7 +18,7 @@ local format, ceil, min, max = string.format, math.ceil, math.min, math.max
 
 local M = {}
 
---- Settings (read and set as braze.transport.haproxy's fields).
+-- Settings (read and set as braze.transport.haproxy's fields).
 M.settings = {
   --- Milliseconds between two looks at a pending request (the caller's
   -- wait) and at the job queue (an idle worker's wait), once the first
