@@ -16,6 +16,8 @@
 --                    every 50 ms, for 20 s (then it closes)
 --   huge_length      a 200 with a Content-Length of 1 GiB, its body sent fast
 --   endless_body     a 200 without a length, its body sent fast without end
+--   continue_later   "HTTP/1.1 100 Continue", then 200 ms later a valid list
+--                    page (Content-Length)
 --   silent           reads the request and never answers (until LIFETIME)
 --   continue_flood   "HTTP/1.1 100 Continue" interim responses, one every
 --                    10 ms, without end (never the final answer)
@@ -168,6 +170,15 @@ end
 
 function modes.endless_body(conn)
   endless(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n", "x")
+end
+
+function modes.continue_later(conn)
+  if not send(conn, "HTTP/1.1 100 Continue\r\n\r\n") then return end
+  sleep(0.2)
+  local body = '{"message":"success","name":"Conformance","description":"a segment",'
+    .. '"text_description":"t","tags":["x","y"],"teams":["t1"]}'
+  send(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+    .. "\r\nConnection: close\r\n\r\n" .. body)
 end
 
 function modes.silent(conn)

@@ -90,6 +90,9 @@ M.cases = {
     server = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
       .. json("HTTP/1.1 200 OK", DOC),
     expect = { ok = true, body = DECODED } },
+  { name = "100 Continue, then the 200 in a later packet",
+    server = { trickle = "continue_later" },
+    expect = { ok = true, body = DECODED } },
   { name = "an endless 100 Continue flood is a timeout at the deadline",
     server = { trickle = "continue_flood" }, opts = { timeout = 1 },
     expect = { kind = "timeout" }, within = 3 },

@@ -416,6 +416,8 @@ describe("#haproxy braze.transport.haproxy", function()
       assert(type(doc) == "table", "no JSON from haproxy: " .. tostring(doc))
       return conformance.result(doc.ok and doc.result or nil, doc.error, doc.text)
     end, { pending = {
+      ["100 Continue, then the 200 in a later packet"] = "HAProxy 2.6.12's httpclient ends at a 1xx "
+        .. "sent apart from the final answer (fixed upstream by 9d10be33a, 2025): timeout",
       ["header block too large: too_large, not retried"] = "HAProxy 2.6: a head over tune.bufsize is "
         .. "its own 502 page, which stands for any invalid answer: network",
     } })
