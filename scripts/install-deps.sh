@@ -22,7 +22,7 @@ if [ "${BRAZE_DEPS:-}" = full ]; then
     luajit2 libluajit2-5.1-dev
     nginx-core libnginx-mod-http-lua openssl
     neovim  # spec/transport/luv_spec.lua #neovim: braze.transport.luv inside nvim --headless
-    haproxy  # spec/haproxy_spec.lua (2.6+, Lua 5.3 inside; the service stays as Debian ships it)
+    haproxy  # spec/transport/haproxy_spec.lua (2.6+, Lua 5.3 inside; the service stays as Debian ships it)
     lua-check lua-ldoc cppcheck  # scripts/lint.sh
     luarocks curl  # spec/install/rock_spec.lua (README's rock install); curl: spec/example_nginx_spec.lua
     chromium  # spec/cli/report_browser_spec.lua #browser: the report page in a real browser

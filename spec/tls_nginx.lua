@@ -1,6 +1,6 @@
 -- Test-time TLS: a throw-away CA, certificates it signs, and a Debian nginx
 -- that terminates TLS on 127.0.0.1 and proxies to a braze-mock. Used by
--- spec/security_spec.lua; the same steps as spec/nginx_spec.lua's
+-- spec/security_spec.lua; the same steps as spec/transport/nginx_spec.lua's
 -- make_certs/stop_nginx, which can move here.
 --
 --   local tls = require("spec.tls_nginx")

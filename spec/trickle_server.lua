@@ -1,4 +1,4 @@
--- A misbehaving HTTP server for spec/nginx_spec.lua: it answers every
+-- A misbehaving HTTP server for the transport specs (spec/transport/): it answers every
 -- request with the misbehaviour named by the first segment of its path, so a
 -- client whose endpoint is http://127.0.0.1:PORT/<mode> gets that mode.
 --
@@ -11,6 +11,13 @@
 --   trickle_body     a Content-Length of 12,000 and the JSON body sent 200
 --                    bytes every 100 ms (6 s in all)
 --   trickle_chunked  the same body in one chunk of a chunked response
+--   one_byte_chunks  a valid 4 MiB list document as 1-byte chunks, sent fast
+--   drip             a 200 with a Content-Length of 1 MB, its body one byte
+--                    every 50 ms, for 20 s (then it closes)
+--   huge_length      a 200 with a Content-Length of 1 GiB, its body sent fast
+--   endless_body     a 200 without a length, its body sent fast without end
+--   continue_later   "HTTP/1.1 100 Continue", then 200 ms later a valid list
+--                    page (Content-Length)
 --   silent           reads the request and never answers (until LIFETIME)
 --   continue_flood   "HTTP/1.1 100 Continue" interim responses, one every
 --                    10 ms, without end (never the final answer)
@@ -133,6 +140,45 @@ function modes.trickle_chunked(conn)
   if not send(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
     .. "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n") then return end
   if trickle(conn, format("%x\r\n", #body) .. body .. "\r\n") then send(conn, "0\r\n\r\n") end
+end
+
+local one_byte_chunks -- the whole answer (24 MiB on the wire), made once
+function modes.one_byte_chunks(conn)
+  if not one_byte_chunks then
+    one_byte_chunks = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+      .. "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      .. list_body(4 * 1024 * 1024):gsub(".", "1\r\n%0\r\n") .. "0\r\n\r\n"
+  end
+  for i = 1, #one_byte_chunks, BLOCK do -- as fast as the client takes it
+    if not send(conn, one_byte_chunks:sub(i, i + BLOCK - 1)) then return end
+  end
+end
+
+function modes.drip(conn)
+  if not send(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    .. "Content-Length: 1000000\r\nConnection: close\r\n\r\n") then return end
+  for _ = 1, 400 do
+    if not send(conn, "x") then return end
+    sleep(0.05)
+  end
+end
+
+function modes.huge_length(conn)
+  endless(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    .. "Content-Length: 1073741824\r\nConnection: close\r\n\r\n", "x")
+end
+
+function modes.endless_body(conn)
+  endless(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n", "x")
+end
+
+function modes.continue_later(conn)
+  if not send(conn, "HTTP/1.1 100 Continue\r\n\r\n") then return end
+  sleep(0.2)
+  local body = '{"message":"success","name":"Conformance","description":"a segment",'
+    .. '"text_description":"t","tags":["x","y"],"teams":["t1"]}'
+  send(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+    .. "\r\nConnection: close\r\n\r\n" .. body)
 end
 
 function modes.silent(conn)

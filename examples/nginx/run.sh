@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Run examples/nginx in the foreground on http://127.0.0.1:8080 (Ctrl-C stops it):
 #   BRAZE_API_KEY=... BRAZE_REST_ENDPOINT=US-01 examples/nginx/run.sh
-# From any directory and any clone (one private to root too). It writes
-# /tmp/braze-example-nginx/main.conf and http.conf (see nginx.conf) from this
-# machine: the nginx Lua module's load_module lines, the nameservers of
+# BRAZE_BIND=ADDR:PORT to listen elsewhere; BRAZE_STATE=DIR for the run's
+# files (default: a new /tmp/braze-example-nginx.XXXXXX each run, so two
+# copies run side by side; its nginx.pid is the master's pid). From any
+# directory and any clone (one private to root too). Into the state
+# directory it copies nginx.conf and writes main.conf, http.conf and
+# listen.conf (see nginx.conf) from this machine: the nginx Lua module's
+# load_module lines, the nameservers of
 # /etc/resolv.conf (or BRAZE_RESOLVER="IP ..."), and where lua-braze is: this
 # clone's lua/ and build-luajit/ (BRAZE_LUAJIT_BUILD=DIR for another build),
 # or a LuaRocks tree with BRAZE_TREE=T (luarocks --lua-version=5.1 --tree T make
@@ -12,7 +16,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-state=/tmp/braze-example-nginx # nginx.conf names it
+bind=${BRAZE_BIND:-127.0.0.1:8080}
 export PATH="$PATH:/usr/sbin:/sbin"
 nginx=${NGINX:-nginx}
 die() { echo "examples/nginx: $*" >&2; exit 1; }
@@ -50,13 +54,22 @@ if [ -z "$main_conf" ] && ! "$nginx" -V 2>&1 | grep -q lua; then
   die "$nginx has no Lua module: apt-get install libnginx-mod-http-lua (Debian), or use OpenResty"
 fi
 
-mkdir -p "$state"
+case $bind in *:[0-9]*) ;; *) die "BRAZE_BIND=$bind: expected ADDR:PORT, e.g. 127.0.0.1:8080" ;; esac
+if [ -n "${BRAZE_STATE:-}" ]; then
+  mkdir -p "$BRAZE_STATE" || die "cannot make BRAZE_STATE=$BRAZE_STATE"
+  state=$(cd "$BRAZE_STATE" && pwd)
+else
+  state=$(mktemp -d /tmp/braze-example-nginx.XXXXXX)
+fi
+chmod 755 "$state" # the workers (nobody when started as root) use its temp/
+cp "$here/nginx.conf" "$state/nginx.conf"
 printf '%s' "$main_conf" >"$state/main.conf"
+printf 'listen %s;\n' "$bind" >"$state/listen.conf"
 cat >"$state/http.conf" <<CONF
 resolver $resolvers ipv6=$ipv6 valid=300s;
 resolver_timeout 5s;
 lua_package_path "$lua_path;$here/?.lua;;";
 lua_package_cpath "$core_dir/?.so;;";
 CONF
-echo "examples/nginx: http://127.0.0.1:8080/segments/sizes?segment_id=ID&days=7 (settings: $state/http.conf)" >&2
-exec "$nginx" -p "$here" -c nginx.conf -e stderr
+echo "examples/nginx: http://$bind/segments/sizes?segment_id=ID&days=7 (state: $state, pid in $state/nginx.pid)" >&2
+exec "$nginx" -p "$state/" -c nginx.conf -e stderr

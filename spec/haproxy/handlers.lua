@@ -4,9 +4,12 @@
 --
 -- The service `braze` dispatches on the path:
 --   /list, /details?segment_id=, /each, /details_many?n=&concurrency=,
---   /task (what the task registered at load time got), /pool (worker stats).
+--   /task (what the task registered at load time got), /pool (worker stats),
+--   /conformance?endpoint=&opts=<JSON>&segment_id= (client:details(id) with a
+--   client of exactly these options: spec/support/conformance.lua).
 -- Query parameters: mock=fast|slow|tls|badtls|refused (with port=)|unresolvable
--- (which server), fresh=1 (a new client), max_retries, timeout, max_body. Answers
+-- |trickle (with mode=, spec/trickle_server.lua's misbehaviour): which server;
+-- fresh=1 (a new client), max_retries, timeout, max_body. Answers
 -- {"ok":true,"result":...} or {"ok":false,"error":{...},"text":tostring(err)}.
 local braze = require("braze")
 local transport = require("braze.transport.haproxy")
@@ -18,6 +21,7 @@ local URLS = {
   slow = os.getenv("BRAZE_SPEC_SLOW_URL"),
   tls = os.getenv("BRAZE_SPEC_TLS_URL"),
   badtls = os.getenv("BRAZE_SPEC_BADTLS_URL"),
+  trickle = os.getenv("BRAZE_SPEC_TRICKLE_URL"),
 }
 
 local function parse_query(qs)
@@ -34,6 +38,7 @@ local function client(q)
   local opts = {
     endpoint = q.mock == "refused" and ("http://127.0.0.1:" .. tostring(q.port))
       or q.mock == "unresolvable" and "http://braze-spec.invalid:8080" -- RFC 6761: never resolves
+      or q.mock == "trickle" and (URLS.trickle .. "/" .. tostring(q.mode))
       or URLS[q.mock or "fast"],
     allow_http = q.mock == "unresolvable" or nil,
     api_key = API_KEY,
@@ -110,6 +115,38 @@ end)
 function routes.pool(q)
   if q.linger then transport.worker_linger = tonumber(q.linger) end
   return answer(transport.stats())
+end
+
+function routes.conformance(q)
+  local opts = cjson.decode(q.opts)
+  opts.endpoint, opts.transport = q.endpoint, transport
+  local c = braze.new(opts)
+  local res, err = c:details(q.segment_id)
+  c:close()
+  return answer(res, err)
+end
+
+--- /bench?n=N&how=bare|transport|msleep: N sequential list calls to the
+--- fast mock, by bare core.httpclient or by lua-braze with this transport
+--- (or N core.msleep(1)); answers the seconds they took
+--- (bench/haproxy_sequential.lua compares them).
+function routes.bench(q)
+  local n, url = tonumber(q.n) or 100, URLS.fast .. "/segments/list?page=0"
+  local headers = { ["Authorization"] = { "Bearer " .. API_KEY }, ["Accept"] = { "application/json" } }
+  local c = client({})
+  local t0 = core.now()
+  for _ = 1, n do
+    if q.how == "msleep" then
+      core.msleep(1)
+    elseif q.how == "bare" then
+      local res = core.httpclient():get{ url = url, headers = headers }
+      assert(res.status == 200, "bare call: " .. tostring(res.status))
+    else
+      assert(c:list())
+    end
+  end
+  local t1 = core.now()
+  return answer({ seconds = (t1.sec - t0.sec) + (t1.usec - t0.usec) / 1e6, n = n })
 end
 
 function routes.task()

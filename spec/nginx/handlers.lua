@@ -1,4 +1,4 @@
--- Content handlers for spec/nginx_spec.lua: each calls lua-braze through the
+-- Content handlers for spec/transport/nginx_spec.lua: each calls lua-braze through the
 -- cosocket transport and answers JSON, so the spec can check from outside
 -- what a real nginx worker got.
 --
@@ -6,6 +6,9 @@
 --   /details?segment_id=  client:details(id)
 --   /series?segment_id=&length=N
 --   /each?max_pages=N     iterates client:each(), answers counts and ids
+--   /conformance?endpoint=&opts=<JSON>&segment_id=
+--                         client:details(id) with a client made of exactly
+--                         these options (spec/support/conformance.lua)
 --
 -- Every handler takes, as query arguments: mock=fast|slow|tls|badtls|trickle
 -- (which endpoint, set as nginx variables by the config), mode= (a path
@@ -163,6 +166,17 @@ function M.pipeline()
     result.error.segment_id = type(err) == "table" and err.segment_id or nil
   end
   answer(result)
+end
+
+--- A case of spec/support/conformance.lua: a client made of the options
+--- the suite gives (JSON), with this transport.
+function M.conformance()
+  local opts = cjson.decode(arg("opts"))
+  opts.endpoint, opts.transport = arg("endpoint"), ngx_transport
+  local c = braze.new(opts)
+  local res, err = c:details(arg("segment_id"))
+  c:close()
+  answer(res, err)
 end
 
 return M

@@ -30,6 +30,9 @@
 -- server trickles it (then kind "timeout"). A status, header or chunk-size
 -- line longer than 64 KiB, headers over 64 KiB in all, or more than 200
 -- header lines fail at once as "too_large", without buffering the rest.
+-- The response is read by braze.transport.http1, which keeps the body in
+-- memory in proportion to its bytes and lets the worker run other requests
+-- (ngx.sleep(0)) every few milliseconds of a long read.
 --
 -- get(url) returns what braze.core's session:get returns: a response table
 -- `{status=, headers={lower-case name=value}, body=|decode_error=,
@@ -38,12 +41,12 @@
 -- @module braze.transport.ngx
 local split_url = require("braze.url").split_url
 local core = require("braze.core")
+local http1 = require("braze.transport.http1")
 local response = require("braze.transport.response")
 
 local monotonic = core.monotonic
-local type, tonumber, tostring, setmetatable, error = type, tonumber, tostring, setmetatable, error
-local format, concat, floor, min, max = string.format, table.concat, math.floor, math.min, math.max
-local find, sub, byte = string.find, string.sub, string.byte
+local type, setmetatable, error = type, setmetatable, error
+local format, floor, min, max = string.format, math.floor, math.min, math.max
 
 local M = {
   --- Seconds an idle pooled connection is kept (setkeepalive's max_idle_timeout).
@@ -57,101 +60,9 @@ function M.sleep(seconds)
   return ngx.sleep(seconds)
 end
 
--- The response headers handed to the front, as braze.core keeps them.
-local wanted = {
-  ["x-ratelimit-limit"] = true, ["x-ratelimit-remaining"] = true, ["x-ratelimit-reset"] = true,
-  ["x-request-id"] = true, ["content-type"] = true, ["retry-after"] = true, ["location"] = true,
-}
-local HEADER_VALUE_MAX = 255 -- as braze.core: values are cut to this many bytes
-local MAX_HEADER_LINES = 200
-local MAX_HEADER_BYTES = 65536 -- the longest line (status, header, chunk size), and all headers
-local READ_CHUNK = 65536
-
--- Buffered reads from one cosocket, each bounded in size and ending by the
--- attempt's deadline. sock:receive(n) and receive("*l") are neither: a
--- cosocket's read timeout restarts with every packet (a trickling server
--- stretches one call without end), and "*l" buffers a whole line before the
--- caller can look at its length. receiveany returns as soon as some bytes
--- arrive, so each call here waits only for the time left and takes at most
--- READ_CHUNK bytes.
-local Reader = {}
-Reader.__index = Reader
-
-local function reader(sock, deadline)
-  return setmetatable({ sock = sock, deadline = deadline, buf = "", pos = 1 }, Reader)
-end
-
--- Up to n new bytes (replacing the buffer), or nil, "timeout" | cosocket error.
-function Reader:fill(n)
-  local ms = floor((self.deadline - monotonic()) * 1000)
-  if ms <= 0 then return nil, "timeout" end
-  self.sock:settimeout(ms)
-  local data, err = self.sock:receiveany(n)
-  if not data then return nil, err end
-  self.buf, self.pos = data, 1
-  return true
-end
-
---- The next line without its CRLF (or LF); nil, "too long" once it exceeds
--- limit bytes (without reading further); nil, err when the read fails.
-function Reader:line(limit)
-  local parts, n = nil, 0 -- the line's pieces from earlier reads, their length
-  while true do
-    local buf, pos = self.buf, self.pos
-    local nl = find(buf, "\n", pos, true)
-    if nl then
-      if n + nl - pos > limit + 1 then return nil, "too long" end -- +1: the CR
-      local piece = sub(buf, pos, nl - 1)
-      self.pos = nl + 1
-      if parts then
-        parts[#parts + 1] = piece
-        piece = concat(parts)
-      end
-      if byte(piece, -1) == 13 then piece = sub(piece, 1, -2) end
-      if #piece > limit then return nil, "too long" end
-      return piece
-    end
-    if pos <= #buf then
-      n = n + #buf - pos + 1
-      if n > limit + 1 then return nil, "too long" end
-      parts = parts or {}
-      parts[#parts + 1] = pos == 1 and buf or sub(buf, pos)
-    end
-    local ok, err = self:fill(READ_CHUNK)
-    if not ok then return nil, err end
-  end
-end
-
---- Exactly n bytes; nil, err when the read fails first. Reads no further.
-function Reader:bytes(n)
-  local buf, pos = self.buf, self.pos
-  local have = #buf - pos + 1
-  if have >= n then
-    self.pos = pos + n
-    return sub(buf, pos, pos + n - 1)
-  end
-  local parts, need = { sub(buf, pos) }, n - have
-  self.buf, self.pos = "", 1
-  while need > 0 do
-    local ok, err = self:fill(min(need, READ_CHUNK))
-    if not ok then return nil, err end
-    parts[#parts + 1] = self.buf
-    need = need - #self.buf
-    self.buf = ""
-  end
-  return concat(parts)
-end
-
---- What is buffered and not read yet, emptying the buffer.
-function Reader:take_buffered()
-  local rest = sub(self.buf, self.pos)
-  self.buf, self.pos = "", 1
-  return rest
-end
-
---- Bytes already received beyond what was read?
-function Reader:has_extra()
-  return self.pos <= #self.buf
+-- Lets the worker run other requests during a long read (1-byte chunks...).
+local function let_others_run()
+  ngx.sleep(0)
 end
 
 ---@class braze.transport.ngx.Session
@@ -177,11 +88,11 @@ function M.new(config)
   end
   return setmetatable({
     auth = "Bearer " .. config.api_key,
-    user_agent = config.user_agent or "lua-braze",
-    timeout = config.timeout or 30,
-    connect_timeout = config.connect_timeout or 10,
-    max_body = config.max_body or 32 * 1024 * 1024,
-    max_depth = config.max_depth or 1000,
+    user_agent = config.user_agent,
+    timeout = config.timeout,
+    connect_timeout = config.connect_timeout,
+    max_body = config.max_body,
+    max_depth = config.max_depth,
   }, Session)
 end
 
@@ -195,218 +106,79 @@ function Session:close()
 end
 
 
--- One request on one connection. Closes or pools the socket itself.
--- Returns status, headers, body | nil, kind, message, retry_fresh (true when
--- a pooled connection failed before any byte of the response).
-local function exchange(self, scheme, host, port, host_header, target, deadline)
+-- A connected socket (TLS done) for scheme://host:port, and whether it came
+-- from the pool | nil, kind, message.
+local function connect(self, scheme, host, port, deadline, started)
   local sock = ngx.socket.tcp()
-  local function left_ms()
-    return floor((deadline - monotonic()) * 1000)
-  end
-  local function fail(kind, msg, retry_fresh)
-    sock:close()
-    return nil, kind, msg, retry_fresh
-  end
-  -- cosocket errors: "timeout", "closed", "connection refused", ...
-  local function io_fail(what, err, retry_fresh)
-    if err == "timeout" then
-      return fail("timeout", format("timed out %s after %.2f s", what,
-        monotonic() - (deadline - self.timeout)))
-    end
-    return fail("network", format("%s: %s", what, tostring(err)), retry_fresh)
-  end
-  local function set_timeout()
-    local ms = left_ms()
-    if ms <= 0 then return false end
-    sock:settimeout(ms)
-    return true
-  end
-
-  -- Every step gets only what is left of the attempt's deadline.
-  if left_ms() <= 0 then return io_fail("before connecting", "timeout") end
-  sock:settimeout(max(1, min(left_ms(), floor(self.connect_timeout * 1000))))
+  local ms = floor((deadline - monotonic()) * 1000)
+  if ms <= 0 then return http1.failed("before connecting", "timeout", started) end
+  sock:settimeout(max(1, min(ms, floor(self.connect_timeout * 1000))))
   -- nginx parses "host:port" itself, so an IPv6 literal keeps its brackets.
   local address = host:find(":", 1, true) and ("[" .. host .. "]") or host
   local ok, err = sock:connect(address, port, { pool = scheme .. "://" .. address .. ":" .. port })
   if not ok then
-    return io_fail(format("connecting to %s:%d", host, port), err)
+    sock:close()
+    return http1.failed(format("connecting to %s:%d", host, port), err, started)
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if scheme == "https" and not reused then
-    if not set_timeout() then return io_fail("in the TLS handshake", "timeout") end
+    ms = floor((deadline - monotonic()) * 1000)
+    if ms <= 0 then
+      sock:close()
+      return http1.failed("in the TLS handshake", "timeout", started)
+    end
+    sock:settimeout(ms)
     local session, herr = sock:sslhandshake(nil, host, true)
     if not session then
-      return io_fail(format("TLS handshake with %s", host), herr)
+      sock:close()
+      return http1.failed(format("TLS handshake with %s", host), herr, started)
     end
   end
+  return sock, reused
+end
 
-  if not set_timeout() then return io_fail("sending the request", "timeout") end
-  local request = concat({
-    "GET ", target, " HTTP/1.1\r\n",
-    "Host: ", host_header, "\r\n",
-    "Authorization: ", self.auth, "\r\n",
-    "Accept: application/json\r\n",
-    "User-Agent: ", self.user_agent, "\r\n",
-    "Connection: keep-alive\r\n\r\n",
-  })
-  local sent
-  sent, err = sock:send(request)
-  if not sent then return io_fail("sending the request", err, reused) end
-
-  -- Status line and headers; 1xx interim responses are skipped. Every line,
-  -- and all of them together, within MAX_HEADER_BYTES; every read by the
-  -- deadline.
-  local r = reader(sock, deadline)
-  local function too_long(what)
-    return fail("too_large", format("response %s longer than %d bytes", what, MAX_HEADER_BYTES))
+-- One request on one connection, which it closes or pools. Returns the
+-- head (braze.transport.http1) and body | nil, kind, message, retry_fresh
+-- (true when a pooled connection failed before any byte of the response).
+local function exchange(self, scheme, host, port, host_header, target, deadline)
+  local started = deadline - self.timeout
+  local sock, reused, msg = connect(self, scheme, host, port, deadline, started)
+  if not sock then return nil, reused, msg end
+  local ms = floor((deadline - monotonic()) * 1000)
+  local sent, err = nil, "timeout"
+  if ms > 0 then
+    sock:settimeout(ms)
+    sent, err = sock:send(http1.request(target, host_header, self.auth, self.user_agent))
   end
-  local header_lines, header_bytes = 0, 0
-  -- The next header (or trailer) line, counted against the header limits.
-  local function header_line(what)
-    local line, lerr = r:line(MAX_HEADER_BYTES)
-    if not line then
-      if lerr == "too long" then return too_long(what .. " line") end
-      return io_fail("reading the headers", lerr)
-    end
-    if line ~= "" then
-      header_lines, header_bytes = header_lines + 1, header_bytes + #line
-      if header_lines > MAX_HEADER_LINES then
-        return fail("too_large", format("more than %d response header lines", MAX_HEADER_LINES))
-      end
-      if header_bytes > MAX_HEADER_BYTES then
-        return fail("too_large", format("response headers longer than %d bytes in all",
-          MAX_HEADER_BYTES))
-      end
-    end
-    return line
+  if not sent then
+    sock:close()
+    local _, kind
+    _, kind, msg = http1.failed("sending the request", err, started)
+    return nil, kind, msg, reused and err ~= "timeout"
   end
 
-  local status, version, headers, framing, content_length, keepalive
-  while true do
-    local line
-    line, err = r:line(MAX_HEADER_BYTES)
-    if not line then
-      if err == "too long" then return too_long("status line") end
-      return io_fail("reading the status line", err, reused and status == nil)
-    end
-    local v, code = line:match("^HTTP/(%d%.%d) (%d%d%d)")
-    if not v then return fail("network", "malformed status line from the server") end
-    header_bytes = header_bytes + #line
-    version, status = v, tonumber(code)
-    headers, framing, content_length = {}, nil, nil
-    local connection_header
-    while true do
-      local kind, msg
-      line, kind, msg = header_line("header")
-      if not line then return nil, kind, msg end
-      if line == "" then break end
-      local name, value = line:match("^([^:]*):(.*)$")
-      if name then
-        name = name:lower()
-        value = value:match("^[ \t]*(.-)[ \t\r\n]*$")
-        if wanted[name] then
-          -- As braze.core: cut, and no control bytes (values reach error messages).
-          headers[name] = (value:sub(1, HEADER_VALUE_MAX):gsub("%c", "?"))
-        elseif name == "transfer-encoding" then
-          framing = value:lower():match("chunked%s*$") and "chunked" or "close"
-        elseif name == "content-length" then
-          if not value:match("^%d+$") or #value > 15
-            or (content_length and content_length ~= tonumber(value)) then
-            return fail("network", "invalid Content-Length in the response")
-          end
-          content_length = tonumber(value)
-        elseif name == "connection" then
-          connection_header = value:lower()
-        end
-      end
-    end
-    if status >= 200 or status == 101 then
-      if version == "1.0" then
-        keepalive = connection_header ~= nil and connection_header:find("keep-alive", 1, true) ~= nil
-      else
-        keepalive = not (connection_header and connection_header:find("close", 1, true))
-      end
-      break
-    end
-  end
-
-  -- The body.
-  local max_body = self.max_body
-  local function too_large()
-    return fail("too_large", format("response body larger than max_body (%d bytes)",
-      min(max_body, 0x7fffffff)))
+  local r = http1.reader(sock, deadline, started, let_others_run)
+  local head, kind, none
+  head, kind, msg, none = http1.read_head(r)
+  if not head then
+    sock:close()
+    return nil, kind, msg, reused and none and kind ~= "timeout"
   end
   local body
-  if status == 204 or status == 304 or status < 200 then
-    body = ""
-  elseif framing == "chunked" then
-    if content_length then keepalive = false end -- both framings: do not trust the rest
-    local parts, total = {}, 0
-    while true do
-      local line
-      line, err = r:line(MAX_HEADER_BYTES)
-      if not line then
-        if err == "too long" then return too_long("chunk-size line") end
-        return io_fail("reading the body", err)
-      end
-      local hex = line:match("^(%x+)[ \t]*;?") or line:match("^(%x+)[ \t]*$")
-      if not hex or #hex > 12 then return fail("network", "malformed chunk size in the response") end
-      local size = tonumber(hex, 16)
-      if size == 0 then
-        repeat -- trailers, up to the blank line
-          local kind, msg
-          line, kind, msg = header_line("trailer")
-          if not line then return nil, kind, msg end
-        until line == ""
-        break
-      end
-      total = total + size
-      if total > max_body then return too_large() end
-      local data
-      data, err = r:bytes(size)
-      if not data then return io_fail("reading the body", err) end
-      parts[#parts + 1] = data
-      line, err = r:line(0)
-      if not line then
-        if err == "too long" then return fail("network", "malformed chunk in the response") end
-        return io_fail("reading the body", err)
-      end
-    end
-    body = concat(parts)
-  elseif content_length and framing == nil then
-    if content_length > max_body then return too_large() end
-    body, err = r:bytes(content_length)
-    if not body then return io_fail("reading the body", err) end
-  else
-    -- No length: the body ends when the server closes the connection.
-    keepalive = false
-    local parts, total = {}, 0
-    local data = r:take_buffered()
-    while true do
-      total = total + #data
-      if total > max_body then return too_large() end
-      parts[#parts + 1] = data
-      local got
-      got, err = r:fill(READ_CHUNK)
-      if not got then
-        if err == "closed" then break end
-        return io_fail("reading the body", err)
-      end
-      data = r:take_buffered()
-    end
-    body = concat(parts)
+  body, kind, msg = http1.read_body(r, head, self.max_body)
+  if not body then
+    sock:close()
+    return nil, kind, msg
   end
-
   -- Bytes past the response: the connection is out of step, do not pool it.
-  if r:has_extra() then keepalive = false end
-  if keepalive then
+  if head.keepalive and not r:has_extra() then
     -- A failure here only means the connection is not kept.
     local kept = sock:setkeepalive(floor(M.keepalive_timeout * 1000), M.pool_size)
     if not kept then sock:close() end
   else
     sock:close()
   end
-  return status, headers, body
+  return head, body
 end
 
 --- One GET; the same contract as braze.core's session:get.
@@ -421,46 +193,16 @@ function Session:get(url)
   if not scheme then error("braze: bad URL: " .. host, 2) end
   local deadline = monotonic() + self.timeout
 
-  local status, headers, body, retry_fresh
+  local head, body, msg, retry_fresh
   for _ = 1, M.pool_size + 1 do
-    status, headers, body, retry_fresh = exchange(self, scheme, host, port, host_header,
-      target, deadline)
+    head, body, msg, retry_fresh = exchange(self, scheme, host, port, host_header, target, deadline)
     -- A pooled connection that the server had closed while it sat idle
     -- failed before any byte of the answer: try again (the pool hands out
     -- its idle connections first; a fresh connection never sets retry_fresh).
-    if status or not retry_fresh then break end
+    if head or not retry_fresh then break end
   end
-  if not status then return nil, headers, body end
-
-  return response.new(status, headers, body, self.max_depth)
-end
-
---- Many GETs, at most `concurrency` at once, each in its own nginx light
--- thread (ngx.thread.spawn): the same contract as braze.core's
--- session:get_many, so client:details_many runs concurrently here too.
----@param urls string[]
----@param concurrency? integer
----@return table results one per URL: a response table, or { error = kind, message = }
-function Session:get_many(urls, concurrency)
-  if self.closed then error("braze: session is closed", 2) end
-  local n = #urls
-  local width = math.min(concurrency or 8, n)
-  local out, next_index = {}, 1
-  local function worker()
-    while next_index <= n do
-      local i = next_index
-      next_index = i + 1
-      local res, kind, msg = self:get(urls[i])
-      out[i] = res or { error = kind, message = msg }
-    end
-  end
-  local threads = {}
-  for k = 1, width do threads[k] = ngx.thread.spawn(worker) end
-  for k = 1, width do
-    local ok, err = ngx.thread.wait(threads[k])
-    if not ok then error(err, 0) end
-  end
-  return out
+  if not head then return nil, body, msg end
+  return response.new(head.status, head.headers, body, self.max_depth)
 end
 
 -- A batch: requests that start at once, each in its own light thread, and

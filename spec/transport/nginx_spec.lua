@@ -8,7 +8,7 @@
 -- braze/core.so built for LuaJIT in $BRAZE_LUAJIT_BUILD (default
 -- build-luajit: `cmake -S . -B build-luajit -DBRAZE_LUA=luajit`).
 -- Run (.busted excludes the #nginx tag by default):
---   lua5.4 /usr/bin/busted --cpath='build/?.so' --exclude-tags= --tags=nginx spec/nginx_spec.lua
+--   lua5.4 /usr/bin/busted --cpath='build/?.so' --exclude-tags= --tags=nginx spec/transport/nginx_spec.lua
 -- BRAZE_KEEP_NGINX=1 keeps the temp directory (config, logs) for a look.
 local braze = require("braze")
 local helpers = require("spec.helpers")
@@ -26,6 +26,7 @@ local LUAJIT_BUILD = os.getenv("BRAZE_LUAJIT_BUILD") or (ROOT .. "/build-luajit"
 if LUAJIT_BUILD:sub(1, 1) ~= "/" then LUAJIT_BUILD = ROOT .. "/" .. LUAJIT_BUILD end
 
 local tls = require("spec.tls_nginx")
+local conformance = require("spec.support.conformance")
 local sh = tls.sh
 
 local read_file = helpers.read_file
@@ -66,25 +67,6 @@ end
 
 local stop_nginx = tls.stop_nginx
 
--- spec/trickle_server.lua in the background: { url =, pid =, stop = }.
-local function start_trickle_server()
-  local pipe = assert(io.popen(helpers.interpreter() .. " " .. tls.quote(ROOT .. "/spec/trickle_server.lua")
-    .. " </dev/null &", "r"))
-  local line = pipe:read("*l")
-  local url, pid = (line or ""):match("^trickle server listening on (http://%S+) pid (%d+)$")
-  if not url then
-    pipe:close()
-    error("spec/trickle_server.lua did not start: " .. tostring(line))
-  end
-  return {
-    url = url, pid = tonumber(pid),
-    stop = function()
-      os.execute("kill " .. pid .. " 2>/dev/null")
-      pipe:close()
-    end,
-  }
-end
-
 -- The resident set of a process and its peak so far, in kB (Linux /proc).
 -- reset_peak first sets the peak back to the current RSS (clear_refs "5"),
 -- so one test's peak does not hide the next one's.
@@ -113,15 +95,6 @@ local function wait_up(port, path)
   return false
 end
 
--- The fields both transports must agree on.
-local function comparable(e)
-  return {
-    kind = e.kind, status = e.status, message = e.message, errors = e.errors,
-    endpoint = e.endpoint, attempts = e.attempts, has_request_id = e.request_id ~= nil,
-    retry_after = e.retry_after,
-  }
-end
-
 describe("#nginx braze.transport.ngx in nginx", function()
   local tmp, port, fast, slow, segments, trickle
 
@@ -136,7 +109,7 @@ describe("#nginx braze.transport.ngx in nginx", function()
     make_certs(tmp)
     fast = helpers.start_mock{ segments = 250 }
     slow = helpers.start_mock{ segments = 5, latency = 500 }
-    trickle = start_trickle_server()
+    trickle = conformance.start_trickle_server()
     local template = assert(read_file(ROOT .. "/spec/nginx/nginx.conf.in"))
     -- A port found free can be taken before nginx binds it: try a few times.
     for attempt = 1, 3 do
@@ -341,79 +314,14 @@ describe("#nginx braze.transport.ngx in nginx", function()
     end)
   end)
 
-  describe("errors match the libcurl transport", function()
-    local function both(fault, target, opts)
-      opts = opts or {}
-      fast:fault(fault)
-      local _, doc = get(port, target .. (target:find("?", 1, true) and "&" or "?") .. "fresh=1"
-        .. (opts.query or ""))
-      fast:fault(fault)
-      local c = braze.new{ api_key = fast.api_key, endpoint = fast.url, sleep = function() end,
-        max_retries = opts.max_retries or 0, timeout = opts.timeout, max_body = opts.max_body }
-      local res, err
-      if target:match("^/list") then res, err = c:list()
-      else res, err = c:details(segments[2].id) end
-      c:close()
-      assert.is_nil(res)
-      assert.is_false(doc.ok, cjson.encode(doc))
-      return doc.error, err, doc.text
-    end
-
-    it("401: same kind, status, redacted message and hint", function()
-      local ngx_err, curl_err, text = both({ type = "401" }, "/list")
-      assert.same(comparable(curl_err), comparable(ngx_err))
-      assert.equal(tostring(curl_err):gsub("%[request id [^%]]*%]", ""),
-        (text:gsub("%[request id [^%]]*%]", "")))
-      assert.equal(401, ngx_err.status)
-      assert.not_matches(fast.api_key, text, 1, true)
-    end)
-
-    it("502 with an HTML page: an http error naming the page, not a decode error", function()
-      local ngx_err, curl_err = both({ type = "502" }, "/list")
-      assert.same(comparable(curl_err), comparable(ngx_err))
-      assert.equal("http", ngx_err.kind)
-      assert.equal(502, ngx_err.status)
-      assert.matches("non%-JSON body", ngx_err.message)
-    end)
-
-    it("502 then 502 with one retry: attempts 2 on both", function()
-      local fault = { type = "502", count = 2 }
-      local ngx_err, curl_err = both(fault, "/list", { max_retries = 1, query = "&max_retries=1" })
-      assert.same(comparable(curl_err), comparable(ngx_err))
-      assert.equal(2, ngx_err.attempts)
-    end)
-
-    it("malformed JSON on 200: a decode error with the same message and position", function()
-      local ngx_err, curl_err = both({ type = "malformed" }, "/list")
-      assert.same(comparable(curl_err), comparable(ngx_err))
-      assert.equal(curl_err.position, ngx_err.position)
-      assert.equal("decode", ngx_err.kind)
-    end)
-
-    it("a body over max_body is too_large", function()
-      local ngx_err, curl_err = both({ type = "huge", bytes = 200000 }, "/list",
-        { max_body = 50000, query = "&max_body=50000" })
-      assert.same(comparable(curl_err), comparable(ngx_err))
-      assert.equal("too_large", ngx_err.kind)
-    end)
-
-    it("a chunked body over max_body is too_large", function()
-      local ngx_err, curl_err = both({ type = "nolength_huge", bytes = 200000, framing = "chunked" },
-        "/list", { max_body = 50000, query = "&max_body=50000" })
-      assert.same(comparable(curl_err), comparable(ngx_err))
-    end)
-
-    it("a server that never answers is a timeout", function()
-      local ngx_err, curl_err = both({ type = "hang" }, "/list", { timeout = 0.5, query = "&timeout=0.5" })
-      assert.equal("timeout", ngx_err.kind)
-      assert.equal(curl_err.kind, ngx_err.kind)
-    end)
-
-    it("a connection closed mid-body is a network error", function()
-      local ngx_err, curl_err = both({ type = "close" }, "/list")
-      assert.equal("network", ngx_err.kind)
-      assert.equal(curl_err.kind, ngx_err.kind)
-    end)
+  -- The shared transport cases (spec/support/conformance.lua), each call
+  -- made by a handler inside nginx.
+  conformance.run("nginx", function(case, url)
+    local _, doc = get(port, "/conformance?segment_id=" .. helpers.url_encode(conformance.SEGMENT_ID)
+      .. "&endpoint=" .. helpers.url_encode(url)
+      .. "&opts=" .. helpers.url_encode(cjson.encode(conformance.options(case))), 30)
+    assert(type(doc) == "table", "no JSON from nginx: " .. tostring(doc))
+    return conformance.result(doc.ok and doc.result or nil, doc.error, doc.text)
   end)
 
   describe("body framing", function()
@@ -503,6 +411,36 @@ describe("#nginx braze.transport.ngx in nginx", function()
       assert.is_true(doc.ok, cjson.encode(doc))
       assert.same({ "timeout", "timeout", "timeout", "timeout" }, doc.result.kinds)
       assert.is_true(took < 2.5, "timeout=1 took " .. took .. " s")
+    end)
+  end)
+
+  describe("a body of a million 1-byte chunks", function()
+    it("takes worker memory in proportion to its bytes, and the worker serves others meanwhile",
+      function()
+      local pid = worker_pid()
+      collectgarbage()
+      local before = memory_kb(pid, true)
+      local results, probes, total = helpers.concurrent(port,
+        { "/list?mock=trickle&fresh=1&mode=one_byte_chunks&timeout=60" }, "/ping", 60)
+      local after = memory_kb(pid)
+      local doc = results[1].body
+      assert.is_table(doc, tostring(doc):sub(1, 200))
+      assert.is_true(doc.ok, cjson.encode(doc.error))
+      assert.equal(4 * 1024 * 1024 - 62, #doc.result.segments[1].name) -- the document is 4 MiB
+      local worst = 0
+      for _, p in ipairs(probes) do worst = math.max(worst, p.took) end
+      print(string.format("\n[nginx] 4 MiB body in 1-byte chunks: %.2f s, worker peak RSS +%.1f MB, "
+        .. "%d /ping probes meanwhile, slowest %.1f ms", total, (after.peak - before.peak) / MB,
+        #probes, worst * 1000))
+      -- 4 MiB of body: the old reader kept a table entry per chunk (about
+      -- 10x the bytes) and never let the worker go while bytes were waiting.
+      assert.is_true(after.peak - before.peak < 40 * MB, string.format(
+        "worker peak RSS grew by %.0f MB for a 4 MiB body", (after.peak - before.peak) / MB))
+      assert.is_true(#probes >= 3, "probes: " .. #probes)
+      for _, p in ipairs(probes) do
+        assert.equal(200, p.status)
+        assert.is_true(p.took < 0.25, string.format("/ping at %.2f s took %.3f s", p.at, p.took))
+      end
     end)
   end)
 

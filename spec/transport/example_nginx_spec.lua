@@ -1,15 +1,16 @@
--- examples/nginx started exactly as README.md says, on a machine that never
--- ran it (no /tmp/braze-example-nginx), from a clone in a directory only
+-- examples/nginx started exactly as README.md says (on a free port, with
+-- BRAZE_BIND), from a clone in a directory only
 -- root can read (workers run as nobody), with the machine's own resolver
 -- and a `localhost` endpoint (the mock), which needs no DNS:
 --   BRAZE_API_KEY=... BRAZE_REST_ENDPOINT=... examples/nginx/run.sh
--- Then: without BRAZE_API_KEY it refuses to start; and with lua-braze
--- installed as a rock for LuaJIT (BRAZE_TREE=T) it serves the same.
+-- Then: a second copy runs beside it (its own port and state directory);
+-- without BRAZE_API_KEY it refuses to start; and with lua-braze installed as
+-- a rock for LuaJIT (BRAZE_TREE=T) it serves the same.
 --
--- Needs nginx with the Lua module, luarocks, port 8080 free (the example's
--- port), and braze/core.so built for LuaJIT in $BRAZE_LUAJIT_BUILD (default
+-- Needs nginx with the Lua module, luarocks, and braze/core.so built for
+-- LuaJIT in $BRAZE_LUAJIT_BUILD (default
 -- build-luajit). Tagged #nginx (.busted leaves it out of the quick loop):
---   lua5.4 /usr/bin/busted --exclude-tags= --tags=nginx spec/example_nginx_spec.lua
+--   lua5.4 /usr/bin/busted --exclude-tags= --tags=nginx spec/transport/example_nginx_spec.lua
 local helpers = require("spec.helpers")
 local tls = require("spec.tls_nginx")
 local cjson = require("cjson")
@@ -24,8 +25,8 @@ if ROOT:sub(1, 1) ~= "/" then ROOT = helpers.read_pipe("cd " .. q(ROOT) .. " && 
 local LUAJIT_BUILD = os.getenv("BRAZE_LUAJIT_BUILD") or (ROOT .. "/build-luajit")
 if LUAJIT_BUILD:sub(1, 1) ~= "/" then LUAJIT_BUILD = ROOT .. "/" .. LUAJIT_BUILD end
 
-local STATE = "/tmp/braze-example-nginx" -- examples/nginx/nginx.conf names it
-local PORT = 8080                         -- and listens here
+local PORT -- where the example listens (BRAZE_BIND)
+local STATE -- the run's state directory (nginx.pid, the written conf files), from its log
 
 local function get(target, timeout)
   local res, err = helpers.request({ host = "127.0.0.1", port = PORT }, target, { timeout = timeout or 10 })
@@ -39,30 +40,37 @@ local function answers()
   return res and res.status == 200
 end
 
-local function port_free()
-  local s = socket.bind("127.0.0.1", PORT)
+local function port_free(port)
+  local s = socket.bind("127.0.0.1", port or PORT)
   if not s then return false end
   s:close()
   return true
 end
 
 -- The README's command, in `dir`, in the background; output to `log`.
--- `env`: the variables to put before it (a string).
+-- `env`: the variables to put before it (a string). Sets STATE from the
+-- line run.sh prints.
 local function start_example(dir, env, log)
-  sh("cd " .. q(dir) .. " && " .. env .. " examples/nginx/run.sh >" .. q(log) .. " 2>&1 </dev/null &")
+  sh("cd " .. q(dir) .. " && BRAZE_BIND=127.0.0.1:" .. PORT .. " " .. env .. " examples/nginx/run.sh >"
+    .. q(log) .. " 2>&1 </dev/null &")
   for _ = 1, 100 do
-    if answers() then return true end
+    if answers() then
+      STATE = (read_file(log) or ""):match("%(state: (%S+), pid in ")
+      return STATE ~= nil
+    end
     socket.sleep(0.05)
   end
   return false
 end
 
 local function stop_example()
+  if not STATE then return end
   tls.stop_nginx(STATE .. "/nginx.pid")
   for _ = 1, 100 do
-    if port_free() then return end
+    if port_free() then break end
     socket.sleep(0.05)
   end
+  if STATE:match("^/tmp/braze%-example%-nginx%.") then sh("rm -rf " .. q(STATE)) end
 end
 
 describe("#nginx examples/nginx run as the README says", function()
@@ -71,7 +79,7 @@ describe("#nginx examples/nginx run as the README says", function()
   setup(function()
     assert(read_file(LUAJIT_BUILD .. "/braze/core.so"), "no " .. LUAJIT_BUILD .. "/braze/core.so: build it with "
       .. "cmake -S . -B build-luajit -DBRAZE_LUA=luajit && cmake --build build-luajit")
-    assert(port_free(), "port 8080, where examples/nginx listens, is in use")
+    PORT = tls.free_port()
     mock = helpers.start_mock{ segments = 250 }
     -- A clone in a directory only root can read (mktemp -d makes it 0700),
     -- with braze.core built for LuaJIT where the README's build puts it.
@@ -80,8 +88,6 @@ describe("#nginx examples/nginx run as the README says", function()
     assert(sh("mkdir -p " .. q(clone .. "/build-luajit/braze") .. " && cd " .. q(ROOT)
       .. " && git ls-files -co --exclude-standard -z | xargs -0 tar -c | tar -x -C " .. q(clone)
       .. " && cp " .. q(LUAJIT_BUILD .. "/braze/core.so") .. " " .. q(clone .. "/build-luajit/braze/")))
-    -- A machine that never ran the example.
-    sh("rm -rf " .. STATE)
     -- `localhost`, which nginx's resolver (a DNS server) would not know.
     env = "BRAZE_API_KEY=" .. q(mock.api_key) .. " BRAZE_REST_ENDPOINT=" .. q("http://localhost:" .. mock.port)
     assert(start_example(clone, env, private .. "/example.log"),
@@ -171,10 +177,42 @@ describe("#nginx examples/nginx run as the README says", function()
     end)
   end)
 
+  describe("two copies", function()
+    it("run side by side, each on its port with its own state directory and pid", function()
+      local port2, state2 = tls.free_port(), private .. "-second"
+      local log = private .. "/second.log"
+      finally(function()
+        tls.stop_nginx(state2 .. "/nginx.pid")
+        sh("rm -rf " .. q(state2))
+      end)
+      sh("cd " .. q(clone) .. " && BRAZE_BIND=127.0.0.1:" .. port2 .. " BRAZE_STATE=" .. q(state2)
+        .. " " .. env .. " examples/nginx/run.sh >" .. q(log) .. " 2>&1 </dev/null &")
+      local up
+      for _ = 1, 100 do
+        local res = helpers.request({ host = "127.0.0.1", port = port2 }, "/healthz", { timeout = 1 })
+        up = res and res.status == 200
+        if up then break end
+        socket.sleep(0.05)
+      end
+      assert.is_true(up, "the second copy did not start:\n" .. tostring(read_file(log)))
+      local pid1 = assert(read_file(STATE .. "/nginx.pid")):match("%d+")
+      local pid2 = assert(read_file(state2 .. "/nginx.pid")):match("%d+")
+      assert.are_not.equal(pid1, pid2)
+      assert.matches("listen 127.0.0.1:" .. port2 .. ";", read_file(state2 .. "/listen.conf"), 1, true)
+      local target = "/segments/sizes?days=2&segment_id=" .. helpers.url_encode(segments[5].id)
+      local res = helpers.request({ host = "127.0.0.1", port = port2 }, target, { timeout = 10 })
+      assert.equal(200, res.status, res.body)
+      tls.stop_nginx(state2 .. "/nginx.pid")
+      assert.is_true(answers()) -- the first copy is untouched
+      assert.equal(200, (get(target)))
+    end)
+  end)
+
   describe("misconfigured", function()
     it("refuses to start without BRAZE_API_KEY, with a log line naming it", function()
       local log = private .. "/nokey.log"
-      local cmd = "cd " .. q(clone) .. " && env -u BRAZE_API_KEY BRAZE_REST_ENDPOINT=US-01 timeout 20 "
+      local cmd = "cd " .. q(clone) .. " && env -u BRAZE_API_KEY BRAZE_REST_ENDPOINT=US-01 "
+        .. "BRAZE_STATE=" .. q(private .. "/nokey-state") .. " timeout 20 "
         .. "examples/nginx/run.sh >" .. q(log) .. " 2>&1 </dev/null"
       assert.is_false(sh(cmd))
       local out = assert(read_file(log))
