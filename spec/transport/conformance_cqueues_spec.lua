@@ -35,8 +35,4 @@ conformance.run("cqueues", function(case, url)
     client:close()
     return got
   end)
-end, { pending = {
-  -- libcurl 7.88 reports "Too large response headers" as a receive error;
-  -- braze.core must classify it by what happened (helper "core"'s fix).
-  ["header block too large: too_large, not retried"] = "issue 18 item 21: network, retried",
-} })
+end)

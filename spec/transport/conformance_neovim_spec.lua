@@ -25,9 +25,5 @@ describe("#neovim", function()
     assert(text and text ~= "", "no result from Neovim")
     local doc = cjson.decode(text)
     return conformance.result(doc.ok and doc.body or nil, doc.error, doc.text)
-  end, { pending = {
-    -- libcurl 7.88 reports "Too large response headers" as a receive error;
-    -- braze.core must classify it by what happened (helper "core"'s fix).
-    ["header block too large: too_large, not retried"] = "issue 18 item 21: network, retried",
-  } })
+  end)
 end)
