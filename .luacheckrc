@@ -13,7 +13,7 @@ read_globals = { "jit" }
 
 files["spec/**/*_spec.lua"] = { std = "+busted" }
 -- Decoder specs hold JSON documents and number tables on one line each.
-files["spec/decode_spec.lua"] = { std = "+busted", max_line_length = false }
+files["spec/core/decode_spec.lua"] = { std = "+busted", max_line_length = false }
 files["spec/helpers.lua"] = { std = "+busted" }
 
 -- Code that runs inside nginx (OpenResty): `ngx` is the host's global, and

@@ -3,7 +3,12 @@
  * lua_States (in whatever threads) load it:
  *
  * - curl_global_init, exactly once (pthread_once: two threads loading the
- *   module in two lua_States must not both run it);
+ *   module in two lua_States must not both run it), with allocation
+ *   functions that wipe every block libcurl frees: its request buffers
+ *   hold "Authorization: Bearer <key>", which must not outlive the
+ *   session in freed heap memory (SECURITY.md). When the host process had
+ *   initialized libcurl before us, its allocators stay (curl keeps the
+ *   first);
  * - curl_version(), read once: it rewrites a static buffer on every call,
  *   so two threads calling it race;
  * - the module pins itself in memory: libcurl's global state (and the TLS
@@ -14,7 +19,10 @@
  */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -30,9 +38,30 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const char *init_error = NULL; /* written once, inside `once` */
 static const char *version = "";       /* likewise */
 
+/* Zero a block, then free it. (explicit_bzero: not optimised away.) */
+static void wiping_free(void *p) {
+  if (p == NULL) return;
+  explicit_bzero(p, malloc_usable_size(p));
+  free(p);
+}
+
+/* realloc that never leaves a wiped-out block behind unwiped: grow by copy. */
+static void *wiping_realloc(void *p, size_t n) {
+  if (p == NULL) return malloc(n);
+  size_t have = malloc_usable_size(p);
+  if (n == 0) n = 1; /* no realloc(p, 0) semantics to guess */
+  if (n <= have) return p;
+  void *q = malloc(n);
+  if (q == NULL) return NULL;
+  memcpy(q, p, have);
+  wiping_free(p);
+  return q;
+}
+
 static void init_process(void) {
   Dl_info self;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+  if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup,
+                           calloc) != CURLE_OK) {
     init_error = "braze: curl_global_init failed";
     return;
   }

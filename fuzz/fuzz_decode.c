@@ -26,6 +26,18 @@
 
 #include "decode.h"
 
+/* Built against Lua 5.1 and LuaJIT too (fuzz/run.sh decode-5.1,
+   decode-luajit): no integer subtype there, no lua_absindex in 5.1. */
+#if LUA_VERSION_NUM < 503
+#define lua_isinteger(l, i) 0
+#endif
+#if LUA_VERSION_NUM < 502
+#define lua_absindex(l, i) ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(l) + (i) + 1)
+#endif
+#ifndef LUA_OK
+#define LUA_OK 0
+#endif
+
 #define REF_MAX_DEPTH 10000
 
 static void die(const char *what, const uint8_t *data, size_t size, int max_depth) {
@@ -252,6 +264,22 @@ static int check_number(lua_State *l, const unsigned char *s, size_t a, size_t b
   memcpy(tmp, s + a, b - a);
   tmp[b - a] = '\0';
   int integer_lexeme = strpbrk(tmp, ".eE") == NULL;
+#if !BRAZE_HAS_INTEGERS
+  /* Doubles only: an integer lexeme within +-2^53 is that number; beyond,
+     a string of its exact digits (csrc/decode.c). */
+  if (integer_lexeme) {
+    errno = 0;
+    unsigned long long mag = strtoull(tmp + (tmp[0] == '-'), NULL, 10);
+    int beyond = errno == ERANGE || mag > (1ull << 53);
+    if (beyond) {
+      size_t n;
+      const char *got = lua_type(l, -1) == LUA_TSTRING ? lua_tolstring(l, -1, &n) : NULL;
+      return got != NULL && n == b - a && memcmp(got, tmp, n) == 0;
+    }
+    double want = strtod(tmp, NULL);
+    return lua_type(l, -1) == LUA_TNUMBER && (double)lua_tonumber(l, -1) == want;
+  }
+#endif
   if (integer_lexeme) {
     errno = 0;
     long long v = strtoll(tmp, NULL, 10);

@@ -2,7 +2,7 @@
  * decode_numbers.c - prints what braze_decode makes of each argument, a
  * JSON number: "%.17g" (which reads back exactly), or "error: ...".
  * The first line is the FLT_EVAL_METHOD it was compiled with.
- * spec/decode_spec.lua builds it with -mfpmath=387 (doubles evaluated in
+ * spec/core/decode_spec.lua builds it with -mfpmath=387 (doubles evaluated in
  * x87 extended precision) to check the decoder's float path there.
  */
 #include <float.h>

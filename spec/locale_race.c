@@ -1,6 +1,6 @@
 /*
  * locale_race.c - braze_decode reads numbers in the C locale even while
- * another thread switches the process's locale (spec/decode_spec.lua
+ * another thread switches the process's locale (spec/core/decode_spec.lua
  * builds and runs it). The decoder once read localeconv() and called
  * strtod() in the global locale: a switch in between gave a silently
  * wrong number (0.30000000000000004 read as 0).

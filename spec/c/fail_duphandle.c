@@ -1,5 +1,5 @@
 /*
- * fail_duphandle.c - test helper for spec/core_hardening_spec.lua, loaded
+ * fail_duphandle.c - test helper for spec/core/hardening_spec.lua, loaded
  * with LD_PRELOAD: curl_easy_duphandle returns NULL (as on out of memory) on
  * its Nth call, N from $BRAZE_FAIL_DUPHANDLE; every other call is libcurl's.
  *   cc -shared -fPIC -o fail_duphandle.so fail_duphandle.c -ldl

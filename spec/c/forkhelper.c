@@ -1,5 +1,5 @@
 /*
- * forkhelper.c - test helper for spec/core_hardening_spec.lua (Debian's
+ * forkhelper.c - test helper for spec/core/hardening_spec.lua (Debian's
  * lua-posix has no Lua 5.4 build): a Lua module with
  *   fork() -> pid (0 in the child)    wait(pid) -> exit status
  *   exit(code) (_exit: no atexit, no Lua cleanup)   getpid() -> pid

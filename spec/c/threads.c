@@ -1,5 +1,5 @@
 /*
- * threads.c - test helper for spec/core_hardening_spec.lua: two threads,
+ * threads.c - test helper for spec/core/hardening_spec.lua: two threads,
  * each creating its own lua_State, loading braze.core, decoding a document
  * and creating and closing a session, ITERATIONS times, started together.
  *

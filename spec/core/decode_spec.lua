@@ -1,9 +1,9 @@
 -- braze.decode: the C JSON decoder (csrc/decode.c), strict RFC 8259.
 --
--- Run: lua5.4 /usr/bin/busted spec/decode_spec.lua
+-- Run: lua5.4 /usr/bin/busted spec/core/decode_spec.lua
 -- (with no .busted file: add --lpath="lua/?.lua;lua/?/init.lua;spec/?.lua;./?.lua" --cpath="build/?.so")
 -- Written in Lua 5.1 syntax, so it also runs on 5.3, 5.1 and LuaJIT with their builds:
---   lua5.1 /usr/bin/busted --cpath='build-5.1/?.so' spec/decode_spec.lua (likewise build-5.3, build-luajit)
+--   lua5.1 /usr/bin/busted --cpath='build-5.1/?.so' spec/core/decode_spec.lua (likewise build-5.3, build-luajit)
 --
 -- Luas without an integer subtype (5.1, LuaJIT; the C side has BRAZE_HAS_INTEGERS 0)
 -- differ on purpose, and the tests below assert both behaviours:

@@ -34,7 +34,7 @@
 -- names the seed and the case. Written in Lua 5.1 syntax, and the generator
 -- gives the same documents for a seed on every Lua: run it on 5.4, 5.3, 5.1
 -- and LuaJIT alike, e.g.
---   luajit /usr/bin/busted --cpath='build-luajit/?.so' spec/decode_diff_spec.lua
+--   luajit /usr/bin/busted --cpath='build-luajit/?.so' spec/core/decode_diff_spec.lua
 local braze = require("braze")
 local support = require("spec.json_support")
 local decode = braze.decode
