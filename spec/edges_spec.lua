@@ -5,14 +5,15 @@
 -- same rows over real HTTP where it can.
 local braze = require("braze")
 local retry = require("braze.retry")
+local window = require("braze.window")
 local helpers = require("spec.helpers")
 
 local FAR = os.time() + 3600 -- a window reset well in the future
 
 -- A fake server with one rate-limit window of `limit` requests, reset at
--- `reset`: it answers 429 once the window is used up, and its get_many
--- answers the last URL first, so the highest index carries the highest
--- `remaining` (what an out-of-order server does to index-order judging).
+-- `reset`: it answers 429 once the window is used up, and its batch
+-- answers the last request submitted first, so the first job carries the
+-- highest `remaining` (what an out-of-order server does to in-order judging).
 local function window_transport(limit, reset)
   local t = { served = 0, limited = 0, remaining = limit }
   local function answer(url)
@@ -32,10 +33,22 @@ local function window_transport(limit, reset)
   function t.new()
     return {
       get = function(_, url) return answer(url) end,
-      get_many = function(_, urls)
-        local outs = {}
-        for k = #urls, 1, -1 do outs[k] = answer(urls[k]) end
-        return outs
+      batch = function()
+        local pending = {}
+        return {
+          submit = function(_, url, tag) pending[#pending + 1] = { url = url, tag = tag } end,
+          poll = function()
+            local outs = {}
+            for k = #pending, 1, -1 do
+              local out = answer(pending[k].url)
+              out.tag = pending[k].tag
+              outs[#outs + 1] = out
+              pending[k] = nil
+            end
+            return outs
+          end,
+          close = function() pending = {} end,
+        }
       end,
       close = function() end,
     }
@@ -50,7 +63,7 @@ local function ids(n)
 end
 
 describe("the rate-limit window under concurrency", function()
-  it("keeps the lowest remaining of a round answered out of order: no 429 is spent", function()
+  it("keeps the lowest remaining of answers out of order: no 429 is spent", function()
     local t = window_transport(10, FAR)
     local c = braze.new{ api_key = "k", instance = "US-01", transport = t, max_wait = 1,
       sleep = function() end }
@@ -74,16 +87,16 @@ describe("the rate-limit window under concurrency", function()
   it("merges windows: lowest remaining within one reset, a later reset starts anew", function()
     local a = { limit = 10, remaining = 3, reset = 100 }
     assert.same({ limit = 10, remaining = 3, reset = 100 },
-      retry.merge_window(a, { limit = 10, remaining = 7, reset = 100 }))
+      window.merge(a, { limit = 10, remaining = 7, reset = 100 }))
     assert.same({ limit = 10, remaining = 1, reset = 100 },
-      retry.merge_window(a, { limit = 10, remaining = 1, reset = 100 }))
+      window.merge(a, { limit = 10, remaining = 1, reset = 100 }))
     assert.same({ limit = 10, remaining = 9, reset = 200 },
-      retry.merge_window(a, { limit = 10, remaining = 9, reset = 200 }))
+      window.merge(a, { limit = 10, remaining = 9, reset = 200 }))
     -- A late answer from the window before changes nothing.
-    assert.same(a, retry.merge_window(a, { limit = 10, remaining = 0, reset = 50 }))
+    assert.same(a, window.merge(a, { limit = 10, remaining = 0, reset = 50 }))
     -- Garbage headers (all absent) forget nothing that is known.
-    assert.same(a, retry.merge_window(a, {}))
-    assert.same(a, retry.merge_window(nil, a))
+    assert.same(a, window.merge(a, {}))
+    assert.same(a, window.merge(nil, a))
   end)
 end)
 

@@ -1,6 +1,6 @@
 -- The pipelined each{details, series, concurrency} and the scheduler's
--- pacing, on every way a transport can be driven (one request at a time,
--- rounds of get_many, an async batch answering in a shuffled order), then
+-- pacing, on both ways a transport can be driven (one request at a time
+-- over get, an async batch answering in a shuffled order), then
 -- against the mock over real HTTP.
 local braze = require("braze")
 local fake_braze = require("spec.fake_braze")
@@ -39,7 +39,7 @@ local function expected_ids(from, to, fake)
   return t
 end
 
-for _, mode in ipairs({ "serial", "rounds", "async" }) do
+for _, mode in ipairs({ "serial", "async" }) do
   describe("pipelined each (" .. mode .. " transport)", function()
     for _, n in ipairs({ 0, 1, 99, 100, 101, 1050 }) do
       it("yields all " .. n .. " segments in list order, exactly once, with details and series", function()

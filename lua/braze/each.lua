@@ -1,12 +1,13 @@
---- The pipelined `each`: every segment, in list order, with its details
--- and its size series, while the next pages are already on the way.
+--- The iterators behind `client:each{...}`: the plain one, a page at a
+-- time, and the pipelined one, with every segment's details and size series
+-- while the next pages are already on the way.
 --
 --     for segment, page_no in client:each{ details = true,
 --                                          series = { length = 30 },
 --                                          concurrency = 16 } do ... end
 --
--- How it runs: list pages are requested ahead of the page the caller is
--- on (at most `AHEAD` pages ahead, and none after the first short page);
+-- How the pipelined one runs: list pages are requested ahead of the page the
+-- caller is on (at most `AHEAD` pages ahead, and none after the first short page);
 -- as each page arrives, its segments' details and series requests join the
 -- queue. List pages go first, then per-segment calls in page order, all
 -- through one scheduler runner: one pool of at most `concurrency`
@@ -19,7 +20,7 @@
 -- segment whose call failed.
 --
 -- Memory: at most AHEAD + 1 pages (the caller's and those ahead) are held.
--- @module braze.pipeline
+-- @module braze.each
 local args = require("braze.args")
 local errors = require("braze.errors")
 local scheduler = require("braze.scheduler")
@@ -30,16 +31,18 @@ local format, error, setmetatable, type = string.format, error, setmetatable, ty
 
 --- Pages listed ahead of the one the caller is on.
 M.AHEAD = 2
-local PAGE_SIZE = 100
+--- Segments in a full list page: a shorter page is the last.
+M.PAGE_SIZE = 100
+local PAGE_SIZE = M.PAGE_SIZE
 
 --- The iterator behind `client:each{...}` with `details`, `series` or
--- `concurrency`. `p` is the client's private state; `opts` are checked.
+-- `concurrency`. `client` is the client's private state; `opts` are checked.
 ---@return function iterator
 ---@return nil
 ---@return nil
 ---@return table closer (a to-be-closed value for Lua 5.4's generic for)
-function M.each(p, opts)
-  local runner = scheduler.runner(p, opts.concurrency or 8)
+function M.pipelined(client, opts)
+  local runner = scheduler.runner(client, opts.concurrency or 8)
   local first = opts.page or 0
   local limit = first + (opts.max_pages or 10000) -- pages [first, limit) may be listed
   local series_query
@@ -156,7 +159,7 @@ function M.each(p, opts)
           .. "max_pages to go on", opts.max_pages or 10000)
         error(failed, 2)
       else
-        if not p.conn then
+        if not client.conn then
           closer.close()
           failed = format("braze: each: client is closed (next page would be %d)", current)
           error(failed, 2)
@@ -174,6 +177,42 @@ function M.each(p, opts)
   end
 
   return iterate, nil, nil, closer
+end
+
+--- The iterator behind a plain `client:each{...}`: a page is requested only
+-- when the previous one is used up. `client` is the client's private state;
+-- `opts` (`page`, `max_pages`, `sort_direction`) are checked.
+---@return function iterator
+function M.plain(client, opts)
+  local next_page = opts.page or 0
+  local max_pages = opts.max_pages or 10000
+  local fetched, items, i, page_no, done = 0, nil, 0, nil, false
+  return function()
+    while true do
+      if items and i < #items then
+        i = i + 1
+        return items[i], page_no
+      end
+      if done then return nil end
+      if not client.conn then
+        error(format("braze: each: client is closed (next page would be %d)", next_page), 2)
+      end
+      if fetched >= max_pages then
+        error(format("braze: each: stopped after max_pages (%d) pages; pass a larger "
+          .. "max_pages to go on", max_pages), 2)
+      end
+      local res, err = scheduler.request(client, "/segments/list",
+        args.query("page", format("%d", next_page), "sort_direction", opts.sort_direction))
+      if not res then
+        err.page = next_page -- where to resume: client:each{ page = err.page }
+        error(err, 2)
+      end
+      local segments = res.segments -- an array: braze.shape checked it
+      items, i, page_no = segments, 0, next_page
+      fetched, next_page = fetched + 1, next_page + 1
+      if #segments < PAGE_SIZE then done = true end
+    end
+  end
 end
 
 return M
