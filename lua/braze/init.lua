@@ -413,6 +413,11 @@ function Client:each(opts)
   check_sort(opts.sort_direction, "each")
   check_page(opts.page, "each", "page")
   check_page(opts.max_pages, "each", "max_pages")
+  for _, name in ipairs({ "page", "max_pages" }) do
+    if opts[name] ~= nil and opts[name] > each.MAX_PAGE then -- beyond, page + 1 is not exact
+      error(format("braze: each: %s must be at most 2^52 (got %s)", name, args.show(opts[name])), 2)
+    end
+  end
   if opts.details ~= nil and type(opts.details) ~= "boolean" then
     error("braze: each: details must be true or false (got " .. args.show(opts.details) .. ")", 2)
   end

@@ -95,4 +95,59 @@ describe("braze.window", function()
     w:sleep(function(s) slept = s end, 0.25)
     assert.equal(0.25, slept)
   end)
+
+  it("learns Braze's clock from Date, and waits for resets on it", function()
+    local saved = window.clock
+    finally(function() window.clock = saved end)
+    window.clock = function() return 1000 end -- ours: 3 s ahead of Braze's
+    local w = window.new(0)
+    w:update({ date = os.date("!%a, %d %b %Y %H:%M:%S GMT", 997) })
+    assert.equal(-3, w.offset)
+    assert.equal(997, w:server_time())
+    w:update(headers(10, 0, 1000))
+    assert.equal(3, w:wait_for_room()) -- by our clock the reset would be now
+    assert.equal(997, window.http_date("Thu, 01 Jan 1970 00:16:37 GMT"))
+    assert.is_nil(window.http_date("yesterday"))
+  end)
+
+  it("ignores a reset implausibly far ahead", function()
+    local w = window.new(0)
+    w:update(headers(100, 5, os.time() + 10 * 365 * 86400))
+    assert.is_nil(w:snapshot())
+    w:update(headers(100, 50, os.time() + 600))
+    w:update(headers(100, 99, os.time() + window.MAX_AHEAD + 3600))
+    assert.equal(50, w.remaining)
+  end)
+
+  it("counts requests in flight against the room", function()
+    local w = window.new(2)
+    w:update(headers(10, 6, os.time() + 600))
+    assert.is_nil(w:wait_for_room(3)) -- 4 above the reserve, 3 in flight: room for one
+    assert.is_true(w:wait_for_room(4) > 0)
+  end)
+
+  it("blocks everything when the reserve is at or above the limit", function()
+    local w = window.new(0.999)
+    assert.is_false(w:reserve_blocks()) -- the limit is not known yet
+    w:update(headers(200, 200, os.time() + 600))
+    assert.is_true(w:reserve_blocks())
+    local ok = window.new(199)
+    ok:update(headers(200, 200, os.time() + 600))
+    assert.is_false(ok:reserve_blocks())
+  end)
+
+  it("holds every request until a 429's wait is over, then forgets the window", function()
+    local w = window.new(0)
+    w:update(headers(10, 0, os.time() + 600))
+    w.probed = true
+    assert.is_nil(w:held())
+    w:hold(2)
+    w:hold(1) -- a shorter hold does not shorten it
+    assert.is_true(w:held() > 1.5)
+    w:sleep(function() end, 2)
+    assert.is_nil(w:held())
+    assert.is_nil(w.hold_until)
+    assert.is_nil(w.remaining)
+    assert.is_false(w.probed)
+  end)
 end)
