@@ -9,7 +9,7 @@
 --
 -- `client` here is a client's private state: `conn` (the transport object),
 -- `base`, `redact`, `max_retries`, `retry_base`, `retry_max`, `max_wait`,
--- `sleep` and `window`.
+-- `reserve`, `sleep` and `window` (its workspace's, shared).
 -- The transport contract has two levels:
 --
 -- * `conn:get(url)` -> a response table, or nil, kind, message: one request
@@ -40,7 +40,7 @@ local function rate_limited_error(client, path, wait, attempts, fields)
   local win = client.window
   e.kind, e.endpoint, e.attempts, e.retry_after = "rate_limited", path, attempts, wait
   e.rate_limit = win:snapshot()
-  local kept = win:reserve_count()
+  local kept = win:reserve_count(client.reserve)
   local left = win.remaining
   e.message = format("rate limit window resets in %d s, longer than max_wait (%s s)%s",
     ceil(wait), tostring(client.max_wait),
@@ -55,8 +55,8 @@ local function reserve_error(client, path, attempts)
   return errors.new({ kind = "rate_limited", endpoint = path, attempts = attempts,
     rate_limit = win:snapshot(),
     message = format("the reserve (%s, %d requests) is at or above the window's limit (%d): "
-      .. "no request is left to send; lower the reserve", tostring(win.reserve),
-      win:reserve_count(), win.limit) }, client.redact)
+      .. "no request is left to send; lower the reserve", tostring(client.reserve),
+      win:reserve_count(client.reserve), win.limit) }, client.redact)
 end
 
 -- A transport that raised instead of returning (a bad URL, a batch closed by
@@ -83,9 +83,9 @@ local function await_window(client, path, attempts, others)
   local win = client.window
   while true do
     if not client.conn then return closed_error(client, path, attempts) end
-    if win:reserve_blocks() then return reserve_error(client, path, attempts) end
+    if win:reserve_blocks(client.reserve) then return reserve_error(client, path, attempts) end
     local hold = win:held()
-    local wait = hold or win:wait_for_room(others)
+    local wait = hold or win:wait_for_room(client.reserve, others)
     if not wait then return nil end
     if wait > client.max_wait then return rate_limited_error(client, path, wait, attempts) end
     win:sleep(client.sleep, wait)
@@ -292,7 +292,7 @@ end
 function Runner:allowance()
   local slots = self.async and self.concurrency - self.inflight or 1
   local win = self.client.window
-  local room = win:room()
+  local room = win:room(self.client.reserve)
   if room == nil then
     -- Unknown window: one request learns it. If no answer told (a network
     -- failure, no X-RateLimit-* headers), go on at full width.
@@ -401,7 +401,7 @@ function Runner:step()
   self:release_due()
   local ready = #self.urgent + #self.queue
   if ready > 0 then
-    if win:reserve_blocks() then
+    if win:reserve_blocks(client.reserve) then
       self:wait_for_window() -- fails what has not started
       return true
     end

@@ -19,6 +19,7 @@ local core = require("braze.core")
 local M = {}
 
 local tonumber, type, ceil, max, setmetatable = tonumber, type, math.ceil, math.max, setmetatable
+local byte, format, floor = string.byte, string.format, math.floor
 
 --- The clocks, read through the module so that specs can inject their own:
 -- `clock()` is the wall clock in seconds (Braze's resets are epoch seconds),
@@ -98,13 +99,13 @@ end
 local Window = {}
 Window.__index = Window
 
---- A window not known yet. `reserve` is the client's option: requests of
---- each window left to others (a count, or below 1 a fraction of the limit).
-function M.new(reserve)
+--- A window not known yet. (A client's `reserve` is its own: the methods
+--- that need it take it, so that clients with different reserves can share
+--- their workspace's window.)
+function M.new()
   local self = setmetatable({
     known = false,  -- an answer carried X-RateLimit-* headers
     limit = nil, remaining = nil, reset = nil,
-    reserve = reserve or 0,
     inflight = 0,   -- requests sent and not answered yet, by every runner
     probed = false, -- an answer came since the window was last unknown
     hold_until = nil, -- a 429's wait (window clock): nothing starts before it
@@ -150,11 +151,11 @@ function Window:snapshot()
   return { limit = self.limit, remaining = self.remaining, reset = self.reset }
 end
 
---- The number of requests of the window kept for everyone else: the
---- reserve as a count (a fraction below 1 is of X-RateLimit-Limit, 0 until
---- the limit is known).
-function Window:reserve_count()
-  local r = self.reserve
+--- The number of requests of the window kept for everyone else: `reserve`
+--- (a client's option) as a count (a fraction below 1 is of
+--- X-RateLimit-Limit, 0 until the limit is known).
+function Window:reserve_count(reserve)
+  local r = reserve or 0
   if r <= 0 then return 0 end
   if r < 1 then
     local limit = self.limit
@@ -163,21 +164,21 @@ function Window:reserve_count()
   return r
 end
 
---- Requests the window can still take above the reserve (those in flight
+--- Requests the window can still take above `reserve` (those in flight
 -- not counted), or nil when the window is not known (no answer gave
 -- `remaining` yet, or it turned over).
-function Window:room()
+function Window:room(reserve)
   local remaining = self.remaining
   if not remaining then return nil end
-  if self.reserve <= 0 then return remaining end
-  return remaining - self:reserve_count()
+  if not reserve or reserve <= 0 then return remaining end
+  return remaining - self:reserve_count(reserve)
 end
 
---- True when the reserve leaves nothing of the window: a reserve at or
+--- True when `reserve` leaves nothing of the window: a reserve at or
 --- above the limit. No request may be sent.
-function Window:reserve_blocks()
+function Window:reserve_blocks(reserve)
   local limit = self.limit
-  return limit ~= nil and self.reserve > 0 and self:reserve_count() >= limit
+  return limit ~= nil and reserve ~= nil and reserve > 0 and self:reserve_count(reserve) >= limit
 end
 
 --- The window has turned over (its reset passed, or the server's wait is
@@ -187,12 +188,12 @@ function Window:forget()
   self.probed = false
 end
 
---- Seconds until the window resets, when there is no room left in it for
---- one more request beside `others` in flight; nil when there is room, or
+--- Seconds until the window resets, when there is no room left in it above
+--- `reserve` for one more request beside `others` in flight; nil when there is room, or
 --- when the reset is unknown or past by Braze's clock (then the window is
 --- forgotten: one request learns it anew).
-function Window:wait_for_room(others)
-  local room = self:room()
+function Window:wait_for_room(reserve, others)
+  local room = self:room(reserve)
   if room == nil or room - (others or 0) > 0 then return nil end
   local wait = self.reset and self.reset - self:server_time()
   if not wait or wait <= 0 then
@@ -232,6 +233,57 @@ function Window:sleep(sleep, seconds)
   sleep(seconds)
   local short = seconds - (monotonic() - before)
   if short > 0 then self.slept = self.slept + short end
+end
+
+-- ---------------------------------------------------------------------------
+-- One window per workspace in this Lua state
+
+-- a xor b for bytes, without a bit library (Lua 5.1 has none).
+local function xor8(a, b)
+  local r, bit = 0, 1
+  for _ = 1, 8 do
+    local x, y = a % 2, b % 2
+    if x ~= y then r = r + bit end
+    a, b, bit = floor(a / 2), floor(b / 2), bit * 2
+  end
+  return r
+end
+
+-- 32-bit FNV-1a of `s` from `h`, exact in doubles and integers alike: the
+-- prime 16777619 is 2^24 + 403, so h * prime mod 2^32 is
+-- h * 403 + (h mod 2^8) * 2^24, every term below 2^42.
+local function fnv1a(s, h)
+  for i = 1, #s do
+    local lo = h % 256
+    h = h - lo + xor8(lo, byte(s, i))
+    h = (h * 403 + (h % 256) * 16777216) % 4294967296
+  end
+  return h
+end
+
+--- The name of the workspace of `api_key` at `endpoint`: the endpoint and a
+--- 48-bit fingerprint of the key (two FNV-1a hashes), never the key. It
+--- names a workspace; it does not protect the key (not a cryptographic hash).
+function M.workspace(endpoint, api_key)
+  local a = fnv1a(api_key, 2166136261)
+  local b = fnv1a(api_key:reverse(), 3735928559)
+  return format("%s#%08x%04x", endpoint, a, floor(b / 65536))
+end
+
+-- Workspace name -> its window, held weakly: a window lives as long as a
+-- client holds it.
+local windows = setmetatable({}, { __mode = "v" })
+
+--- The window of the workspace of `api_key` at `endpoint` in this Lua state:
+--- every client of that workspace gets the same one.
+function M.of(endpoint, api_key)
+  local name = M.workspace(endpoint, api_key)
+  local window = windows[name]
+  if not window then
+    window = M.new()
+    windows[name] = window
+  end
+  return window
 end
 
 return M

@@ -6,6 +6,14 @@
 local fake_braze = require("spec.fake_braze")
 local helpers = require("spec.helpers")
 
+-- A key of its own for every client: clients of one key share their
+-- workspace's rate-limit window, and each fake here is a workspace of its own.
+local keys_made = 0
+local function fresh_key()
+  keys_made = keys_made + 1
+  return "k" .. keys_made
+end
+
 local floor = math.floor
 
 -- The braze modules loaded afresh with `os.time` and `braze.core.monotonic`
@@ -83,7 +91,7 @@ describe("a client clock ahead of Braze's", function()
       local results, errs
       with_clocks(function() return floor(braze_t.now + skew) end, function() return braze_t.now end,
         function(braze)
-          local c = braze.new{ api_key = "k", instance = "US-01", transport = braze_t.transport,
+          local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = braze_t.transport,
             max_wait = 60, sleep = function(s) braze_t.now = braze_t.now + s end }
           results, errs = c:details_many(ids(200), { concurrency = 8 })
         end)
@@ -115,7 +123,7 @@ describe("a client clock ahead of Braze's", function()
             return outs
           end }
         end
-        local c = braze.new{ api_key = "k", instance = "US-01", transport = { new = function() return conn end },
+        local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = { new = function() return conn end },
           max_wait = 60, max_retries = 6, retry_base = 0.5, retry_max = 4,
           sleep = function(s) braze_t.now = braze_t.now + s end }
         results, errs = c:details_many(ids(60), { concurrency = 8 })
@@ -132,7 +140,7 @@ describe("every request of a client counts against its window", function()
     local fake = fake_braze.new{ segments = 250, mode = "async",
       window = { limit = 300, remaining = 300, reset = os.time() + 1800 } }
     local braze = require("braze")
-    local c = braze.new{ api_key = "k", instance = "US-01", transport = fake.transport,
+    local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = fake.transport,
       reserve = 20, max_wait = 1, sleep = function() end }
     local a = c:each{ details = true, concurrency = 16 }
     local b = c:each{ details = true, concurrency = 16, page = 1 }
@@ -155,7 +163,7 @@ describe("every request of a client counts against its window", function()
     local fake = fake_braze.new{ segments = 250, mode = "async",
       window = { limit = 150, remaining = 150, reset = os.time() + 1800 } }
     local braze = require("braze")
-    local c = braze.new{ api_key = "k", instance = "US-01", transport = fake.transport,
+    local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = fake.transport,
       reserve = 5, max_wait = 1, sleep = function() end }
     local it = c:each{ details = true, concurrency = 16 }
     assert(it()) -- page 0 done; the pipeline's pool is full again (page 1)
@@ -188,7 +196,7 @@ describe("X-RateLimit-Reset implausibly far ahead", function()
     local now = os.time()
     local far, real = now + 10 * 365 * 86400, now + 600
     local t = scripted{ { 99, far }, { 50, real }, { 49, real }, { 98, far }, { 48, real } }
-    local c = braze.new{ api_key = "k", instance = "US-01", transport = t, sleep = function() end }
+    local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t, sleep = function() end }
     assert(c:list())
     assert.is_nil(c:rate_limit())
     assert(c:list())
@@ -212,7 +220,7 @@ describe("a reserve at or above the window's limit", function()
           ["x-ratelimit-remaining"] = tostring(200 - served), ["x-ratelimit-reset"] = tostring(os.time() + 5) },
           body = { message = "success", segments = {} } }
       end)
-      local c = braze.new{ api_key = "k", instance = "US-01", transport = t, reserve = reserve,
+      local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t, reserve = reserve,
         max_wait = 60, sleep = function() slept = slept + 1 end }
       assert(c:list()) -- the first answer tells the limit
       local res, err = c:list()
