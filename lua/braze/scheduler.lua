@@ -127,16 +127,6 @@ local function judge(client, path, attempts, res, kind, msg)
   return nil, nil, retry.backoff(attempts, client.retry_base, client.retry_max), fields.kind == "rate_limited"
 end
 
--- One `get` counted in flight against the window (other runners may
--- start requests while it runs: nginx light threads, luv coroutines).
-local function counted_get(conn, win, url)
-  win.inflight = win.inflight + 1
-  local ok, res, kind, msg = pcall(conn.get, conn, url)
-  win.inflight = win.inflight - 1
-  if not ok then error(res, 0) end
-  return res, kind, msg
-end
-
 --- GET `path .. query` with the retry policy and the pacing, one request
 -- at a time. Returns the decoded body or nil, err.
 function M.request(client, path, query)
@@ -151,7 +141,14 @@ function M.request(client, path, query)
       if stop then return nil, stop end
     end
     attempts = attempts + 1
-    local body, err, wait, hold = judge(client, path, attempts, counted_get(client.conn, win, url))
+    -- Counted in flight: other runners may start requests while it runs
+    -- (nginx light threads, luv coroutines).
+    win.inflight = win.inflight + 1
+    local conn = client.conn
+    local ok, res, kind, msg = pcall(conn.get, conn, url)
+    win.inflight = win.inflight - 1
+    if not ok then error(res, 0) end
+    local body, err, wait, hold = judge(client, path, attempts, res, kind, msg)
     win.probed = true
     if body or err then return body, err end
     if hold then
