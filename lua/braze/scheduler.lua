@@ -4,8 +4,7 @@
 -- Before a request it asks the client's window (braze.window) for room;
 -- after it, one judging step: the window learns the answer's headers,
 -- braze.retry says whether the outcome is retried and after how long,
--- braze.shape checks the body. `braze` (init.lua) is the API surface and
--- braze.each the iterators; both call this module.
+-- braze.shape checks the body. Called by `braze` (init.lua) and braze.each.
 --
 -- `client` here is a client's private state: `conn` (the transport object),
 -- `base`, `redact`, `max_retries`, `retry_base`, `retry_max`, `max_wait`,
@@ -402,7 +401,11 @@ function Runner:step()
       self:wait_for_window() -- fails what has not started
       return true
     end
-    if not win:held() then
+    local hold = win:held()
+    if hold and self.inflight == 0 and hold > client.max_wait then
+      self:wait_for_window() -- a hold longer than this client waits: fails what has not started
+      return true
+    elseif not hold then
       local n = min(self:allowance(), ready)
       if n > 0 then
         local jobs = {}
