@@ -6,8 +6,8 @@
 ---   local fake = require("spec.fake_braze").new{ segments = 250, mode = "async" }
 ---   local c = braze.new{ api_key = "k", instance = "US-01", transport = fake.transport }
 ---
---- mode: "serial" (get only), "rounds" (get and get_many) or "async" (get
---- and batch(): answers come back in a shuffled order, a few at a time).
+--- mode: "serial" (get only) or "async" (get and batch(): answers come back
+--- in a shuffled order, a few at a time).
 --- fake.fail[path .. "?" .. segment_id or page] = { status =, count = } makes
 --- those requests fail (count times, or always without count).
 --- fake.window = { limit =, remaining =, reset = } adds rate-limit headers and
@@ -108,13 +108,6 @@ function M.new(opts)
   local conn = {}
   function conn.get(_, url) return answer(url) end
   function conn.close() fake.closed = true end
-  if fake.mode ~= "serial" then
-    function conn.get_many(_, urls)
-      local outs = {}
-      for k, url in ipairs(urls) do outs[k] = outcome(url) end
-      return outs
-    end
-  end
   if fake.mode == "async" then
     function conn.batch()
       local b = { pending = {} }

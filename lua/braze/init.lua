@@ -13,7 +13,8 @@ local url = require("braze.url")
 local date = require("braze.date")
 local errors = require("braze.errors")
 local scheduler = require("braze.scheduler")
-local pipeline = require("braze.pipeline")
+local each = require("braze.each")
+local window = require("braze.window")
 local instances = require("braze.instances")
 local options = require("braze.options")
 local VERSION = require("braze.version")
@@ -72,8 +73,6 @@ function braze.release_interrupt()
   return core.release_interrupt()
 end
 
-local PAGE_SIZE = options.PAGE_SIZE
-local series_query -- defined with data_series, used by data_series_many
 
 -- braze.Options (the annotation) and every default, range and doc: braze.options.
 
@@ -155,12 +154,11 @@ function braze.new(opts)
     retry_base = policy.retry_base,
     retry_max = policy.retry_max,
     max_wait = policy.max_wait,
-    reserve = policy.reserve,
     -- A transport may bring its own sleep (ngx.sleep for OpenResty), so
     -- retries never block an event loop the user forgot about.
     sleep = opts.sleep or (transport and type(transport.sleep) == "function" and transport.sleep)
       or core.sleep,
-    rate_limit = nil,
+    reserve = policy.reserve, window = window.of(base, key), -- the workspace's, shared
   }
   return client
 end
@@ -203,15 +201,13 @@ function Client:close()
 end
 Client.__close = Client.close
 
---- A copy of the rate-limit window as the client knows it from the
--- responses' X-RateLimit-* headers: `{limit=, remaining=, reset=}` (the
--- lowest remaining seen in the current window; a field is nil when no
--- header gave it), or nil before any such response.
+--- A copy of the workspace's rate-limit window (shared by the clients of the
+-- key in this Lua state) from X-RateLimit-* headers: `{limit=, remaining=,
+-- reset=}` (the lowest remaining of the window; nil fields where no header
+-- told), or nil before any such response.
 ---@return {limit: integer?, remaining: integer?, reset: integer?}|nil
 function Client:rate_limit()
-  local rl = state(self).rate_limit
-  if not rl then return nil end
-  return { limit = rl.limit, remaining = rl.remaining, reset = rl.reset }
+  return state(self).window:snapshot()
 end
 
 local many_options = { concurrency = true }
@@ -266,7 +262,7 @@ end
 local series_options = { segment_id = true, length = true, ending_at = true }
 
 -- The query of one data_series request, or nil and a message.
-series_query = function(opts, what)
+local function series_query(opts, what)
   check.options(opts, series_options, what, 4)
   local id, why = check.segment_id(opts.segment_id, what)
   if not id then return nil, why end
@@ -360,7 +356,7 @@ local each_series_options = { length = true, ending_at = true }
 -- `segment.series` (its /segments/data_series answer); with these or with
 -- `concurrency` (1..64, default 8) the next pages are listed ahead and the
 -- per-segment calls run concurrently while the loop consumes (see
--- braze.pipeline). Segments still come in list order, exactly once; a
+-- braze.each). Segments still come in list order, exactly once; a
 -- failure raises before any segment of its page, with `err.page` and
 -- `err.segment_id`.
 -- luacheck: push ignore 631 (a type annotation is one line)
@@ -375,6 +371,11 @@ function Client:each(opts)
   check_sort(opts.sort_direction, "each")
   check_page(opts.page, "each", "page")
   check_page(opts.max_pages, "each", "max_pages")
+  for _, name in ipairs({ "page", "max_pages" }) do
+    if opts[name] ~= nil and opts[name] > each.MAX_PAGE then -- beyond, page + 1 is not exact
+      error(format("braze: each: %s must be at most 2^52 (got %s)", name, check.show(opts[name])), 2)
+    end
+  end
   if opts.details ~= nil and type(opts.details) ~= "boolean" then
     error("braze: each: details must be true or false (got " .. check.show(opts.details) .. ")", 2)
   end
@@ -390,43 +391,16 @@ function Client:each(opts)
   end
   if opts.concurrency ~= nil or opts.details or opts.series then
     local concurrency = check_many({ concurrency = opts.concurrency }, "each")
-    local o = {}
-    for k, v in pairs(opts) do o[k] = v end
-    o.concurrency = concurrency
-    if o.series and o.series.ending_at ~= nil then
-      o.series = { length = o.series.length, ending_at = date.ending_at(o.series.ending_at, "each") }
+    local checked = {}
+    for k, v in pairs(opts) do checked[k] = v end
+    checked.concurrency = concurrency
+    if checked.series and checked.series.ending_at ~= nil then
+      checked.series = { length = checked.series.length,
+        ending_at = date.ending_at(checked.series.ending_at, "each") }
     end
-    return pipeline.each(p, o)
+    return each.pipelined(p, checked)
   end
-  local next_page = opts.page or 0
-  local max_pages = opts.max_pages or 10000
-  local fetched, items, i, page_no, done = 0, nil, 0, nil, false
-  local client = self
-  return function()
-    while true do
-      if items and i < #items then
-        i = i + 1
-        return items[i], page_no
-      end
-      if done then return nil end
-      if not private[client].conn then
-        error(format("braze: each: client is closed (next page would be %d)", next_page), 2)
-      end
-      if fetched >= max_pages then
-        error(format("braze: each: stopped after max_pages (%d) pages; pass a larger "
-          .. "max_pages to go on", max_pages), 2)
-      end
-      local res, err = client:list({ page = next_page, sort_direction = opts.sort_direction })
-      if not res then
-        err.page = next_page -- where to resume: client:each{ page = err.page }
-        error(err, 2)
-      end
-      local segments = res.segments -- an array: braze.shape checked it
-      items, i, page_no = segments, 0, next_page
-      fetched, next_page = fetched + 1, next_page + 1
-      if #segments < PAGE_SIZE then done = true end
-    end
-  end
+  return each.plain(p, opts)
 end
 
 braze.Client = Client

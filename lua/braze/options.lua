@@ -83,7 +83,7 @@ M.CALL = {
     doc = "transfers at once (*_many, each with details or series)" },
   { name = "length", kind = "integer", default = 30, min = 1, max = 100,
     doc = "days in a size series" },
-  { name = "max_pages", kind = "integer", default = 10000, min = 0, max = 2 ^ 53,
+  { name = "max_pages", kind = "integer", default = 10000, min = 0, max = 2 ^ 52,
     doc = "pages each lists at most (a guard against a server that never sends a short page)" },
 }
 

@@ -1,17 +1,17 @@
---- The retry and rate-limit policy: which outcomes are retried, how long
--- to wait, and what Braze's rate-limit headers say.
+--- The retry policy: is an attempt's outcome retried, and after how long?
+-- (What the rate-limit headers say of the window is braze.window's.)
 --
 -- Retried (all three endpoints are idempotent GETs): network failures,
 -- timeouts, HTTP 429, 500, 502, 503 and 504. Never other 4xx, never a body
 -- that does not decode, never a body over max_body.
 -- @module braze.retry
-local date = require("braze.date")
 local core = require("braze.core")
 local shape = require("braze.shape")
+local window = require("braze.window")
 
 local M = {}
 
-local tonumber, min, type, format = tonumber, math.min, type, string.format
+local min, type, format = math.min, type, string.format
 -- Jitter comes from the C core's generator, seeded per process (clock, pid,
 -- address) and reseeded after a fork: math.random is unseeded in LuaJIT and
 -- OpenResty, so every worker would retry in lockstep.
@@ -20,63 +20,16 @@ local random = core.random
 M.retry_status = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 M.retry_kind = { network = true, timeout = true }
 
---- A header value as a non-negative integer, or nil (empty or garbage
--- values, as Braze sends on 401s, count as absent).
-function M.uint(s)
-  if type(s) ~= "string" then return nil end
-  local digits = s:match("^%s*(%d+)%s*$")
-  if not digits or #digits > 15 then return nil end
-  return tonumber(digits)
-end
-
---- `{limit=, remaining=, reset=}` when the response carried any
--- X-RateLimit-* header (even an empty one), else nil.
-function M.rate_limit(headers)
-  local l, r, t = headers["x-ratelimit-limit"], headers["x-ratelimit-remaining"],
-    headers["x-ratelimit-reset"]
-  if l == nil and r == nil and t == nil then return nil end
-  return { limit = M.uint(l), remaining = M.uint(r), reset = M.uint(t) }
-end
-
---- The window state after a response whose headers said `new`, when the
--- state so far was `old` (either may be nil). Concurrent answers arrive in
--- any order: within one window (same `reset`) the lowest `remaining` is the
--- truth; a later `reset` starts a new window; an answer from an earlier
--- window, arriving late, changes nothing. Returns a new table.
-function M.merge_window(old, new)
-  if not old then return new end
-  if not new then return old end
-  if new.reset and old.reset then
-    if new.reset < old.reset then return old end
-    if new.reset > old.reset then return new end
-  end
-  local remaining = new.remaining
-  if old.remaining and (remaining == nil or old.remaining < remaining) then
-    remaining = old.remaining
-  end
-  return { limit = new.limit or old.limit, remaining = remaining, reset = new.reset or old.reset }
-end
-
---- A copy of a window state (for error objects: a snapshot, not the
--- client's live state).
-function M.copy_window(rl)
-  if not rl then return nil end
-  return { limit = rl.limit, remaining = rl.remaining, reset = rl.reset }
-end
-
-local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-  Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+local uint = window.uint
 
 --- Seconds to wait from a Retry-After value (delta-seconds or an HTTP
 -- date), or nil when absent or unreadable. Never negative.
 function M.retry_after(value, now)
   if type(value) ~= "string" then return nil end
-  local secs = M.uint(value)
+  local secs = uint(value)
   if secs then return secs end
-  local d, mon, y, h, mi, s = value:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  if not d or not months[mon] then return nil end
-  local at = date.timegm(tonumber(y), months[mon], tonumber(d),
-    tonumber(h), tonumber(mi), tonumber(s))
+  local at = window.http_date(value)
+  if not at then return nil end
   return math.max(0, at - now)
 end
 
@@ -93,18 +46,8 @@ end
 function M.rate_limit_wait(headers, now)
   local wait = M.retry_after(headers["retry-after"], now)
   if wait and wait > 0 then return wait end
-  local reset = M.uint(headers["x-ratelimit-reset"])
+  local reset = uint(headers["x-ratelimit-reset"])
   if reset and reset > now then return reset - now end
-  return nil
-end
-
---- Seconds until the window resets when the last response said no request
--- is left (remaining == 0), else nil. `clock()` gives the current time
--- (os.time); it is read only when the window is used up.
-function M.exhausted_wait(rl, clock)
-  if not (rl and rl.remaining == 0 and rl.reset) then return nil end
-  local now = clock()
-  if rl.reset > now then return rl.reset - now end
   return nil
 end
 

@@ -1,105 +1,95 @@
---- The request scheduler: every request of a client goes through here.
+--- The request scheduler: runs every request of a client over its
+-- transport, one at a time (`request`) or many at once (a `runner`).
 --
--- It owns the three things single calls, batches and the pipelined `each`
--- share: the retry policy (which outcome is retried, after which wait), the
--- rate-limit pacing (never more requests in flight than the window has left
--- above the reserve; before the window is known, one request to learn it),
--- and the transport's concurrency. `braze` (init.lua) is the API surface
--- only and calls `request` for a single call and a `runner` for many.
+-- Before a request it asks the client's window (braze.window) for room;
+-- after it, one judging step: the window learns the answer's headers,
+-- braze.retry says whether the outcome is retried and after how long,
+-- braze.shape checks the body. Called by `braze` (init.lua) and braze.each.
 --
--- `p` everywhere is a client's private state: `conn` (the transport object),
+-- `client` here is a client's private state: `conn` (the transport object),
 -- `base`, `redact`, `max_retries`, `retry_base`, `retry_max`, `max_wait`,
--- `reserve`, `sleep` and `rate_limit` (the window as known so far).
+-- `reserve`, `sleep` and `window` (its workspace's, shared).
+-- The transport contract has two levels:
 --
--- Transports are driven in the best way each offers:
---
--- * `conn:batch(n)` -> an object for at most n requests at once, with `:submit(url, tag)`, `:poll(timeout)`
---   (-> the outcomes finished so far, at least one unless `timeout` seconds
---   passed: each a response table or `{ error = kind, message = }`, with
---   `tag`) and `:close()` (drops what is in flight): requests start at once
---   and finish in any order (libcurl multi, nginx light threads), so the
---   pipeline keeps the pool full while its caller consumes;
--- * `conn:get_many(urls, concurrency)`: rounds of concurrent requests;
--- * `conn:get(url)`: one request at a time.
+-- * `conn:get(url)` -> a response table, or nil, kind, message: one request
+--   at a time;
+-- * `conn:batch(n)` (optional) -> an object for at most n requests at once,
+--   with `:submit(url, tag)`, `:poll(timeout)` (-> the outcomes finished so
+--   far, at least one unless `timeout` seconds passed: each a response table
+--   or `{ error = kind, message = }`, with `tag`) and `:close()` (drops what
+--   is in flight): requests start at once and finish in any order (libcurl
+--   multi, nginx light threads), so a runner keeps the pool full while its
+--   caller consumes. Without it, a runner sends one request at a time.
 -- @module braze.scheduler
-local core = require("braze.core")
 local errors = require("braze.errors")
 local retry = require("braze.retry")
 local shape = require("braze.shape")
 
 local M = {}
 
-local os_time, format, ceil, min, huge = os.time, string.format, math.ceil, math.min, math.huge
-local pairs, ipairs, tostring = pairs, ipairs, tostring
-local monotonic = core.monotonic
+local format, ceil, min, max, huge = string.format, math.ceil, math.min, math.max, math.huge
+local pairs, ipairs, tostring, setmetatable = pairs, ipairs, tostring, setmetatable
 
 -- ---------------------------------------------------------------------------
 -- Errors that end a call without an answer of its own
 
-local function rate_limited_error(p, path, wait, attempts, fields)
+local function rate_limited_error(client, path, wait, attempts, fields)
   local e = {}
   for k, v in pairs(fields or {}) do e[k] = v end
+  local win = client.window
   e.kind, e.endpoint, e.attempts, e.retry_after = "rate_limited", path, attempts, wait
-  e.rate_limit = retry.copy_window(p.rate_limit)
-  local kept = M.reserve_count(p)
-  local left = p.rate_limit and p.rate_limit.remaining
+  e.rate_limit = win:snapshot()
+  local kept = win:reserve_count(client.reserve)
+  local left = win.remaining
   e.message = format("rate limit window resets in %d s, longer than max_wait (%s s)%s",
-    ceil(wait), tostring(p.max_wait),
+    ceil(wait), tostring(client.max_wait),
     (kept > 0 and left and left > 0) and format("; its last %d requests are the reserve", left) or "")
-  return errors.new(e, p.redact)
+  return errors.new(e, client.redact)
 end
 
--- The error that ends a call whose client was closed while it waited
--- (from the sleep callback, or from another request while ngx.sleep yields).
-local function closed_error(p, path, attempts)
+-- The error that ends every call once the limit is known and the reserve
+-- is at or above it: no request of the window is the client's to send.
+local function reserve_error(client, path, attempts)
+  local win = client.window
+  return errors.new({ kind = "rate_limited", endpoint = path, attempts = attempts,
+    rate_limit = win:snapshot(),
+    message = format("the reserve (%s, %d requests) is at or above the window's limit (%d): "
+      .. "no request is left to send; lower the reserve", tostring(client.reserve),
+      win:reserve_count(client.reserve), win.limit) }, client.redact)
+end
+
+-- A transport that raised instead of returning (a bad URL, a batch closed by
+-- a fork, a finalizer raising in a poll): an error object, never retried.
+local function raised_error(client, path, attempts, raised)
+  local msg = tostring(raised)
+  if #msg > 300 then msg = msg:sub(1, 300) .. "..." end
+  return errors.new({ kind = "network", endpoint = path, attempts = attempts,
+    message = "the transport raised: " .. msg }, client.redact)
+end
+
+-- The error that ends a call whose client was closed while it waited.
+local function closed_error(client, path, attempts)
   return errors.new({ kind = "closed", endpoint = path, attempts = attempts,
-    message = "client is closed (closed while this call waited)" }, p.redact)
+    message = "client is closed (closed while this call waited)" }, client.redact)
 end
 
--- ---------------------------------------------------------------------------
--- The rate-limit window
-
---- The number of requests of the window kept for everyone else: the
--- `reserve` option as a count (a fraction below 1 is of X-RateLimit-Limit,
--- 0 until the limit is known).
-function M.reserve_count(p)
-  local r = p.reserve or 0
-  if r <= 0 then return 0 end
-  if r < 1 then
-    local limit = p.rate_limit and p.rate_limit.limit
-    return limit and ceil(r * limit) or 0
+-- Before starting a request: end the call if the client was closed or the
+-- reserve leaves no room at all; wait out a 429's hold, and a window whose
+-- room (beside `others` requests in flight) is used up, instead of spending
+-- a request on a certain 429. Returns the error that ends the call (closed,
+-- or rate_limited when the wait is longer than max_wait), or nil to go on.
+local function await_window(client, path, attempts, others)
+  local win = client.window
+  while true do
+    if not client.conn then return closed_error(client, path, attempts) end
+    if win:reserve_blocks(client.reserve) then return reserve_error(client, path, attempts) end
+    local hold = win:held()
+    local wait = hold or win:wait_for_room(client.reserve, others)
+    if not wait then return nil end
+    if wait > client.max_wait then return rate_limited_error(client, path, wait, attempts) end
+    win:sleep(client.sleep, wait)
+    if not hold then win:forget() end -- the window has turned over
   end
-  return r
-end
-
--- Requests the window can still take above the reserve, or nil when the
--- window is not known (no answer gave `remaining` yet, or it turned over).
-local function room(p)
-  local rl = p.rate_limit
-  if not (rl and rl.remaining) then return nil end
-  return rl.remaining - M.reserve_count(p)
-end
-
--- Before starting a request: end the call if the client was closed; wait
--- out a window whose room is used up instead of spending a request on a
--- certain 429. Returns the error that ends the call (closed, or
--- rate_limited when the wait is longer than max_wait), or nil to go on.
-local function await_window(p, path, attempts)
-  if not p.conn then return closed_error(p, path, attempts) end
-  local r = room(p)
-  if r == nil or r > 0 then return nil end
-  local rl = p.rate_limit
-  local wait = rl.reset and rl.reset - os_time()
-  if not wait or wait <= 0 then
-    -- The reset is unknown or past by our clock: the window has turned
-    -- over, or will have by the time a request arrives. Learn it anew.
-    rl.remaining = nil
-    return nil
-  end
-  if wait > p.max_wait then return rate_limited_error(p, path, wait, attempts) end
-  p.sleep(wait)
-  if p.rate_limit then p.rate_limit.remaining = nil end -- the window has turned over
-  if not p.conn then return closed_error(p, path, attempts) end
 end
 
 -- ---------------------------------------------------------------------------
@@ -107,13 +97,12 @@ end
 
 -- What a transport returned for one attempt (`res`, or nil, `kind`, `msg`):
 -- the body; or nil and the final error object; or nil, nil, the seconds
--- to wait before the next attempt and whether the server asked for that wait.
-local function judge(p, path, attempts, res, kind, msg)
-  if res then
-    local rl = retry.rate_limit(res.headers)
-    if rl then p.rate_limit = retry.merge_window(p.rate_limit, rl) end
-  end
-  local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, os_time)
+-- to wait before the next attempt and whether that wait holds every request
+-- of the client (a 429: the window is the client's, not the request's).
+local function judge(client, path, attempts, res, kind, msg)
+  local win = client.window
+  if res then win:update(res.headers) end
+  local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, win.server_clock)
   if body then
     local wrong = shape.check(path, body)
     if not wrong then return body end
@@ -121,81 +110,75 @@ local function judge(p, path, attempts, res, kind, msg)
       request_id = res.headers["x-request-id"], message = wrong }, false
   end
   fields.endpoint, fields.attempts = path, attempts
-  fields.rate_limit = retry.copy_window(p.rate_limit)
+  fields.rate_limit = win:snapshot()
   if retry_wait then fields.retry_after = retry_wait end
-  if not retryable or attempts > p.max_retries then return nil, errors.new(fields, p.redact) end
+  if not retryable or attempts > client.max_retries then
+    return nil, errors.new(fields, client.redact)
+  end
   if retry_wait then
-    if retry_wait > p.max_wait then
-      return nil, rate_limited_error(p, path, retry_wait, attempts, fields)
+    if retry_wait > client.max_wait then
+      return nil, rate_limited_error(client, path, retry_wait, attempts, fields)
     end
     return nil, nil, retry_wait, true
   end
-  return nil, nil, retry.backoff(attempts, p.retry_base, p.retry_max), false
-end
-
--- Sleep before the next attempt. A wait the server asked for (Retry-After,
--- X-RateLimit-Reset) was its own answer: do not wait again for the window
--- its headers announced.
-local function pause(p, wait, from_server)
-  p.sleep(wait)
-  if from_server and p.rate_limit then p.rate_limit.remaining = nil end
+  -- No usable wait (a reset past by our clock, Retry-After: 0; or not a
+  -- 429): back off; a 429's backoff holds everyone all the same.
+  return nil, nil, retry.backoff(attempts, client.retry_base, client.retry_max), fields.kind == "rate_limited"
 end
 
 --- GET `path .. query` with the retry policy and the pacing, one request
 -- at a time. Returns the decoded body or nil, err.
-function M.request(p, path, query)
-  local url = p.base .. path .. query
+function M.request(client, path, query)
+  local url = client.base .. path .. query
   local attempts = 0
+  local win = client.window
   while true do
-    local stop = await_window(p, path, attempts)
-    if stop then return nil, stop end
+    -- An unknown window with nothing held and nothing else in flight has
+    -- nothing to wait for: the common case skips the call.
+    if win.remaining ~= nil or win.hold_until or win.inflight > 0 or not client.conn then
+      local stop = await_window(client, path, attempts, win.inflight)
+      if stop then return nil, stop end
+    end
     attempts = attempts + 1
-    local body, err, wait, from_server = judge(p, path, attempts, p.conn:get(url))
+    -- Counted in flight: other runners may start requests while it runs
+    -- (nginx light threads, luv coroutines).
+    win.inflight = win.inflight + 1
+    local conn = client.conn
+    local ok, res, kind, msg = pcall(conn.get, conn, url)
+    win.inflight = win.inflight - 1
+    if not ok then error(res, 0) end
+    local body, err, wait, hold = judge(client, path, attempts, res, kind, msg)
+    win.probed = true
     if body or err then return body, err end
-    pause(p, wait, from_server)
+    if hold then
+      win:hold(wait) -- waited out by await_window, for every request of the client
+    else
+      win:sleep(client.sleep, wait)
+    end
   end
 end
 
 -- ---------------------------------------------------------------------------
 -- Many requests: the runner
 
--- Requests a rounds-driven transport (get_many) is given at once: more
--- than its concurrency, so its pool stays full through most of a round.
-local ROUND_FACTOR = 4
-
 local Runner = {}
 Runner.__index = Runner
 
---- A runner for many requests over `p`'s transport, at most `concurrency`
--- transfers at once. Jobs are added with `runner:add(job)` and finish
--- through `job.done(job, body, err)`; `runner:step()` makes progress.
----@param p table the client's private state
+--- A runner for many requests over the client's transport, at most
+-- `concurrency` transfers at once. Jobs are added with `runner:add(job)` and
+-- finish through `job.done(job, body, err)`; `runner:step()` makes progress.
+---@param client table the client's private state
 ---@param concurrency integer
-function M.runner(p, concurrency)
-  local conn = p.conn
-  local mode = conn.batch and "async" or (conn.get_many and "rounds") or "serial"
+function M.runner(client, concurrency)
+  local conn = client.conn
   return setmetatable({
-    p = p, conn = conn, mode = mode, concurrency = concurrency,
+    client = client, conn = conn, concurrency = concurrency,
+    async = conn.batch ~= nil, -- else one request at a time over get
     urgent = {}, queue = {}, -- jobs ready to start: urgent ones first
     waiting = {},            -- jobs waiting for their retry time (`due`)
-    inflight = 0,
-    flying = {},             -- the jobs in flight (async mode)
-    hold_until = nil,        -- a 429's wait: nothing starts before it
-    slept = 0,               -- waits the sleep callback returned early from
+    inflight = 0,            -- this runner's requests in flight (the window counts all)
+    flying = {},             -- the jobs in flight (async)
   }, Runner)
-end
-
--- The runner's clock: monotonic seconds, plus whatever a sleep callback
--- was asked to wait and did not (a test's no-op sleep), so due times pass.
-function Runner:now()
-  return monotonic() + self.slept
-end
-
-function Runner:sleep(wait)
-  local before = monotonic()
-  self.p.sleep(wait)
-  local short = wait - (monotonic() - before)
-  if short > 0 then self.slept = self.slept + short end
 end
 
 --- Queue a job: `{ path =, query =, done = function(job, body, err) }`;
@@ -221,6 +204,13 @@ local function take(q, n, out)
   return k
 end
 
+-- Forget this runner's requests in flight (answered or dropped).
+function Runner:landed(n)
+  self.inflight = self.inflight - n
+  local win = self.client.window
+  win.inflight = win.inflight - n
+end
+
 -- Finish every job that has not started with `make_error(job)`; with
 -- `all`, the jobs in flight too (their transport was closed under them).
 function Runner:fail_unstarted(make_error, all)
@@ -230,15 +220,29 @@ function Runner:fail_unstarted(make_error, all)
   end
   if all then
     for job in pairs(self.flying) do jobs[#jobs + 1] = job end
-    self.flying, self.inflight = {}, 0
+    self.flying = {}
+    self:landed(self.inflight)
   end
   for _, job in ipairs(jobs) do job.done(job, nil, make_error(job)) end
+end
+
+--- Drop the jobs not started yet for which `unwanted(job)` is true (their
+-- `done` is not called): list pages past the end, say.
+function Runner:cancel(unwanted)
+  for _, q in ipairs({ self.urgent, self.queue, self.waiting }) do
+    local k = 0
+    for i = 1, #q do
+      local job = q[i]
+      q[i] = nil
+      if not unwanted(job) then k = k + 1; q[k] = job end
+    end
+  end
 end
 
 -- Move jobs whose retry time has come to the front of their queue.
 function Runner:release_due()
   if #self.waiting == 0 then return end
-  local now, keep = self:now(), {}
+  local now, keep = self.client.window:now(), {}
   for _, job in ipairs(self.waiting) do
     if job.due <= now then
       local q = job.urgent and self.urgent or self.queue
@@ -258,72 +262,90 @@ end
 
 -- Judge one finished attempt of `job`.
 function Runner:finish(job, res, kind, msg)
-  self.inflight = self.inflight - 1
+  self:landed(1)
   self.flying[job] = nil
-  self.probed = true
+  local win = self.client.window
+  win.probed = true
   job.attempts = job.attempts + 1
-  local body, err, wait, from_server = judge(self.p, job.path, job.attempts, res, kind, msg)
+  local body, err, wait, hold = judge(self.client, job.path, job.attempts, res, kind, msg)
   if body or err then return job.done(job, body, err) end
-  job.due = self:now() + wait
+  job.due = win:now() + wait
   self.waiting[#self.waiting + 1] = job
-  if from_server then
-    -- The server said when to come back: nothing else starts before then.
-    self.hold_until = math.max(self.hold_until or 0, job.due)
-  end
+  if hold then win:hold(wait) end -- a 429: nothing of the client starts before then
+end
+
+-- Finish `job`, which never got an answer because the transport raised.
+function Runner:raised(job, err)
+  self:landed(1)
+  self.flying[job] = nil
+  job.attempts = job.attempts + 1
+  job.done(job, nil, raised_error(self.client, job.path, job.attempts, err))
 end
 
 -- How many jobs may start now: the transport's free slots, the window's
--- room above the reserve (one request to learn an unknown window).
+-- room above the reserve less every request of the client in flight (one
+-- request to learn an unknown window).
 function Runner:allowance()
-  local slots
-  if self.mode == "async" then slots = self.concurrency - self.inflight
-  elseif self.mode == "rounds" then slots = self.concurrency * ROUND_FACTOR
-  else slots = 1 end
-  local r = room(self.p)
-  if r == nil then
-    -- Unknown window: one request learns it. If its answer did not tell
-    -- (a network failure, a server without X-RateLimit-* headers), there is
-    -- nothing to wait for: go on at full width.
-    if self.probed then return slots end
+  local slots = self.async and self.concurrency - self.inflight or 1
+  local win = self.client.window
+  local room = win:room(self.client.reserve)
+  if room == nil then
+    -- Unknown window: one request learns it. If no answer told (a network
+    -- failure, no X-RateLimit-* headers), go on at full width.
+    if win.probed then return slots end
     return self.inflight == 0 and min(slots, 1) or 0
   end
-  return min(slots, r - self.inflight)
+  return min(slots, room - win.inflight)
 end
 
--- Start `jobs` on the transport and, for the blocking modes, judge them.
+-- The batch, made on first use.
+function Runner:get_batch()
+  local batch = self.batch
+  if not batch then
+    batch = self.conn:batch(self.concurrency)
+    self.batch = batch
+  end
+  return batch
+end
+
+-- Start `jobs` on the transport; one at a time over `get`, judged at once.
+-- A transport that raises fails the job it raised for, as an error object.
 function Runner:start(jobs)
-  local p, conn = self.p, self.conn
-  self.inflight = self.inflight + #jobs
-  if self.mode == "async" then
-    local batch = self.batch
-    if not batch then
-      batch = conn:batch(self.concurrency)
-      self.batch = batch
-    end
+  local client, conn = self.client, self.conn
+  local n = #jobs
+  self.inflight = self.inflight + n
+  client.window.inflight = client.window.inflight + n
+  if self.async then
+    local made, batch = pcall(self.get_batch, self)
     for _, job in ipairs(jobs) do
       self.flying[job] = true
-      batch:submit(p.base .. job.path .. job.query, job)
-    end
-  elseif self.mode == "rounds" then
-    local urls = {}
-    for k, job in ipairs(jobs) do urls[k] = p.base .. job.path .. job.query end
-    local outs = conn:get_many(urls, self.concurrency)
-    for k, job in ipairs(jobs) do
-      local out = outs[k]
-      if out.error then self:finish(job, nil, out.error, out.message)
-      else self:finish(job, out) end
+      local ok, err = made, batch
+      if made then ok, err = pcall(batch.submit, batch, client.base .. job.path .. job.query, job) end
+      if not ok then self:raised(job, err) end
     end
   else
     local job = jobs[1]
-    self:finish(job, conn:get(p.base .. job.path .. job.query))
+    local ok, res, kind, msg = pcall(conn.get, conn, client.base .. job.path .. job.query)
+    if ok then self:finish(job, res, kind, msg) else self:raised(job, res) end
   end
 end
 
--- Wait for at least one of the async transfers, judging what finished;
--- wake by `due` (a monotonic time) to start a retry.
+-- Wait for at least one of the batch's transfers, judging what finished;
+-- wake by `due` (on the window's clock) to start a retry. A poll that
+-- raises leaves the batch unusable: it is dropped, and every job in flight
+-- on it fails with the error (a fork, a finalizer that raised).
 function Runner:collect(due)
-  local timeout = due < huge and math.max(0, due - self:now()) or nil
-  local outs = self.batch:poll(timeout)
+  local timeout = due < huge and max(0, due - self.client.window:now()) or nil
+  local batch = self.batch
+  local ok, outs = pcall(batch.poll, batch, timeout)
+  if not ok then
+    self.batch = nil
+    pcall(batch.close, batch)
+    local jobs = {}
+    for job in pairs(self.flying) do jobs[#jobs + 1] = job end
+    for _, job in ipairs(jobs) do self:raised(job, outs) end
+    return
+  end
   for _, out in ipairs(outs) do
     local job = out.tag
     if self.flying[job] then
@@ -339,72 +361,83 @@ function Runner:close()
   if self.batch then
     local batch = self.batch
     self.batch = nil
-    batch:close()
+    pcall(batch.close, batch)
   end
-  self.urgent, self.queue, self.waiting, self.flying, self.inflight = {}, {}, {}, {}, 0
+  self:landed(self.inflight)
+  self.urgent, self.queue, self.waiting, self.flying = {}, {}, {}, {}
+end
+
+-- No room in the window (or the reserve takes all of it) and nothing of
+-- this runner in flight: wait for the reset, or fail every job that has not
+-- started when that is too long (or the client closed).
+function Runner:wait_for_window()
+  local client = self.client
+  local first = self.urgent[1] or self.queue[1]
+  local stop = await_window(client, first.path, first.attempts, client.window.inflight - self.inflight)
+  if stop then
+    self:fail_unstarted(function(job)
+      if stop.kind == "closed" then return closed_error(client, job.path, job.attempts) end
+      if not stop.retry_after then return reserve_error(client, job.path, job.attempts) end
+      return rate_limited_error(client, job.path, stop.retry_after, job.attempts)
+    end)
+  end
 end
 
 --- Make progress: start what may start, then wait for something to finish
 -- (or for a retry or the window to come due). Calls the jobs' `done`.
 -- Returns false when no job is left.
 function Runner:step()
-  local p = self.p
+  local client = self.client
   if self:pending() == 0 then return false end
-  if not p.conn then
-    self:fail_unstarted(function(job) return closed_error(p, job.path, job.attempts) end, true)
+  if not client.conn then
+    self:fail_unstarted(function(job) return closed_error(client, job.path, job.attempts) end, true)
     return false
   end
+  local win = client.window
   self:release_due()
   local ready = #self.urgent + #self.queue
   if ready > 0 then
-    local held = self.hold_until and self.hold_until > self:now()
-    if not held then
-      if self.hold_until then
-        self.hold_until = nil
-        self.probed = false
-        if p.rate_limit then p.rate_limit.remaining = nil end -- the server's wait is over
-      end
+    if win:reserve_blocks(client.reserve) then
+      self:wait_for_window() -- fails what has not started
+      return true
+    end
+    local hold = win:held()
+    if hold and self.inflight == 0 and hold > client.max_wait then
+      self:wait_for_window() -- a hold longer than this client waits: fails what has not started
+      return true
+    elseif not hold then
       local n = min(self:allowance(), ready)
       if n > 0 then
         local jobs = {}
         local k = take(self.urgent, n, jobs)
         take(self.queue, n - k, jobs)
         self:start(jobs)
-        if self.mode ~= "async" then return true end
+        if not self.async then return true end
       elseif self.inflight == 0 then
-        -- No room in the window and nothing in flight: wait for the reset.
-        local first = self.urgent[1] or self.queue[1]
-        local stop = await_window(p, first.path, first.attempts)
-        self.probed = false -- a new window: learn it with one request
-        if stop then
-          self:fail_unstarted(function(job)
-            if stop.kind == "closed" then return closed_error(p, job.path, job.attempts) end
-            return rate_limited_error(p, job.path, stop.retry_after, job.attempts)
-          end)
-        end
+        self:wait_for_window()
         return true
       end
     end
   end
   if self.inflight > 0 then
     local due = self:next_due()
-    if ready > 0 and self.hold_until then due = min(due, self.hold_until) end
+    if ready > 0 and win.hold_until then due = min(due, win.hold_until) end
     self:collect(due)
     return true
   end
-  -- Nothing in flight: sleep until the next retry (or the server's hold).
+  -- Nothing in flight: sleep until the next retry (or the end of the hold).
   local due = self:next_due()
-  if self.hold_until then due = min(due, self.hold_until) end
-  local wait = due - self:now()
-  if wait > 0 then self:sleep(wait) end
+  if win.hold_until then due = min(due, win.hold_until) end
+  local wait = due - win:now()
+  if wait > 0 then win:sleep(client.sleep, wait) end
   return true
 end
 
 --- Many GETs of one endpoint, under the same policy as `request`: results
 -- and errors, both indexed like `queries`.
-function M.request_many(p, path, queries, concurrency)
+function M.request_many(client, path, queries, concurrency)
   local results, errs = {}, {}
-  local runner = M.runner(p, concurrency)
+  local runner = M.runner(client, concurrency)
   local function done(job, body, err) results[job.index], errs[job.index] = body, err end
   for i = 1, #queries do
     runner:add({ path = path, query = queries[i], index = i, done = done })
@@ -414,5 +447,4 @@ function M.request_many(p, path, queries, concurrency)
   return results, errs
 end
 
-M.closed_error = closed_error
 return M

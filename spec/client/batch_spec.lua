@@ -147,7 +147,7 @@ describe("data_series_many", function()
   end)
 end)
 
-describe("a transport without get_many", function()
+describe("a transport with get only (no batch)", function()
   it("falls back to one request at a time", function()
     local urls = {}
     local t = { new = function()
