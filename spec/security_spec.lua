@@ -620,9 +620,12 @@ describe("hostile responses end in a clean error", function()
   it("badheaders (garbage X-RateLimit-* values) leaves a usable response and no rate-limit numbers", function()
     mock_a:fault{ type = "badheaders" }
     local c = client_for(mock_a.url)
+    -- The window belongs to the workspace (endpoint + key), which earlier
+    -- specs' clients may have taught already: garbage must change nothing.
+    local before = c:rate_limit() or {}
     local res = assert(c:list())
     assert.equal(100, #res.segments)
-    assert.same({}, c:rate_limit())
+    assert.same(before, c:rate_limit() or {})
   end)
 
   it("a 200 KB header line is a clean too_large error, not retried", function()
