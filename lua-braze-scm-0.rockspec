@@ -56,6 +56,7 @@ build = {
       ["braze.retry"] = "lua/braze/retry.lua",
       ["braze.scheduler"] = "lua/braze/scheduler.lua",
       ["braze.shape"] = "lua/braze/shape.lua",
+      ["braze.types"] = "lua/braze/types.lua",
       ["braze.url"] = "lua/braze/url.lua",
       ["braze.version"] = "lua/braze/version.lua",
       ["braze.window"] = "lua/braze/window.lua",

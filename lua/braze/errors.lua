@@ -26,17 +26,6 @@ local M = {}
 local format, rep = string.format, string.rep
 
 ---@class braze.Error
----@field kind "http"|"rate_limited"|"network"|"timeout"|"decode"|"too_large"|"closed"|"interrupted"
----@field status integer|nil HTTP status, when there was a response
----@field message string Braze's `message`, or a description of the failure
----@field errors string[]|nil Braze's `errors` array, when present
----@field request_id string|nil the `X-Request-Id` of the response
----@field endpoint string the API path, e.g. "/segments/list"
----@field attempts integer how many requests were made for this call
----@field retry_after number|nil seconds to wait before trying again (rate_limited)
----@field rate_limit table|nil `{limit=, remaining=, reset=}`: a copy of the window when the error was made
----@field segment_id string|nil the segment the failed call was about (details, data_series, their *_many, each)
----@field page integer|nil the list page the failure belongs to (each): where to resume
 local Error = {}
 Error.__index = Error
 Error.__name = "braze.Error"

@@ -22,6 +22,7 @@ local VERSION = require("braze.version")
 local type, pairs, setmetatable, error = type, pairs, setmetatable, error
 local os_getenv, format = os.getenv, string.format
 
+---@class braze
 local braze = {
   _VERSION = "lua-braze " .. VERSION,
   null = core.null,
@@ -29,7 +30,6 @@ local braze = {
 }
 
 --- Decode a JSON text with the C decoder.
--- @treturn any value, or nil, message (with the byte position), position
 ---@param text string
 ---@param max_depth? integer nesting limit (default 1000)
 ---@return any value
@@ -55,7 +55,6 @@ end
 --
 -- SIGINT belongs to the process: call it from the main program (not from a
 -- library, nor in nginx, HAProxy or Neovim, which handle their own signals).
--- @treturn true|nil true, or nil and a message when the handler cannot be installed
 ---@return true|nil ok
 ---@return string? message
 function braze.catch_interrupt()
@@ -205,7 +204,7 @@ Client.__close = Client.close
 -- key in this Lua state) from X-RateLimit-* headers: `{limit=, remaining=,
 -- reset=}` (the lowest remaining of the window; nil fields where no header
 -- told), or nil before any such response.
----@return {limit: integer?, remaining: integer?, reset: integer?}|nil
+---@return braze.RateLimit|nil window
 function Client:rate_limit()
   return state(self).window:snapshot()
 end
@@ -229,7 +228,7 @@ local check_sort, check_page = check.sort_direction, check.page_number
 
 --- One page of segments (up to 100, oldest first by default).
 ---@param opts? {page?: integer, sort_direction?: "asc"|"desc"}
----@return table|nil response `{ segments = {...}, message = "success" }`
+---@return braze.SegmentPage|nil page
 ---@return braze.Error|nil err
 function Client:list(opts)
   local hidden = state(self)
@@ -245,7 +244,7 @@ end
 
 --- One segment's details.
 ---@param segment_id string
----@return table|nil response `{ name=, description=, tags=, teams=, created_at=, ... }`
+---@return braze.SegmentDetails|nil details
 ---@return braze.Error|nil err
 function Client:details(segment_id)
   local hidden = state(self)
@@ -279,7 +278,7 @@ end
 
 --- A segment's estimated size, one point a day.
 ---@param opts {segment_id: string, length: integer, ending_at?: string|number}
----@return table|nil response `{ data = { {time=, size=}, ... }, message = "success" }`
+---@return braze.DataSeries|nil series
 ---@return braze.Error|nil err
 function Client:data_series(opts)
   local hidden = state(self)
@@ -296,8 +295,8 @@ end
 -- than the rate-limit window has left.
 ---@param ids string[] segment ids
 ---@param opts? {concurrency?: integer} transfers at once, 1..64 (default 8)
----@return table results `results[i]` is the details of `ids[i]`, or nil when it failed
----@return table errors `errors[i]` is the error object for `ids[i]`, or nil; empty when all succeeded
+---@return table<integer, braze.SegmentDetails> results `results[i]` is the details of `ids[i]`, or nil when it failed
+---@return table<integer, braze.Error> errors `errors[i]` is the error of `ids[i]`, or nil; empty when all succeeded
 function Client:details_many(ids, opts)
   local p = state(self)
   if type(ids) ~= "table" then error("braze: details_many: expected an array of segment ids", 2) end
@@ -318,8 +317,8 @@ end
 --- Many size series at once, over concurrent connections.
 ---@param requests {segment_id: string, length: integer, ending_at?: string|number}[]
 ---@param opts? {concurrency?: integer} transfers at once, 1..64 (default 8)
----@return table results `results[i]` answers `requests[i]`, or nil when it failed
----@return table errors `errors[i]` is the error object for `requests[i]`, or nil
+---@return table<integer, braze.DataSeries> results `results[i]` answers `requests[i]`, or nil when it failed
+---@return table<integer, braze.Error> errors `errors[i]` is the error of `requests[i]`, or nil
 function Client:data_series_many(requests, opts)
   local p = state(self)
   if type(requests) ~= "table" then
@@ -362,7 +361,7 @@ local each_series_options = { length = true, ending_at = true }
 -- luacheck: push ignore 631 (a type annotation is one line)
 ---@param opts? {sort_direction?: "asc"|"desc", page?: integer, max_pages?: integer, details?: boolean, series?: {length: integer, ending_at?: string|number}, concurrency?: integer}
 -- luacheck: pop
----@return fun(): table, integer
+---@return fun(): braze.EachSegment, integer
 function Client:each(opts)
   local p = state(self)
   opts = opts or {}
@@ -403,6 +402,8 @@ function Client:each(opts)
   return each.plain(p, opts)
 end
 
+--- The client class (its methods above), for `getmetatable` checks and extension.
 braze.Client = Client
+--- Error objects: `braze.errors.is(v)` and the `braze.Error` methods.
 braze.errors = errors
 return braze
