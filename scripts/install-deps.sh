@@ -23,6 +23,7 @@ if [ "${BRAZE_DEPS:-}" = full ]; then
     haproxy  # spec/haproxy_spec.lua (2.6+, Lua 5.3 inside; the service stays as Debian ships it)
     lua-check lua-ldoc cppcheck  # scripts/lint.sh
     luarocks curl  # spec/rock_spec.lua (README's rock install); curl: spec/example_nginx_spec.lua
+    redis-server lua-redis lua-nginx-redis  # spec/window/: braze.window.redis (redis-lua; lua-resty-redis in nginx)
   )
 fi
 

@@ -1,0 +1,215 @@
+--- A window store in an OpenResty shared dict: every worker of one nginx,
+-- and every per-request client in them, shares the window of a workspace.
+--
+--   # nginx.conf, http {}
+--   lua_shared_dict braze 1m;
+--
+--   local store = require("braze.window.shdict").new("braze")
+--
+-- Layout in the dict, for a workspace `ws` (braze.window.store.workspace):
+--
+-- * `ws|w`: the window as one value, "limit;remaining;reset;offset;hold"
+--   (one get reads a consistent window), dropped STATE_TTL after its last write;
+-- * `ws|b|E`: the requests in flight whose reservation expires at second E
+--   (of `ngx.now()`), a counter that the dict drops at E: a worker killed
+--   mid-request leaks nothing beyond E;
+-- * `ws|top`: the latest E in use (the in-flight count is the sum of the
+--   buckets up to it);
+-- * `ws|L`: a lock (`add` with a 50 ms expiry) around the read-modify-write of
+--   merge, hold and acquire. Its holder never yields inside, so it is held
+--   for microseconds; a holder killed inside loses it to the expiry.
+--
+-- Failures (dict full, lock never free) return nil, err, reported once (see
+-- braze.window.store.reporting); the caller goes on with its own window.
+-- Writes never evict other keys (`safe_set`); an `incr` that had to evict
+-- counts as a failure (the dict is too small: its count may be wrong).
+-- @module braze.window.shdict
+local store = require("braze.window.store")
+
+local M = {}
+
+local tonumber, tostring, floor, concat = tonumber, tostring, math.floor, table.concat
+local setmetatable, pcall = setmetatable, pcall
+
+local LOCK_TTL = 0.05
+
+local Shdict = {}
+Shdict.__index = Shdict
+
+--- A store in `ngx.shared[name]`. Options: `on_error(err)` (called once per
+--- outage instead of `ngx.log(ngx.WARN, ...)`), `retry_after` (seconds the
+--- store rests after a failure; default 2).
+function M.new(name, opts)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or type(ngx.shared) ~= "table" then
+    error("braze.window.shdict needs OpenResty (ngx.shared); outside nginx use braze.window.redis", 2)
+  end
+  if type(name) ~= "string" then error("braze.window.shdict: dict name must be a string", 2) end
+  local dict = ngx.shared[name]
+  if not dict then
+    error("braze.window.shdict: no shared dict '" .. name .. "' (add `lua_shared_dict " .. name
+      .. " 1m;` to nginx.conf's http block)", 2)
+  end
+  opts = opts or {}
+  if type(opts) ~= "table" then error("braze.window.shdict: options must be a table", 2) end
+  local self = setmetatable({ dict = dict, ngx = ngx, dict_name = name }, Shdict)
+  store.reporting(self, "shdict", opts.on_error, opts.retry_after, ngx.now)
+  return self
+end
+
+-- "" for nil, the number otherwise.
+local function field(v)
+  if v == nil then return "" end
+  return tostring(v)
+end
+
+local function read(dict, ws)
+  local v = dict:get(ws .. "|w")
+  local s = {}
+  if v then
+    local l, r, t, o, h = v:match("^([^;]*);([^;]*);([^;]*);([^;]*);([^;]*)$")
+    s.limit, s.remaining, s.reset = tonumber(l), tonumber(r), tonumber(t)
+    s.offset, s.hold_until = tonumber(o), tonumber(h)
+  end
+  return s
+end
+
+local function write(dict, ws, s)
+  local v = concat({ field(s.limit), field(s.remaining), field(s.reset), field(s.offset),
+    field(s.hold_until) }, ";")
+  local ok, err = dict:safe_set(ws .. "|w", v, store.STATE_TTL)
+  if not ok then return nil, "cannot write the window: " .. tostring(err) end
+  return true
+end
+
+-- Requests in flight: the sum of the live buckets (one after `now`, up to
+-- the latest in use).
+local function inflight(dict, ws, now)
+  local first = floor(now) + 1
+  local top = dict:get(ws .. "|top")
+  if not top then return 0 end
+  local last = floor(now) + store.MAX_TTL + 1
+  if top < last then last = top end
+  local n, prefix = 0, ws .. "|b|"
+  for e = first, last do
+    local c = dict:get(prefix .. e)
+    if c and c > 0 then n = n + c end
+  end
+  return n
+end
+
+-- Run fn(self, ...) holding the workspace's lock.
+local function locked(self, ws, fn, ...)
+  local dict, ngx, key = self.dict, self.ngx, ws .. "|L"
+  local got, err
+  for i = 1, 200 do
+    got, err = dict:add(key, true, LOCK_TTL)
+    if got then break end
+    if err ~= "exists" then return nil, "cannot take the lock: " .. tostring(err) end
+    if i > 20 then
+      -- Held across our spins: its holder is descheduled, or was killed
+      -- (then the lock expires). Let time pass.
+      if not pcall(ngx.sleep, 0.001) then ngx.update_time() end
+    end
+  end
+  if not got then return nil, "the lock stayed taken (" .. LOCK_TTL .. " s expiry)" end
+  local ok, a, b, c = pcall(fn, self, ...)
+  dict:delete(key)
+  if not ok then return nil, a end
+  return a, b, c
+end
+
+local function do_merge(self, ws, limit, remaining, reset, offset)
+  local s = read(self.dict, ws)
+  local changed = store.merge(s, limit, remaining, reset)
+  if offset and offset ~= s.offset then s.offset, changed = offset, true end
+  if changed then
+    local ok, err = write(self.dict, ws, s)
+    if not ok then return nil, err end
+  end
+  return s
+end
+
+local function do_hold(self, ws, until_)
+  local s = read(self.dict, ws)
+  if not s.hold_until or until_ > s.hold_until then
+    s.hold_until = until_
+    local ok, err = write(self.dict, ws, s)
+    if not ok then return nil, err end
+  end
+  return s
+end
+
+local function do_acquire(self, ws, want, reserve, ttl, now, blind)
+  local dict, lnow = self.dict, self.ngx.now()
+  local s = read(dict, ws)
+  local n = inflight(dict, ws, lnow)
+  local granted = store.grant(s, n, want, reserve, now, blind)
+  local e = false
+  if granted > 0 then
+    e = floor(lnow + store.ttl(ttl)) + 1
+    local _, err, forcible = dict:incr(ws .. "|b|" .. e, granted, 0, e - lnow)
+    if err then return nil, "cannot count the requests in flight: " .. tostring(err) end
+    if forcible then return nil, "the dict is full (an in-flight count evicted another key)" end
+    local top = dict:get(ws .. "|top")
+    if not top or top < e then
+      local ok, serr = dict:safe_set(ws .. "|top", e, store.MAX_TTL + 2)
+      if not ok then
+        dict:incr(ws .. "|b|" .. e, -granted)
+        return nil, "cannot write the latest bucket: " .. tostring(serr)
+      end
+    end
+    n = n + granted
+  end
+  s.inflight = n
+  return granted, e, s
+end
+
+-- Return store results, or report the failure.
+local function outcome(self, a, b, c)
+  if a == nil then return self:failed(b) end
+  self:ok()
+  return a, b, c
+end
+
+--- Merge an answer's window (any argument may be nil); returns the state.
+function Shdict:merge(ws, limit, remaining, reset, offset)
+  return outcome(self, locked(self, ws, do_merge, limit, remaining, reset, offset))
+end
+
+--- Nothing starts before `until_` (Braze's clock): a 429's wait, shared.
+function Shdict:hold(ws, until_)
+  return outcome(self, locked(self, ws, do_hold, until_))
+end
+
+--- Reserve up to `want` requests for `ttl` seconds; returns the count
+--- granted (0 when none may start now), the reservation's id (for
+--- `release`; false when nothing was granted) and the state.
+function Shdict:acquire(ws, want, reserve, ttl, now, blind)
+  return outcome(self, locked(self, ws, do_acquire, want, reserve, ttl, now, blind))
+end
+
+--- `count` requests of reservation `id` are answered (or given up).
+function Shdict:release(ws, id, count)
+  if not id then return true end
+  local _, err = self.dict:incr(ws .. "|b|" .. id, -(count or 1))
+  if err and err ~= "not found" then return self:failed("cannot release: " .. tostring(err)) end
+  return true -- "not found": the reservation had expired already
+end
+
+--- The window as the store knows it, with the requests in flight.
+function Shdict:state(ws)
+  local ok, s = pcall(read, self.dict, ws)
+  if not ok then return self:failed(s) end
+  s.inflight = inflight(self.dict, ws, self.ngx.now())
+  return s
+end
+
+--- Forget workspace `ws` (tests; a new window is learned from the next answer).
+function Shdict:forget(ws)
+  self.dict:delete(ws .. "|w")
+  self.dict:delete(ws .. "|top")
+  return true
+end
+
+return M
