@@ -113,7 +113,7 @@ local function locked(self, ws, fn, ...)
     end
   end
   if not got then return nil, "the lock stayed taken (" .. LOCK_TTL .. " s expiry)" end
-  local ok, a, b, c = pcall(fn, self, ...)
+  local ok, a, b, c = pcall(fn, self, ws, ...)
   dict:delete(key)
   if not ok then return nil, a end
   return a, b, c
