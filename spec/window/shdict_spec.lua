@@ -112,7 +112,7 @@ describe("#nginx window stores in nginx with 4 workers", function()
     for i = 1, 20 do assert.matches("^nil: braze.window.redis: ", d.results[i]) end
     assert.equal(1, #d.reports)
     assert.equal(1, d.errors)
-    d = srv:get("/failing?port=" .. port)
+    srv:get("/failing?port=" .. port)
     local log = srv:error_log()
     local _, count = log:gsub("braze.window.redis: [^\n]*pacing with the in%-process window", "")
     assert.equal(1, count)

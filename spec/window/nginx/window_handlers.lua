@@ -1,3 +1,4 @@
+-- luacheck: globals ngx
 -- Content handlers for spec/window/shdict_spec.lua, in a real nginx with
 -- several workers (spec/support/nginx_workers.lua). Each answers JSON. The
 -- store is `store=shdict` (ngx.shared.braze, default) or `store=redis`
