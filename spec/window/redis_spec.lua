@@ -18,7 +18,7 @@ local q = helpers.shell_quote
 local function child(args)
   local cmd = "echo $$; exec " .. helpers.interpreter() .. " spec/support/window_child.lua "
     .. table.concat(args, " ")
-  local pipe = assert(io.popen("sh -c " .. q(cmd) .. " </dev/null", "r"))
+  local pipe = assert(io.popen("exec sh -c " .. q(cmd) .. " </dev/null", "r"))
   local pid = tonumber(pipe:read("*l"))
   return { pipe = pipe, pid = pid }
 end
@@ -61,6 +61,15 @@ describe("#redis braze.window.redis", function()
       assert.is_true(store:release(ws, id2, 70))
       assert.is_true(store:release(ws, id, 100)) -- more than is left: only the 60 left
       assert.equal(0, store:state(ws).inflight)
+    end)
+
+    it("settles an answer in one step: the request leaves the in-flight count, its window is merged", function()
+      store:merge(ws, 300, 200, os.time() + 60)
+      local _, id = store:acquire(ws, 10, 0, 10, os.time())
+      local s = assert(store:settle(ws, id, 1, 300, 180, os.time() + 60, 0.5))
+      assert.same({ 9, 180, 0.5 }, { s.inflight, s.remaining, s.offset })
+      s = assert(store:settle(ws, false, 1, 300, 170, os.time() + 60))
+      assert.same({ 9, 170 }, { s.inflight, s.remaining })
     end)
 
     it("takes a fractional reserve of the limit", function()

@@ -111,8 +111,9 @@ local v = redis.call('HMGET', w, 'l', 'r', 't', 'o', 'h', 'n')
 local l, r, rt, o, h, n = num(v[1]), num(v[2]), num(v[3]), num(v[4]), num(v[5]), num(v[6]) or 0
 if n < 0 then n = 0 end
 local granted, rid, dirty = 0, '', false
-if op == 'merge' then
-  local ml, mr, mt, mo = num(ARGV[3]), num(ARGV[4]), num(ARGV[5]), num(ARGV[6])
+if op == 'merge' or op == 'settle' then
+  local at = op == 'merge' and 3 or 5 -- settle: id, count, then the window
+  local ml, mr, mt, mo = num(ARGV[at]), num(ARGV[at + 1]), num(ARGV[at + 2]), num(ARGV[at + 3])
   if mt and rt and mt > rt then
     l, r, rt, dirty = ml, mr, mt, true
   elseif not (mt and rt and mt < rt) then
@@ -143,7 +144,8 @@ elseif op == 'acquire' then
     redis.call('PEXPIRE', e, ttl_ms)
     redis.call('PEXPIRE', c, ttl_ms)
   end
-elseif op == 'release' then
+end
+if op == 'release' or op == 'settle' then
   local id, k = ARGV[3], num(ARGV[4]) or 1
   local have = tonumber(redis.call('HGET', c, id))
   if have then
@@ -246,11 +248,11 @@ end
 
 -- One operation: nil, err when the store is resting after a failure or
 -- fails now (reported once); else granted, id, state.
-local function call(self, ws, op, a, b, c, d, e)
+local function call(self, ws, op, a, b, c, d, e, f)
   if self:resting() then return nil, self.last_error end
   local base = self.prefix .. "{" .. ws .. "}"
   local argv = { base .. ":w", base .. ":e", base .. ":c", op, STATE_TTL_MS,
-    arg(a), arg(b), arg(c), arg(d), arg(e) }
+    arg(a), arg(b), arg(c), arg(d), arg(e), arg(f) }
   local ok, res = pcall(self.kind == "resty" and resty_eval or plain_eval, self, argv)
   if ok then ok, res = pcall(function() return { decode(res) } end) end
   if not ok then
@@ -291,6 +293,14 @@ function Redis:release(ws, id, count)
   local granted = call(self, ws, "release", id, count or 1)
   if not granted then return nil, self.last_error end
   return true
+end
+
+--- `release` and `merge` in one step (one round trip): a request of
+--- reservation `id` (false: none) was answered with this window.
+function Redis:settle(ws, id, count, limit, remaining, reset, offset)
+  local _, _, s = call(self, ws, "settle", id or "", count or 1, limit, remaining, reset, offset)
+  if not s then return nil, self.last_error end
+  return s
 end
 
 --- The window as the store knows it, with the requests in flight.

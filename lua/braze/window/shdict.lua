@@ -197,6 +197,14 @@ function Shdict:release(ws, id, count)
   return true -- "not found": the reservation had expired already
 end
 
+--- `release` and `merge` in one call: a request of reservation `id`
+--- (false: none) was answered with this window.
+function Shdict:settle(ws, id, count, limit, remaining, reset, offset)
+  local ok, err = self:release(ws, id, count)
+  if not ok then return nil, err end
+  return self:merge(ws, limit, remaining, reset, offset)
+end
+
 --- The window as the store knows it, with the requests in flight.
 function Shdict:state(ws)
   local ok, s = pcall(read, self.dict, ws)

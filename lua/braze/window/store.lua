@@ -3,12 +3,14 @@
 --
 -- A window store keeps the rate-limit window of a workspace where several
 -- Lua states see it: `braze.window.shdict` (the workers of one nginx) and
--- `braze.window.redis` (processes and hosts). Every store has the same five
--- operations, each atomic, each returning nil, err instead of raising:
+-- `braze.window.redis` (processes and hosts). Every store has the same six
+-- operations (settle is release + merge in one round trip), each atomic,
+-- each returning nil, err instead of raising:
 --
 --   store:merge(ws, limit, remaining, reset, offset) -> state
 --   store:acquire(ws, want, reserve, ttl, now, blind) -> granted, id, state
 --   store:release(ws, id, count)                      -> true
+--   store:settle(ws, id, count, limit, remaining, reset, offset) -> state
 --   store:hold(ws, until_)                            -> state
 --   store:state(ws)                                   -> state
 --
