@@ -2,7 +2,7 @@
 -- store with the spec. Run as
 --   lua5.4 spec/support/window_child.lua MODE PORT WS [ARGS...]
 -- from the repository root. Modes (store: braze.window.redis on 127.0.0.1:PORT):
---   grab WANT RESERVE NOW   acquire WANT at a time (never releasing) until the
+--   grab WANT RESERVE NOW GO  print "ready", wait for file GO, acquire WANT at a time (never releasing) until the
 --                           store grants nothing 20 times in a row; prints
 --                           "granted N"
 --   hold N TTL              acquire N for TTL seconds, print "held N", then
@@ -17,6 +17,8 @@ local store = require("braze.window.redis").new{ port = port, timeout = 2 }
 io.stdout:setvbuf("line")
 if mode == "grab" then
   local want, reserve, now = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
+  assert(store:state(ws)) -- connected
+  print("ready")
   -- start together: wait for the go file
   while not io.open(arg[7] or "/nonexistent") do socket.sleep(0.005) end
   local total, zeros = 0, 0

@@ -51,10 +51,14 @@ local function client_module()
     .. "luarocks install redis-lua)"
 end
 
+-- Seconds, for the rest after a failure: ngx.now in nginx, else braze.core's
+-- monotonic clock (os.time, whole seconds, if braze.core is not there).
+local has_core, core = pcall(require, "braze.core")
+local monotonic = has_core and core.monotonic or os.time
 local function clock()
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and ngx.now then return ngx.now() end
-  return os.time()
+  return monotonic()
 end
 
 --- A store on the Redis at `opts.host` (default 127.0.0.1), `opts.port`
