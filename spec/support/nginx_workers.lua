@@ -54,7 +54,7 @@ http {
   fastcgi_temp_path ${PREFIX}/fastcgi;
   uwsgi_temp_path ${PREFIX}/uwsgi;
   scgi_temp_path ${PREFIX}/scgi;
-  lua_package_path "${ROOT}/lua/?.lua;${ROOT}/lua/?/init.lua;${ROOT}/spec/window/nginx/?.lua;;";
+  lua_package_path "${ROOT}/lua/?.lua;${ROOT}/lua/?/init.lua;${ROOT}/spec/window/nginx/?.lua;${ROOT}/spec/support/?.lua;;";
   lua_package_cpath "${CPATH};;";
   lua_shared_dict braze ${DICT};
   lua_shared_dict spec 1m;

@@ -7,12 +7,20 @@
 --                           "granted N"
 --   hold N TTL              acquire N for TTL seconds, print "held N", then
 --                           sleep until killed
+--   export ENDPOINT KEY RESERVE GO
+--                           print "ready", wait for file GO, then
+--                           client:each{details, series, concurrency 16} with
+--                           `window = ` the store (PORT 0: no store), and
+--                           print one JSON line: segments, failures, what the
+--                           answers said of the rate limit, the store's reports
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 require("spec.support.redis_server").lua_path()
 local socket = require("socket")
 
 local mode, port, ws = arg[1], tonumber(arg[2]), arg[3]
-local store = require("braze.window.redis").new{ port = port, timeout = 2 }
+local reports = {}
+local store = port ~= 0 and require("braze.window.redis").new{ port = port, timeout = 2,
+  on_error = function(err) reports[#reports + 1] = err end } or nil
 
 io.stdout:setvbuf("line")
 if mode == "grab" then
@@ -28,6 +36,27 @@ if mode == "grab" then
     if g == 0 then zeros = zeros + 1 else total, zeros = total + g, 0 end
   end
   print("granted " .. total)
+elseif mode == "export" then
+  local cjson = require("cjson")
+  local recording = require("spec.support.recording_transport")
+  local rec = recording.new()
+  local client = require("braze").new{ endpoint = arg[4], api_key = arg[5], reserve = tonumber(arg[6]),
+    window = store, transport = rec, max_retries = 5, retry_base = 0.05 }
+  print("ready")
+  while not io.open(arg[7] or "/nonexistent") do socket.sleep(0.005) end
+  local count, failed = 0, 0
+  local ok, err = pcall(function()
+    for seg in client:each{ details = true, series = { length = 3, ending_at = "2024-03-01T00:00:00Z" },
+      concurrency = 16 } do
+      count = count + 1
+      if not (seg.details and seg.series) then failed = failed + 1 end
+    end
+  end)
+  local statuses, lowest = {}, {}
+  for k, v in pairs(rec.statuses) do statuses[tostring(k)] = v end
+  for k, v in pairs(rec.lowest) do lowest[tostring(k)] = v end
+  print(cjson.encode({ segments = count, failed = failed, error = not ok and tostring(err) or nil,
+    statuses = statuses, lowest = lowest, reports = reports }))
 elseif mode == "hold" then
   local n, ttl = tonumber(arg[4]), tonumber(arg[5])
   local g = assert(store:acquire(ws, n, 0, ttl, os.time(), n))

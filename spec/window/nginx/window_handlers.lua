@@ -12,6 +12,13 @@
 --   /hold?ws=&n=&ttl=                     acquire n for ttl s: {held, pid}
 --   /failing?port=                        a redis store on a dead port: 20
 --                                         acquires, {results, reports, log}
+--   /paced?n=&concurrency=&reserve=&first= a client made for this request only
+--                                         (`window = ` the store; store=none:
+--                                         none) runs details_many of n ids (the
+--                                         ids file's, from `first`) against the
+--                                         mock at $braze_endpoint: {ok, kinds,
+--                                         statuses, lowest} (what the answers
+--                                         said of the rate limit)
 local cjson = require("cjson")
 local shdict_store = require("braze.window.shdict")
 local redis_store = require("braze.window.redis")
@@ -99,6 +106,41 @@ function M.failing()
     results[i] = g == nil and ("nil: " .. tostring(err)) or tostring(g)
   end
   reply({ results = results, reports = reports, errors = s.errors })
+end
+
+local ids
+function M.paced()
+  local a = args()
+  local braze = require("braze")
+  local recording = require("recording_transport")
+  if not ids then
+    ids = {}
+    for line in io.lines(ngx.var.braze_ids_file) do ids[#ids + 1] = line end
+  end
+  local first, n = tonumber(a.first) or 1, tonumber(a.n) or 100
+  local mine = {}
+  for i = 0, n - 1 do mine[#mine + 1] = ids[(first + i - 1) % #ids + 1] end
+  local rec = recording.new(require("braze.transport.ngx"))
+  local opts = {
+    endpoint = ngx.var.braze_endpoint, api_key = ngx.var.braze_api_key,
+    transport = rec, sleep = ngx.sleep, reserve = tonumber(a.reserve) or 0,
+    max_retries = 5, retry_base = 0.05, allow_http = true,
+  }
+  if (a.store or "shdict") ~= "none" then opts.window = store(a) end
+  local client = braze.new(opts)
+  local res, errs = client:details_many(mine, { concurrency = tonumber(a.concurrency) or 16 })
+  client:close()
+  local ok, kinds = 0, {}
+  for i = 1, #mine do
+    if res[i] then ok = ok + 1 else
+      local k = errs[i] and errs[i].kind or "none"
+      kinds[k] = (kinds[k] or 0) + 1
+    end
+  end
+  local statuses, lowest = {}, {}
+  for k, v in pairs(rec.statuses) do statuses[tostring(k)] = v end
+  for k, v in pairs(rec.lowest) do lowest[tostring(k)] = v end
+  reply({ ok = ok, kinds = kinds, statuses = statuses, lowest = lowest, pid = ngx.worker.pid() })
 end
 
 function M.dispatch()
