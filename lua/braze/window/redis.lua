@@ -217,7 +217,10 @@ end
 local function resty_eval(self, argv)
   local red = self.mod:new()
   local ms = self.timeout * 1000
-  if red.set_timeouts then red:set_timeouts(ms, ms, ms) else red:set_timeout(ms) end
+  -- rawget: lua-resty-redis makes a Redis command of any unknown method name
+  -- (0.27, Debian 12's, has no set_timeouts: `red.set_timeouts` would send
+  -- SET_TIMEOUTS on a socket not connected yet).
+  if rawget(self.mod, "set_timeouts") then red:set_timeouts(ms, ms, ms) else red:set_timeout(ms) end
   local ok, err = red:connect(self.host, self.port, { pool = self.pool, pool_size = self.pool_size })
   if not ok then error("connect: " .. tostring(err), 0) end
   local function fail(what, e)

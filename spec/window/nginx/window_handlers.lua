@@ -143,6 +143,23 @@ function M.paced()
   reply({ ok = ok, kinds = kinds, statuses = statuses, lowest = lowest, pid = ngx.worker.pid() })
 end
 
+--- /opcost?n=: seconds per acquire(1) + settle pair, over n pairs (a
+--- benchmark of the store alone, for bench/README.md).
+function M.opcost()
+  local a = args()
+  local st, n = store(a), tonumber(a.n) or 10000
+  local ws = "bench#" .. (a.store or "shdict")
+  st:merge(ws, 1e9, 1e9, ngx.time() + 3600)
+  ngx.update_time()
+  local t0 = ngx.now()
+  for _ = 1, n do
+    local _, id = st:acquire(ws, 1, 0, 30, ngx.time(), 1)
+    st:settle(ws, id, 1, 1e9, 1e9, ngx.time() + 3600)
+  end
+  ngx.update_time()
+  reply({ per_pair = (ngx.now() - t0) / n })
+end
+
 function M.dispatch()
   local name = ngx.var.uri:match("^/(%w+)$")
   local fn = name and M[name]
