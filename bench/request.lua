@@ -8,11 +8,16 @@
 --   lua5.4 bench/request.lua socket BASE_URL N [WARMUP [SEGMENTS]]
 --       socket.http.request + cjson.decode (LuaSocket's http opens a
 --       connection per request: it has no keep-alive)
+--   lua5.4 bench/request.lua front BASE_URL N [WARMUP [SEGMENTS]]
+--       client:list{} over a transport that answers one canned response
+--       (the page fetched once from BASE_URL, decoded): no network, so the
+--       rate is the Lua front's own (checks, query, scheduler, window,
+--       retry, shape); 1e6 / RATE is its cost per call in microseconds
 -- SEGMENTS (default 100) is how many segments the page must have.
 -- Prints: RATE <requests/s> segments=<n>
 local mode, base, n, warmup = arg[1], arg[2], tonumber(arg[3] or "1000"), tonumber(arg[4] or "")
 local expect = tonumber(arg[5] or "100")
-assert(base and n, "usage: request.lua braze|session|socket BASE_URL N [WARMUP [SEGMENTS]]")
+assert(base and n, "usage: request.lua braze|session|socket|front BASE_URL N [WARMUP [SEGMENTS]]")
 warmup = warmup or (n // 10 + 1)
 local now = require("braze.core").monotonic
 
@@ -20,6 +25,19 @@ local get
 if mode == "braze" then
   local braze = require("braze")
   local client = braze.new({ api_key = "bench-key", endpoint = base, max_retries = 0 })
+  get = function()
+    local page, err = client:list({})
+    if not page then error(tostring(err)) end
+    return page
+  end
+elseif mode == "front" then
+  local braze = require("braze")
+  local session = require("braze.core").session({ api_key = "bench-key" })
+  local canned = assert(session:get(base .. "/segments/list"))
+  session:close()
+  local conn = { get = function() return canned end, close = function() end }
+  local client = braze.new({ api_key = "bench-key", endpoint = base, max_retries = 0,
+    transport = { new = function() return conn end } })
   get = function()
     local page, err = client:list({})
     if not page then error(tostring(err)) end
@@ -46,7 +64,7 @@ elseif mode == "socket" then
     return cjson.decode(table.concat(chunks))
   end
 else
-  error("mode must be braze, session or socket")
+  error("mode must be braze, session, socket or front")
 end
 
 local page

@@ -10,7 +10,7 @@
 
 const char *const braze_header_names[BRAZE_N_HEADERS] = {
   "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
-  "x-request-id", "content-type", "retry-after", "location", "content-length",
+  "x-request-id", "content-type", "retry-after", "location", "content-length", "date",
 };
 
 static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }

@@ -331,8 +331,11 @@ describe("against the mock", function()
   end)
 
   describe("rate_limit", function()
+    -- A workspace of its own (clients of one key and endpoint share its window).
+    local function fresh_workspace() return { endpoint = mock.url:gsub("127%.0%.0%.1", "localhost") } end
+
     it("is nil before any response", function()
-      local c = new_client(mock)
+      local c = new_client(mock, fresh_workspace())
       assert.is_nil(c:rate_limit())
       c:close()
     end)
@@ -347,7 +350,7 @@ describe("against the mock", function()
     end)
 
     it("treats garbage header values as absent", function()
-      local c = new_client(mock)
+      local c = new_client(mock, fresh_workspace())
       finally(function() c:close() end)
       mock:fault{ type = "badheaders" }
       assert(c:list())

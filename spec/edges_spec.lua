@@ -8,6 +8,14 @@ local retry = require("braze.retry")
 local window = require("braze.window")
 local helpers = require("spec.helpers")
 
+-- A key of its own for every client: clients of one key share their
+-- workspace's rate-limit window, and each fake here is a workspace of its own.
+local keys_made = 0
+local function fresh_key()
+  keys_made = keys_made + 1
+  return "k" .. keys_made
+end
+
 local FAR = os.time() + 3600 -- a window reset well in the future
 
 -- A fake server with one rate-limit window of `limit` requests, reset at
@@ -65,7 +73,7 @@ end
 describe("the rate-limit window under concurrency", function()
   it("keeps the lowest remaining of answers out of order: no 429 is spent", function()
     local t = window_transport(10, FAR)
-    local c = braze.new{ api_key = "k", instance = "US-01", transport = t, max_wait = 1,
+    local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t, max_wait = 1,
       sleep = function() end }
     assert(c:list()) -- learns the window: 9 left
     local res, errs = c:details_many(ids(30), { concurrency = 16 })
@@ -109,7 +117,7 @@ describe("a 429 whose reset is now or past (a client clock ahead of Braze's)", f
         ["x-ratelimit-reset"] = tostring(os.time() - 30) }, body = { message = "slow down" } }
     end)
     local waits = {}
-    local c = braze.new{ api_key = "k", instance = "US-01", transport = t, max_retries = 3,
+    local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t, max_retries = 3,
       retry_base = 0.5, sleep = function(s) waits[#waits + 1] = s end }
     local res, err = c:list()
     assert.is_nil(res)
@@ -139,7 +147,7 @@ describe("close() during a retry wait", function()
   it("ends a single call with a clear 'client is closed' error", function()
     local ref = {}
     local t, sleep = failing_then(ref)
-    ref.c = braze.new{ api_key = "k", instance = "US-01", transport = t, sleep = sleep }
+    ref.c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t, sleep = sleep }
     local res, err = ref.c:details("abc")
     assert.is_nil(res)
     assert.is_true(braze.errors.is(err))
@@ -151,7 +159,7 @@ describe("close() during a retry wait", function()
   it("ends every pending item of a batch with that error", function()
     local ref = {}
     local t, sleep = failing_then(ref)
-    ref.c = braze.new{ api_key = "k", instance = "US-01", transport = t, sleep = sleep }
+    ref.c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t, sleep = sleep }
     local res, errs = ref.c:details_many({ "a", "b", "c" })
     for i = 1, 3 do
       assert.is_nil(res[i])
@@ -163,7 +171,7 @@ describe("close() during a retry wait", function()
   it("ends a wait for the rate-limit window too", function()
     local ref = {}
     local t = window_transport(1, os.time() + 5)
-    ref.c = braze.new{ api_key = "k", instance = "US-01", transport = t,
+    ref.c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t,
       sleep = function() ref.c:close() end }
     assert(ref.c:list()) -- the window is now used up
     local res, err = ref.c:list()
@@ -176,7 +184,7 @@ end)
 describe("an each loop on a closed client", function()
   it("raises 'client is closed' at the caller's line, not inside the library", function()
     local t = helpers.recording_transport()
-    local c = braze.new{ api_key = "k", instance = "US-01", transport = t }
+    local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t }
     local it = c:each()
     c:close()
     local ok, msg = pcall(function()
@@ -204,7 +212,7 @@ describe("err.rate_limit", function()
   it("is a snapshot: writing to it changes nothing of the client's pacing", function()
     local t = scripted{ { 400, 50, FAR }, { 200, 49, FAR } }
     local slept = 0
-    local c = braze.new{ api_key = "k", instance = "US-01", transport = t,
+    local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t,
       sleep = function() slept = slept + 1 end }
     local _, err = c:list()
     assert.equal(50, err.rate_limit.remaining)
@@ -217,7 +225,7 @@ describe("err.rate_limit", function()
   it("is a snapshot: later calls do not change it", function()
     local soon = os.time() + 2
     local t = scripted{ { 400, 0, soon }, { 200, 99, soon + 3600 } }
-    local c = braze.new{ api_key = "k", instance = "US-01", transport = t, sleep = function() end }
+    local c = braze.new{ api_key = fresh_key(), instance = "US-01", transport = t, sleep = function() end }
     local _, err = c:list()
     assert.equal(0, err.rate_limit.remaining)
     assert(c:list()) -- waits for the window, which turns it over
@@ -244,6 +252,12 @@ describe("a success status with a body of the wrong shape", function()
     { "/segments/list", '{"segments":{"x":1}}', '"segments" is not an array %(got an object%)' },
     { "/segments/list", '{"segments":7}', '"segments" is not an array %(got a number%)' },
     { "/segments/list", '{"segments":[{"id":"a"},3]}', '"segments%[2%]" is not an object' },
+    { "/segments/list", '{"segments":[{"id":"a"},""]}', '"segments%[2%]" is not an object %(got a string%)' },
+    { "/segments/list", '{"segments":[{"id":"a"},"x"]}', '"segments%[2%]" is not an object %(got a string%)' },
+    { "/segments/list", '{"segments":[{"id":"a"},[1]]}', '"segments%[2%]" is not an object %(got an array%)' },
+    { "/segments/list", '{"segments":[{"id":"a"},{"id":"b"},null]}', '"segments%[3%]" is not an object %(got null%)' },
+    { "/segments/list", '{"segments":[{"id":"a"},true]}', '"segments%[2%]" is not an object %(got a boolean%)' },
+    { "/segments/list", '{"segments":[{"id":"a","len":1},{"1":"b"},[]]}', nil },
     { "/segments/details", "[]", nil },
     { "/segments/details", "[{}]", "expected a JSON object, got an array" },
     { "/segments/data_series", '{"message":"success"}', '"data" is missing' },
@@ -312,9 +326,9 @@ describe("messages a user reads", function()
   end)
 
   it("braze.new suggests the instance a near-miss name meant", function()
-    assert.has_error(function() braze.new{ api_key = "k", instance = "us01" } end,
+    assert.has_error(function() braze.new{ api_key = fresh_key(), instance = "us01" } end,
       "braze: unknown instance \"us01\": did you mean US-01?")
-    local ok, msg = pcall(braze.new, { api_key = "k", endpoint = "US-1" })
+    local ok, msg = pcall(braze.new, { api_key = fresh_key(), endpoint = "US-1" })
     assert.is_false(ok)
     assert.matches('did you mean instance = "US%-01"%?', msg)
   end)

@@ -6,10 +6,18 @@ local braze = require("braze")
 local fake_braze = require("spec.fake_braze")
 local helpers = require("spec.helpers")
 
+-- A key of its own for every client: clients of one key share their
+-- workspace's rate-limit window, and each fake here is a workspace of its own.
+local keys_made = 0
+local function fresh_key()
+  keys_made = keys_made + 1
+  return "k" .. keys_made
+end
+
 local SERIES = { length = 3, ending_at = "2026-11-01" }
 
 local function client(fake, extra)
-  local opts = { api_key = "k", instance = "US-01", transport = fake.transport,
+  local opts = { api_key = fresh_key(), instance = "US-01", transport = fake.transport,
     sleep = function() end, max_retries = 2 }
   for k, v in pairs(extra or {}) do opts[k] = v end
   return braze.new(opts)

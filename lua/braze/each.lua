@@ -27,10 +27,14 @@ local scheduler = require("braze.scheduler")
 
 local M = {}
 
-local format, error, setmetatable, type = string.format, error, setmetatable, type
+local format, error, setmetatable, type, pcall = string.format, error, setmetatable, type, pcall
 
 --- Pages listed ahead of the one the caller is on.
 M.AHEAD = 2
+--- The largest `page` (and `max_pages`): page arithmetic stays exact in a
+-- double up to 2^53.
+M.MAX_PAGE = 2 ^ 52
+
 --- Segments in a full list page: a shorter page is the last.
 M.PAGE_SIZE = 100
 local PAGE_SIZE = M.PAGE_SIZE
@@ -58,6 +62,8 @@ function M.pipelined(client, opts)
   local last = nil            -- the first short page, once listed
   local current, index = first, 0
   local failed = nil          -- the error raised, raised again if called again
+  local finished = false      -- the last segment was given: nil from now on
+  assert(limit <= 2 * M.MAX_PAGE, "braze: each: page + max_pages beyond 2^53")
 
   local function fail(page_no, err, segment_id)
     local page = pages[page_no]
@@ -89,6 +95,8 @@ function M.pipelined(client, opts)
     if #segments < PAGE_SIZE and (last == nil or page_no < last) then
       last = page_no
       for k in pairs(pages) do if k > last then pages[k] = nil end end
+      -- Pages past the end that have not gone out yet never will.
+      runner:cancel(function(queued) return queued.list_page ~= nil and queued.list_page > last end)
     end
     for i = 1, #segments do
       local seg = segments[i]
@@ -117,7 +125,7 @@ function M.pipelined(client, opts)
   local function list_ahead()
     while next_list < limit and next_list <= current + M.AHEAD and (last == nil or next_list <= last) do
       pages[next_list] = { left = 0 }
-      runner:add({ path = "/segments/list", urgent = true, page_no = next_list,
+      runner:add({ path = "/segments/list", urgent = true, page_no = next_list, list_page = next_list,
         query = args.query("page", format("%d", next_list), "sort_direction", opts.sort_direction),
         done = list_done })
       next_list = next_list + 1
@@ -134,8 +142,23 @@ function M.pipelined(client, opts)
   -- iterator holds it (an upvalue) so it is not collected while in use.
   local closer = setmetatable({ close = close }, { __close = close, __gc = close })
 
+  -- The error that ends the loop: `raised` (an error object, or whatever a
+  -- step raised) as an error object with the page to resume at.
+  local function stop_with(raised)
+    if errors.is(raised) then
+      failed = raised
+    else
+      failed = errors.new({ kind = "network", endpoint = "/segments/list",
+        message = "each: " .. tostring(raised) }, client.redact)
+    end
+    if failed.page == nil then failed.page = current end
+    closer.close()
+    error(failed, 3)
+  end
+
   local function iterate()
     if failed then error(failed, 2) end
+    if finished then return nil end
     while true do
       local page = pages[current]
       if page and page.err then
@@ -149,6 +172,7 @@ function M.pipelined(client, opts)
         end
         pages[current] = nil
         if current == last then
+          finished = true
           closer.close()
           return nil
         end
@@ -165,12 +189,14 @@ function M.pipelined(client, opts)
           error(failed, 2)
         end
         list_ahead()
-        if not runner:step() then
+        -- A step that raises (a sleep callback, a transport outside the
+        -- contract) ends the loop with an error object, never half-done.
+        local ok, more = pcall(runner.step, runner)
+        if not ok then stop_with(more) end
+        if not more then
           -- Nothing left to run, and the page is not there: a bug, not a
           -- state to wait in. Say so instead of spinning.
-          closer.close()
-          failed = format("braze: each: page %d never arrived (internal error)", current)
-          error(failed, 2)
+          stop_with(format("page %d never arrived (internal error)", current))
         end
       end
     end

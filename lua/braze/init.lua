@@ -203,7 +203,7 @@ function braze.new(opts)
     -- retries never block an event loop the user forgot about.
     sleep = opts.sleep or (transport and type(transport.sleep) == "function" and transport.sleep)
       or core.sleep,
-    window = window.new(policy.reserve),
+    reserve = policy.reserve, window = window.of(base, key), -- the workspace's, shared
   }
   return client
 end
@@ -231,10 +231,10 @@ function Client:close()
 end
 Client.__close = Client.close
 
---- A copy of the rate-limit window as the client knows it from the
--- responses' X-RateLimit-* headers: `{limit=, remaining=, reset=}` (the
--- lowest remaining seen in the current window; a field is nil when no
--- header gave it), or nil before any such response.
+--- A copy of the workspace's rate-limit window (shared by the clients of the
+-- key in this Lua state) from X-RateLimit-* headers: `{limit=, remaining=,
+-- reset=}` (the lowest remaining of the window; nil fields where no header
+-- told), or nil before any such response.
 ---@return {limit: integer?, remaining: integer?, reset: integer?}|nil
 function Client:rate_limit()
   return state(self).window:snapshot()
@@ -413,6 +413,11 @@ function Client:each(opts)
   check_sort(opts.sort_direction, "each")
   check_page(opts.page, "each", "page")
   check_page(opts.max_pages, "each", "max_pages")
+  for _, name in ipairs({ "page", "max_pages" }) do
+    if opts[name] ~= nil and opts[name] > each.MAX_PAGE then -- beyond, page + 1 is not exact
+      error(format("braze: each: %s must be at most 2^52 (got %s)", name, args.show(opts[name])), 2)
+    end
+  end
   if opts.details ~= nil and type(opts.details) ~= "boolean" then
     error("braze: each: details must be true or false (got " .. args.show(opts.details) .. ")", 2)
   end

@@ -5,14 +5,13 @@
 -- timeouts, HTTP 429, 500, 502, 503 and 504. Never other 4xx, never a body
 -- that does not decode, never a body over max_body.
 -- @module braze.retry
-local args = require("braze.args")
 local core = require("braze.core")
 local shape = require("braze.shape")
 local window = require("braze.window")
 
 local M = {}
 
-local tonumber, min, type, format = tonumber, math.min, type, string.format
+local min, type, format = math.min, type, string.format
 -- Jitter comes from the C core's generator, seeded per process (clock, pid,
 -- address) and reseeded after a fork: math.random is unseeded in LuaJIT and
 -- OpenResty, so every worker would retry in lockstep.
@@ -23,19 +22,14 @@ M.retry_kind = { network = true, timeout = true }
 
 local uint = window.uint
 
-local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-  Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-
 --- Seconds to wait from a Retry-After value (delta-seconds or an HTTP
 -- date), or nil when absent or unreadable. Never negative.
 function M.retry_after(value, now)
   if type(value) ~= "string" then return nil end
   local secs = uint(value)
   if secs then return secs end
-  local d, mon, y, h, mi, s = value:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  if not d or not months[mon] then return nil end
-  local at = args.timegm(tonumber(y), months[mon], tonumber(d),
-    tonumber(h), tonumber(mi), tonumber(s))
+  local at = window.http_date(value)
+  if not at then return nil end
   return math.max(0, at - now)
 end
 

@@ -9,8 +9,7 @@
 --
 -- `client` here is a client's private state: `conn` (the transport object),
 -- `base`, `redact`, `max_retries`, `retry_base`, `retry_max`, `max_wait`,
--- `sleep` and `window`.
---
+-- `reserve`, `sleep` and `window` (its workspace's, shared).
 -- The transport contract has two levels:
 --
 -- * `conn:get(url)` -> a response table, or nil, kind, message: one request
@@ -21,12 +20,11 @@
 --   or `{ error = kind, message = }`, with `tag`) and `:close()` (drops what
 --   is in flight): requests start at once and finish in any order (libcurl
 --   multi, nginx light threads), so a runner keeps the pool full while its
---   caller consumes. A transport without it runs many requests one by one.
+--   caller consumes. Without it, a runner sends one request at a time.
 -- @module braze.scheduler
 local errors = require("braze.errors")
 local retry = require("braze.retry")
 local shape = require("braze.shape")
-local window = require("braze.window")
 
 local M = {}
 
@@ -42,7 +40,7 @@ local function rate_limited_error(client, path, wait, attempts, fields)
   local win = client.window
   e.kind, e.endpoint, e.attempts, e.retry_after = "rate_limited", path, attempts, wait
   e.rate_limit = win:snapshot()
-  local kept = win:reserve_count()
+  local kept = win:reserve_count(client.reserve)
   local left = win.remaining
   e.message = format("rate limit window resets in %d s, longer than max_wait (%s s)%s",
     ceil(wait), tostring(client.max_wait),
@@ -50,26 +48,49 @@ local function rate_limited_error(client, path, wait, attempts, fields)
   return errors.new(e, client.redact)
 end
 
--- The error that ends a call whose client was closed while it waited
--- (from the sleep callback, or from another request while ngx.sleep yields).
+-- The error that ends every call once the limit is known and the reserve
+-- is at or above it: no request of the window is the client's to send.
+local function reserve_error(client, path, attempts)
+  local win = client.window
+  return errors.new({ kind = "rate_limited", endpoint = path, attempts = attempts,
+    rate_limit = win:snapshot(),
+    message = format("the reserve (%s, %d requests) is at or above the window's limit (%d): "
+      .. "no request is left to send; lower the reserve", tostring(client.reserve),
+      win:reserve_count(client.reserve), win.limit) }, client.redact)
+end
+
+-- A transport that raised instead of returning (a bad URL, a batch closed by
+-- a fork, a finalizer raising in a poll): an error object, never retried.
+local function raised_error(client, path, attempts, raised)
+  local msg = tostring(raised)
+  if #msg > 300 then msg = msg:sub(1, 300) .. "..." end
+  return errors.new({ kind = "network", endpoint = path, attempts = attempts,
+    message = "the transport raised: " .. msg }, client.redact)
+end
+
+-- The error that ends a call whose client was closed while it waited.
 local function closed_error(client, path, attempts)
   return errors.new({ kind = "closed", endpoint = path, attempts = attempts,
     message = "client is closed (closed while this call waited)" }, client.redact)
 end
 
--- Before starting a request: end the call if the client was closed; wait
--- out a window whose room is used up instead of spending a request on a
--- certain 429. Returns the error that ends the call (closed, or
--- rate_limited when the wait is longer than max_wait), or nil to go on.
-local function await_window(client, path, attempts)
-  if not client.conn then return closed_error(client, path, attempts) end
+-- Before starting a request: end the call if the client was closed or the
+-- reserve leaves no room at all; wait out a 429's hold, and a window whose
+-- room (beside `others` requests in flight) is used up, instead of spending
+-- a request on a certain 429. Returns the error that ends the call (closed,
+-- or rate_limited when the wait is longer than max_wait), or nil to go on.
+local function await_window(client, path, attempts, others)
   local win = client.window
-  local wait = win:wait_for_room()
-  if not wait then return nil end
-  if wait > client.max_wait then return rate_limited_error(client, path, wait, attempts) end
-  win:sleep(client.sleep, wait)
-  win:forget() -- the window has turned over
-  if not client.conn then return closed_error(client, path, attempts) end
+  while true do
+    if not client.conn then return closed_error(client, path, attempts) end
+    if win:reserve_blocks(client.reserve) then return reserve_error(client, path, attempts) end
+    local hold = win:held()
+    local wait = hold or win:wait_for_room(client.reserve, others)
+    if not wait then return nil end
+    if wait > client.max_wait then return rate_limited_error(client, path, wait, attempts) end
+    win:sleep(client.sleep, wait)
+    if not hold then win:forget() end -- the window has turned over
+  end
 end
 
 -- ---------------------------------------------------------------------------
@@ -77,10 +98,12 @@ end
 
 -- What a transport returned for one attempt (`res`, or nil, `kind`, `msg`):
 -- the body; or nil and the final error object; or nil, nil, the seconds
--- to wait before the next attempt and whether the server asked for that wait.
+-- to wait before the next attempt and whether that wait holds every request
+-- of the client (a 429: the window is the client's, not the request's).
 local function judge(client, path, attempts, res, kind, msg)
-  if res then client.window:update(res.headers) end
-  local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, window.clock)
+  local win = client.window
+  if res then win:update(res.headers) end
+  local body, fields, retryable, retry_wait = retry.outcome(res, kind, msg, win.server_clock)
   if body then
     local wrong = shape.check(path, body)
     if not wrong then return body end
@@ -88,7 +111,7 @@ local function judge(client, path, attempts, res, kind, msg)
       request_id = res.headers["x-request-id"], message = wrong }, false
   end
   fields.endpoint, fields.attempts = path, attempts
-  fields.rate_limit = client.window:snapshot()
+  fields.rate_limit = win:snapshot()
   if retry_wait then fields.retry_after = retry_wait end
   if not retryable or attempts > client.max_retries then
     return nil, errors.new(fields, client.redact)
@@ -99,7 +122,19 @@ local function judge(client, path, attempts, res, kind, msg)
     end
     return nil, nil, retry_wait, true
   end
-  return nil, nil, retry.backoff(attempts, client.retry_base, client.retry_max), false
+  -- No usable wait (a reset past by our clock, Retry-After: 0; or not a
+  -- 429): back off; a 429's backoff holds everyone all the same.
+  return nil, nil, retry.backoff(attempts, client.retry_base, client.retry_max), fields.kind == "rate_limited"
+end
+
+-- One `get` counted in flight against the window (other runners may
+-- start requests while it runs: nginx light threads, luv coroutines).
+local function counted_get(conn, win, url)
+  win.inflight = win.inflight + 1
+  local ok, res, kind, msg = pcall(conn.get, conn, url)
+  win.inflight = win.inflight - 1
+  if not ok then error(res, 0) end
+  return res, kind, msg
 end
 
 --- GET `path .. query` with the retry policy and the pacing, one request
@@ -107,16 +142,23 @@ end
 function M.request(client, path, query)
   local url = client.base .. path .. query
   local attempts = 0
+  local win = client.window
   while true do
-    local stop = await_window(client, path, attempts)
-    if stop then return nil, stop end
+    -- An unknown window with nothing held and nothing else in flight has
+    -- nothing to wait for: the common case skips the call.
+    if win.remaining ~= nil or win.hold_until or win.inflight > 0 or not client.conn then
+      local stop = await_window(client, path, attempts, win.inflight)
+      if stop then return nil, stop end
+    end
     attempts = attempts + 1
-    local body, err, wait, from_server = judge(client, path, attempts, client.conn:get(url))
+    local body, err, wait, hold = judge(client, path, attempts, counted_get(client.conn, win, url))
+    win.probed = true
     if body or err then return body, err end
-    client.window:sleep(client.sleep, wait)
-    -- A wait the server asked for (Retry-After, X-RateLimit-Reset) was its
-    -- own answer: do not wait again for the window its headers announced.
-    if from_server then client.window:forget() end
+    if hold then
+      win:hold(wait) -- waited out by await_window, for every request of the client
+    else
+      win:sleep(client.sleep, wait)
+    end
   end
 end
 
@@ -138,10 +180,8 @@ function M.runner(client, concurrency)
     async = conn.batch ~= nil, -- else one request at a time over get
     urgent = {}, queue = {}, -- jobs ready to start: urgent ones first
     waiting = {},            -- jobs waiting for their retry time (`due`)
-    inflight = 0,
+    inflight = 0,            -- this runner's requests in flight (the window counts all)
     flying = {},             -- the jobs in flight (async)
-    hold_until = nil,        -- a 429's wait: nothing starts before it
-    probed = false,          -- an answer came since the window was unknown
   }, Runner)
 end
 
@@ -168,6 +208,13 @@ local function take(q, n, out)
   return k
 end
 
+-- Forget this runner's requests in flight (answered or dropped).
+function Runner:landed(n)
+  self.inflight = self.inflight - n
+  local win = self.client.window
+  win.inflight = win.inflight - n
+end
+
 -- Finish every job that has not started with `make_error(job)`; with
 -- `all`, the jobs in flight too (their transport was closed under them).
 function Runner:fail_unstarted(make_error, all)
@@ -177,9 +224,23 @@ function Runner:fail_unstarted(make_error, all)
   end
   if all then
     for job in pairs(self.flying) do jobs[#jobs + 1] = job end
-    self.flying, self.inflight = {}, 0
+    self.flying = {}
+    self:landed(self.inflight)
   end
   for _, job in ipairs(jobs) do job.done(job, nil, make_error(job)) end
+end
+
+--- Drop the jobs not started yet for which `unwanted(job)` is true (their
+-- `done` is not called): list pages past the end, say.
+function Runner:cancel(unwanted)
+  for _, q in ipairs({ self.urgent, self.queue, self.waiting }) do
+    local k = 0
+    for i = 1, #q do
+      local job = q[i]
+      q[i] = nil
+      if not unwanted(job) then k = k + 1; q[k] = job end
+    end
+  end
 end
 
 -- Move jobs whose retry time has come to the front of their queue.
@@ -205,60 +266,90 @@ end
 
 -- Judge one finished attempt of `job`.
 function Runner:finish(job, res, kind, msg)
-  self.inflight = self.inflight - 1
+  self:landed(1)
   self.flying[job] = nil
-  self.probed = true
+  local win = self.client.window
+  win.probed = true
   job.attempts = job.attempts + 1
-  local body, err, wait, from_server = judge(self.client, job.path, job.attempts, res, kind, msg)
+  local body, err, wait, hold = judge(self.client, job.path, job.attempts, res, kind, msg)
   if body or err then return job.done(job, body, err) end
-  job.due = self.client.window:now() + wait
+  job.due = win:now() + wait
   self.waiting[#self.waiting + 1] = job
-  if from_server then
-    -- The server said when to come back: nothing else starts before then.
-    self.hold_until = max(self.hold_until or 0, job.due)
-  end
+  if hold then win:hold(wait) end -- a 429: nothing of the client starts before then
+end
+
+-- Finish `job`, which never got an answer because the transport raised.
+function Runner:raised(job, err)
+  self:landed(1)
+  self.flying[job] = nil
+  job.attempts = job.attempts + 1
+  job.done(job, nil, raised_error(self.client, job.path, job.attempts, err))
 end
 
 -- How many jobs may start now: the transport's free slots, the window's
--- room above the reserve (one request to learn an unknown window).
+-- room above the reserve less every request of the client in flight (one
+-- request to learn an unknown window).
 function Runner:allowance()
   local slots = self.async and self.concurrency - self.inflight or 1
-  local room = self.client.window:room()
+  local win = self.client.window
+  local room = win:room(self.client.reserve)
   if room == nil then
-    -- Unknown window: one request learns it. If its answer did not tell
-    -- (a network failure, a server without X-RateLimit-* headers), there is
-    -- nothing to wait for: go on at full width.
-    if self.probed then return slots end
+    -- Unknown window: one request learns it. If no answer told (a network
+    -- failure, no X-RateLimit-* headers), go on at full width.
+    if win.probed then return slots end
     return self.inflight == 0 and min(slots, 1) or 0
   end
-  return min(slots, room - self.inflight)
+  return min(slots, room - win.inflight)
+end
+
+-- The batch, made on first use.
+function Runner:get_batch()
+  local batch = self.batch
+  if not batch then
+    batch = self.conn:batch(self.concurrency)
+    self.batch = batch
+  end
+  return batch
 end
 
 -- Start `jobs` on the transport; one at a time over `get`, judged at once.
+-- A transport that raises fails the job it raised for, as an error object.
 function Runner:start(jobs)
   local client, conn = self.client, self.conn
-  self.inflight = self.inflight + #jobs
+  local n = #jobs
+  self.inflight = self.inflight + n
+  client.window.inflight = client.window.inflight + n
   if self.async then
-    local batch = self.batch
-    if not batch then
-      batch = conn:batch(self.concurrency)
-      self.batch = batch
-    end
+    local made, batch = pcall(self.get_batch, self)
     for _, job in ipairs(jobs) do
       self.flying[job] = true
-      batch:submit(client.base .. job.path .. job.query, job)
+      local ok, err = made, batch
+      if made then ok, err = pcall(batch.submit, batch, client.base .. job.path .. job.query, job) end
+      if not ok then self:raised(job, err) end
     end
   else
     local job = jobs[1]
-    self:finish(job, conn:get(client.base .. job.path .. job.query))
+    local ok, res, kind, msg = pcall(conn.get, conn, client.base .. job.path .. job.query)
+    if ok then self:finish(job, res, kind, msg) else self:raised(job, res) end
   end
 end
 
 -- Wait for at least one of the batch's transfers, judging what finished;
--- wake by `due` (on the window's clock) to start a retry.
+-- wake by `due` (on the window's clock) to start a retry. A poll that
+-- raises leaves the batch unusable: it is dropped, and every job in flight
+-- on it fails with the error (a fork, a finalizer that raised).
 function Runner:collect(due)
   local timeout = due < huge and max(0, due - self.client.window:now()) or nil
-  local outs = self.batch:poll(timeout)
+  local batch = self.batch
+  local ok, outs = pcall(batch.poll, batch, timeout)
+  if not ok then
+    self.batch = nil
+    pcall(batch.close, batch)
+    local jobs = {}
+    for job in pairs(self.flying) do jobs[#jobs + 1] = job end
+    for _, job in ipairs(jobs) do self:raised(job, outs) end
+    return
+  end
   for _, out in ipairs(outs) do
     local job = out.tag
     if self.flying[job] then
@@ -274,21 +365,23 @@ function Runner:close()
   if self.batch then
     local batch = self.batch
     self.batch = nil
-    batch:close()
+    pcall(batch.close, batch)
   end
-  self.urgent, self.queue, self.waiting, self.flying, self.inflight = {}, {}, {}, {}, 0
+  self:landed(self.inflight)
+  self.urgent, self.queue, self.waiting, self.flying = {}, {}, {}, {}
 end
 
--- No room in the window and nothing in flight: wait for its reset, or fail
--- every job that has not started when that is too long (or the client closed).
+-- No room in the window (or the reserve takes all of it) and nothing of
+-- this runner in flight: wait for the reset, or fail every job that has not
+-- started when that is too long (or the client closed).
 function Runner:wait_for_window()
   local client = self.client
   local first = self.urgent[1] or self.queue[1]
-  local stop = await_window(client, first.path, first.attempts)
-  self.probed = false -- a new window: learn it with one request
+  local stop = await_window(client, first.path, first.attempts, client.window.inflight - self.inflight)
   if stop then
     self:fail_unstarted(function(job)
       if stop.kind == "closed" then return closed_error(client, job.path, job.attempts) end
+      if not stop.retry_after then return reserve_error(client, job.path, job.attempts) end
       return rate_limited_error(client, job.path, stop.retry_after, job.attempts)
     end)
   end
@@ -308,13 +401,11 @@ function Runner:step()
   self:release_due()
   local ready = #self.urgent + #self.queue
   if ready > 0 then
-    local held = self.hold_until and self.hold_until > win:now()
-    if not held then
-      if self.hold_until then
-        self.hold_until = nil
-        self.probed = false
-        win:forget() -- the server's wait is over
-      end
+    if win:reserve_blocks(client.reserve) then
+      self:wait_for_window() -- fails what has not started
+      return true
+    end
+    if not win:held() then
       local n = min(self:allowance(), ready)
       if n > 0 then
         local jobs = {}
@@ -330,13 +421,13 @@ function Runner:step()
   end
   if self.inflight > 0 then
     local due = self:next_due()
-    if ready > 0 and self.hold_until then due = min(due, self.hold_until) end
+    if ready > 0 and win.hold_until then due = min(due, win.hold_until) end
     self:collect(due)
     return true
   end
-  -- Nothing in flight: sleep until the next retry (or the server's hold).
+  -- Nothing in flight: sleep until the next retry (or the end of the hold).
   local due = self:next_due()
-  if self.hold_until then due = min(due, self.hold_until) end
+  if win.hold_until then due = min(due, win.hold_until) end
   local wait = due - win:now()
   if wait > 0 then win:sleep(client.sleep, wait) end
   return true

@@ -10,7 +10,7 @@
 -- @module braze.shape
 local M = {}
 
-local type, next, format = type, next, string.format
+local type, next, format, pcall = type, next, string.format, pcall
 
 -- Decoded JSON objects have only string keys and arrays only 1..n, so a
 -- non-empty table is an array exactly when it has a [1].
@@ -30,6 +30,17 @@ end
 
 local function is_object(v)
   return type(v) == "table" and v[1] == nil
+end
+
+-- The first item of `items[1..n]` that may not be an object (an array or
+-- a string: their length is not 0, or the empty string), or nil; raises on
+-- an item without a length (a number, a boolean, braze.null).
+local function first_suspect(items, n)
+  for i = 1, n do
+    local v = items[i]
+    if #v ~= 0 or v == "" then return i end
+  end
+  return nil
 end
 
 -- The array field each endpoint's body must carry, and what its items are.
@@ -54,7 +65,13 @@ function M.check(path, body)
   if type(items) ~= "table" or not is_array(items) then
     return format("\"%s\" is not an array (got %s)", field, M.json_type(items))
   end
-  for i = 1, #items do
+  local n = #items
+  -- The common case without a call per item (`type` cost more than the
+  -- rest of a list page's request path in Lua). Any doubt goes to the exact
+  -- check below.
+  local ok, first = pcall(first_suspect, items, n)
+  if ok and first == nil then return nil end
+  for i = ok and first or 1, n do
     if not is_object(items[i]) then
       return format("\"%s[%d]\" is not an object (got %s)", field, i, M.json_type(items[i]))
     end

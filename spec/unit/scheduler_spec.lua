@@ -7,7 +7,7 @@ local window = require("braze.window")
 local function state(conn, extra)
   local client = { conn = conn, base = "https://x", redact = function(s) return s end,
     max_retries = 2, retry_base = 0, retry_max = 0, max_wait = 60, sleep = function() end,
-    window = window.new(0) }
+    reserve = 0, window = window.new() }
   for k, v in pairs(extra or {}) do client[k] = v end
   return client
 end
@@ -105,8 +105,7 @@ describe("braze.scheduler", function()
       return ok({ message = "success" }, { ["x-ratelimit-limit"] = "12",
         ["x-ratelimit-remaining"] = tostring(remaining), ["x-ratelimit-reset"] = tostring(os.time() + 3600) })
     end }
-    local client = state(conn, { max_wait = 1 })
-    client.window = window.new(4)
+    local client = state(conn, { max_wait = 1, reserve = 4 })
     local queries = {}
     for i = 1, 10 do queries[i] = "?segment_id=s" .. i end
     local res, errs = scheduler.request_many(client, "/segments/details", queries, 8)
