@@ -59,7 +59,7 @@ local known_options = {
   api_key = true, endpoint = true, instance = true, timeout = true, connect_timeout = true,
   user_agent = true, max_retries = true, retry_base = true, retry_max = true, max_wait = true,
   reserve = true, sleep = true, max_body = true, max_depth = true, ca_file = true, ca_path = true,
-  proxy = true, allow_http = true, transport = true,
+  proxy = true, allow_http = true, transport = true, window = true,
 }
 
 ---@class braze.Client
@@ -172,7 +172,7 @@ function braze.new(opts)
     retry_base = number_option(opts, "retry_base", 0.5, 0, 3600),
     retry_max = number_option(opts, "retry_max", 8, 0, 3600),
     max_wait = number_option(opts, "max_wait", 60, 0, 86400),
-    reserve = number_option(opts, "reserve", 0, 0, 1e9),
+    reserve = number_option(opts, "reserve", 0, 0, 1e9), store = window.check_store(opts.window),
   }
   if policy.reserve >= 1 and not args.is_integer(policy.reserve) then
     error("braze: reserve must be a whole number of requests, or a fraction below 1 of the "
@@ -203,7 +203,7 @@ function braze.new(opts)
     -- retries never block an event loop the user forgot about.
     sleep = opts.sleep or (transport and type(transport.sleep) == "function" and transport.sleep)
       or core.sleep,
-    reserve = policy.reserve, window = window.of(base, key), -- the workspace's, shared
+    reserve = policy.reserve, window = window.of(base, key, policy.store), -- the workspace's, shared
   }
   return client
 end

@@ -14,6 +14,7 @@
 --                           print one JSON line: segments, failures, what the
 --                           answers said of the rate limit, the store's reports
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+package.cpath = (os.getenv("BRAZE_CPATH") or "build/?.so") .. ";" .. package.cpath
 require("spec.support.redis_server").lua_path()
 local socket = require("socket")
 

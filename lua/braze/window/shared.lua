@@ -4,9 +4,9 @@
 -- answered or is held; without a store they are never called.
 --
 -- The store is the gate: a request starts only when the store grants it room
--- (its atomic `acquire`), every answer is settled there (the request leaves
--- the in-flight count; the window as this state knows it is merged in), and
--- what the store answers is adopted here (the lowest remaining of everyone,
+-- (its atomic `acquire`); a request that lands (answered or not) gives its
+-- reservation back (the oldest of this state's first); every answer's window
+-- is merged into the store's; and what the store answers is adopted here (the lowest remaining of everyone,
 -- a hold another state's 429 put). When the store fails, the window of this
 -- state decides alone, as without a store; the store reports the failure
 -- once (braze.window.store.reporting).
@@ -30,6 +30,8 @@ M.BUSY_WAIT = 0.02
 function M.attach(win, store, ws)
   win.store, win.ws = store, ws
   win.reserved = win.reserved or 0 -- this state's live reservations in the store
+  win.reservations = win.reservations or {} -- { id, count } of this state, oldest first
+  win.pending = win.pending or {} -- { id, count } landed, not given back yet
   local s = store:state(ws)
   if s then M.adopt(win, s) end
   return win
@@ -67,22 +69,44 @@ local function ttl(win)
   return t
 end
 
+-- Reservations of this Lua state, oldest first: { id, count left } (id
+-- false: requests started while the store failed, counted here only).
+local function push(win, id, count)
+  local q = win.reservations
+  q[#q + 1] = { id, count }
+end
+
+-- Give the store back what landed and is not settled yet.
+local function flush(win)
+  local pending = win.pending
+  for i = 1, #pending do
+    local p = pending[i]
+    pending[i] = nil
+    win.store:release(win.ws, p[1], p[2])
+  end
+end
+
 --- Ask the store for `want` requests (the window of this state allows them).
---- Returns the count that may start (0..want) and the reservation id (nil
---- when the store failed: then `want`, as without a store). With
---- `may_wait` (nothing of this state in flight to wait for), a room taken
---- by requests in flight elsewhere is waited for here in short sleeps; a
---- window used up, or a hold, returns 0 and the scheduler's own wait runs.
+--- Returns the count that may start (0..want): `want` when the store failed
+--- (this state decides alone). With `may_wait` (nothing of this state in
+--- flight to wait for), a room taken by requests in flight elsewhere is
+--- waited for here in short sleeps; a window used up, or a hold, returns 0
+--- and the scheduler's own wait runs.
 function M.acquire(win, want, reserve, may_wait, sleep)
   local store, ws = win.store, win.ws
   local blind = win.probed and want or 1
+  if win.pending[1] then flush(win) end
   while true do
     local granted, id, s = store:acquire(ws, want, reserve, ttl(win), win:server_time(), blind)
-    if not granted then return want, nil end -- the store failed: decide alone
+    if not granted then -- the store failed: decide alone
+      push(win, false, want)
+      return want
+    end
     M.adopt(win, s)
     if granted > 0 then
+      push(win, id, granted)
       win.reserved = win.reserved + granted
-      return granted, id
+      return granted
     end
     if not may_wait or (win.hold_until and win.hold_until > win:now()) then return 0 end
     local room = win:room(reserve)
@@ -91,23 +115,40 @@ function M.acquire(win, want, reserve, may_wait, sleep)
   end
 end
 
---- `count` requests of reservation `id` are answered (the window of this
---- state has merged their headers already): settle them in the store, and
---- adopt what it knows. `id` nil (the store had failed): only the merge.
-function M.settle(win, id, count)
-  count = count or 1
-  if id then win.reserved = max(0, win.reserved - count) end
-  local s = win.store:settle(win.ws, id or false, count, win.limit, win.remaining, win.reset,
-    win.date and win.offset or nil)
-  if s then M.adopt(win, s) end
+--- `count` requests of this state landed (answered, failed or dropped):
+--- the oldest reservations are given back, by the next `merge` (with the
+--- answer's window, in one atomic step: never a moment when a request is
+--- neither in flight nor in the remaining count), else by the next
+--- `acquire`, else by their expiry.
+function M.release(win, count)
+  local q, pending = win.reservations, win.pending
+  while count > 0 and q[1] do
+    local r = q[1]
+    local k = r[2] < count and r[2] or count
+    if r[1] then
+      win.reserved = max(0, win.reserved - k)
+      local last = pending[#pending]
+      if last and last[1] == r[1] then last[2] = last[2] + k else pending[#pending + 1] = { r[1], k } end
+    end
+    r[2], count = r[2] - k, count - k
+    if r[2] == 0 then table.remove(q, 1) end
+  end
 end
 
---- `count` requests of reservation `id` will never be answered (cancelled).
-function M.release(win, id, count)
-  if not id then return end
-  count = count or 1
-  win.reserved = max(0, win.reserved - count)
-  win.store:release(win.ws, id, count)
+--- An answer was merged into the window of this state: merge it into the
+--- store's, settling the requests that landed, and adopt what the store
+--- knows (the lowest remaining of everyone).
+function M.merge(win)
+  local p = table.remove(win.pending, 1)
+  local offset = win.date and win.offset or nil
+  local s
+  if p then
+    s = win.store:settle(win.ws, p[1], p[2], win.limit, win.remaining, win.reset, offset)
+    flush(win)
+  else
+    s = win.store:merge(win.ws, win.limit, win.remaining, win.reset, offset)
+  end
+  if s then M.adopt(win, s) end
 end
 
 --- Every Lua state of the workspace holds off for `seconds` (a 429's wait).
