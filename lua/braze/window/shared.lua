@@ -94,8 +94,10 @@ end
 --- and the scheduler's own wait runs.
 function M.acquire(win, want, reserve, may_wait, sleep)
   local store, ws = win.store, win.ws
-  local blind = win.probed and want or 1
-  if win.pending[1] then flush(win) end
+  -- An unknown window: one request learns it; all of them only when answers
+  -- came and carried no X-RateLimit-* header (a server without them).
+  local blind = (win.probed and not win.known) and want or 1
+  if win.pending[1] then M.merge(win) end -- what landed unanswered: settle it first
   while true do
     local granted, id, s = store:acquire(ws, want, reserve, ttl(win), win:server_time(), blind)
     if not granted then -- the store failed: decide alone
@@ -144,7 +146,7 @@ function M.merge(win)
   local s
   if p then
     s = win.store:settle(win.ws, p[1], p[2], win.limit, win.remaining, win.reset, offset)
-    flush(win)
+    if s and s.busy then table.insert(win.pending, 1, p) else flush(win) end -- busy: next time
   else
     s = win.store:merge(win.ws, win.limit, win.remaining, win.reset, offset)
   end

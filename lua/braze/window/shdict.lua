@@ -99,21 +99,24 @@ local function inflight(dict, ws, now)
   return n
 end
 
--- Run fn(self, ...) holding the workspace's lock.
+local BUSY = {} -- the lock stayed taken
+
+-- Run fn(self, ...) holding the workspace's lock; nil, BUSY when it stays
+-- taken for ~SPINS tries. Never yields: a yield here, with the request's
+-- light threads in flight, made nginx report them "already waited or
+-- killed" (seen with ngx.sleep between tries). The holder never yields
+-- inside, so the lock is busy only while its holder's process is
+-- descheduled (or dead: then it expires in LOCK_TTL).
+local SPINS = 2000
 local function locked(self, ws, fn, ...)
-  local dict, ngx, key = self.dict, self.ngx, ws .. "|L"
+  local dict, key = self.dict, ws .. "|L"
   local got, err
-  for i = 1, 200 do
+  for _ = 1, SPINS do
     got, err = dict:add(key, true, LOCK_TTL)
     if got then break end
     if err ~= "exists" then return nil, "cannot take the lock: " .. tostring(err) end
-    if i > 20 then
-      -- Held across our spins: its holder is descheduled, or was killed
-      -- (then the lock expires). Let time pass.
-      if not pcall(ngx.sleep, 0.001) then ngx.update_time() end
-    end
   end
-  if not got then return nil, "the lock stayed taken (" .. LOCK_TTL .. " s expiry)" end
+  if not got then return nil, BUSY end
   local ok, a, b, c = pcall(fn, self, ws, ...)
   dict:delete(key)
   if not ok then return nil, a end
@@ -168,6 +171,7 @@ end
 
 -- Return store results, or report the failure.
 local function outcome(self, a, b, c)
+  if a == nil and b == BUSY then return nil, BUSY end
   if a == nil then return self:failed(b) end
   self:ok()
   return a, b, c
@@ -175,19 +179,32 @@ end
 
 --- Merge an answer's window (any argument may be nil); returns the state.
 function Shdict:merge(ws, limit, remaining, reset, offset)
-  return outcome(self, locked(self, ws, do_merge, limit, remaining, reset, offset))
+  local s, err = outcome(self, locked(self, ws, do_merge, limit, remaining, reset, offset))
+  if err == BUSY then -- the state as it is; `busy`: not merged (merge again later)
+    s = self:state(ws)
+    if s then s.busy = true end
+  end
+  return s, err
 end
 
 --- Nothing starts before `until_` (Braze's clock): a 429's wait, shared.
 function Shdict:hold(ws, until_)
-  return outcome(self, locked(self, ws, do_hold, until_))
+  local s, err = outcome(self, locked(self, ws, do_hold, until_))
+  if err == BUSY then return self:failed("the lock stayed taken") end
+  return s, err
 end
 
 --- Reserve up to `want` requests for `ttl` seconds; returns the count
 --- granted (0 when none may start now), the reservation's id (for
 --- `release`; false when nothing was granted) and the state.
 function Shdict:acquire(ws, want, reserve, ttl, now, blind)
-  return outcome(self, locked(self, ws, do_acquire, want, reserve, ttl, now, blind))
+  local granted, id, s = outcome(self, locked(self, ws, do_acquire, want, reserve, ttl, now, blind))
+  if id == BUSY then -- none granted now; ask again soon
+    s = self:state(ws)
+    if not s then return nil, self.last_error end
+    return 0, false, s
+  end
+  return granted, id, s
 end
 
 --- `count` requests of reservation `id` are answered (or given up).
@@ -201,9 +218,12 @@ end
 --- `release` and `merge` in one call: a request of reservation `id`
 --- (false: none) was answered with this window.
 function Shdict:settle(ws, id, count, limit, remaining, reset, offset)
-  local ok, err = self:release(ws, id, count)
-  if not ok then return nil, err end
-  return self:merge(ws, limit, remaining, reset, offset)
+  local s, err = self:merge(ws, limit, remaining, reset, offset)
+  if not s or s.busy then return s, err end -- `busy`: nothing settled, settle again later
+  local ok, rerr = self:release(ws, id, count)
+  if not ok then return nil, rerr end
+  if id then s.inflight = s.inflight and s.inflight - (count or 1) end
+  return s
 end
 
 --- The window as the store knows it, with the requests in flight.

@@ -16,7 +16,7 @@
 --                                         (`window = ` the store; store=none:
 --                                         none) runs details_many of n ids (the
 --                                         ids file's, from `first`) against the
---                                         mock at $braze_endpoint: {ok, kinds,
+--                                         mock at $braze_endpoint<mock=>: {ok, kinds,
 --                                         statuses, lowest} (what the answers
 --                                         said of the rate limit)
 local cjson = require("cjson")
@@ -122,25 +122,28 @@ function M.paced()
   for i = 0, n - 1 do mine[#mine + 1] = ids[(first + i - 1) % #ids + 1] end
   local rec = recording.new(require("braze.transport.ngx"))
   local opts = {
-    endpoint = ngx.var.braze_endpoint, api_key = ngx.var.braze_api_key,
+    endpoint = ngx.var["braze_endpoint" .. (a.mock or "")], api_key = ngx.var.braze_api_key,
     transport = rec, sleep = ngx.sleep, reserve = tonumber(a.reserve) or 0,
     max_retries = 5, retry_base = 0.05, allow_http = true,
   }
-  if (a.store or "shdict") ~= "none" then opts.window = store(a) end
+  local st = (a.store or "shdict") ~= "none" and store(a) or nil
+  opts.window = st
   local client = braze.new(opts)
   local res, errs = client:details_many(mine, { concurrency = tonumber(a.concurrency) or 16 })
   client:close()
-  local ok, kinds = 0, {}
+  local ok, kinds, messages = 0, {}, {}
   for i = 1, #mine do
     if res[i] then ok = ok + 1 else
       local k = errs[i] and errs[i].kind or "none"
       kinds[k] = (kinds[k] or 0) + 1
+      messages[k] = errs[i] and errs[i].message
     end
   end
   local statuses, lowest = {}, {}
   for k, v in pairs(rec.statuses) do statuses[tostring(k)] = v end
   for k, v in pairs(rec.lowest) do lowest[tostring(k)] = v end
-  reply({ ok = ok, kinds = kinds, statuses = statuses, lowest = lowest, pid = ngx.worker.pid() })
+  reply({ ok = ok, kinds = kinds, messages = messages, statuses = statuses, lowest = lowest,
+    pid = ngx.worker.pid(), store_errors = st and st.errors, last_error = st and st.last_error })
 end
 
 --- /opcost?n=: seconds per acquire(1) + settle pair, over n pairs (a
