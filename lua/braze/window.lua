@@ -303,15 +303,18 @@ end
 --- The window of the workspace of `api_key` at `endpoint` in this Lua state:
 --- every client of that workspace gets the same one. With `store` (a window
 --- store: braze.window.shdict, braze.window.redis) it is shared beyond this
---- Lua state through the store (the first store given is kept).
+--- Lua state through the store: the clients that name the same store (the
+--- same dict, or Redis server, db and prefix) share one window, those
+--- without a store another.
 function M.of(endpoint, api_key, store)
   local name = M.workspace(endpoint, api_key)
-  local window = windows[name]
+  local key = store and (name .. " " .. (store.id or tostring(store))) or name
+  local window = windows[key]
   if not window then
     window = M.new()
-    windows[name] = window
+    windows[key] = window
+    if store then shared.attach(window, store, name) end
   end
-  if store and not window.store then shared.attach(window, store, name) end
   return window
 end
 

@@ -88,6 +88,8 @@ function M.new(opts)
   }, Redis)
   if self.timeout <= 0 then error("braze.window.redis: timeout must be above 0", 2) end
   self.pool = "braze:" .. self.host .. ":" .. self.port .. ":" .. self.db
+  -- what the store is, for braze.window.of: stores with the same id share a window
+  self.id = "redis:" .. self.host .. ":" .. self.port .. "/" .. self.db .. "/" .. self.prefix
   store.reporting(self, "redis", opts.on_error, opts.retry_after, clock)
   return self
 end

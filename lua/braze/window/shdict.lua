@@ -52,7 +52,7 @@ function M.new(name, opts)
   end
   opts = opts or {}
   if type(opts) ~= "table" then error("braze.window.shdict: options must be a table", 2) end
-  local self = setmetatable({ dict = dict, ngx = ngx, dict_name = name,
+  local self = setmetatable({ dict = dict, ngx = ngx, dict_name = name, id = "shdict:" .. name,
     same_clock = true }, Shdict) -- one host: its clock offset is ours too
   store.reporting(self, "shdict", opts.on_error, opts.retry_after, ngx.now)
   return self

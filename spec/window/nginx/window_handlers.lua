@@ -18,7 +18,10 @@
 --                                         ids file's, from `first`) against the
 --                                         mock at $braze_endpoint<mock=>: {ok, kinds,
 --                                         statuses, lowest} (what the answers
---                                         said of the rate limit)
+--                                         said of the rate limit); sequential=1:
+--                                         client:details one id at a time
+--   /eachsleep?sleep=1                    the pipelined each, its loop body
+--                                         sleeping 1 ms: {count, err}
 local cjson = require("cjson")
 local shdict_store = require("braze.window.shdict")
 local redis_store = require("braze.window.redis")
@@ -64,7 +67,7 @@ end
 function M.state()
   local a = args()
   local s, err = store(a):state(a.ws)
-  reply({ state = plain(s), err = err })
+  reply({ state = plain(s), err = err, paced_pid = ngx.shared.spec:get("paced_pid") })
 end
 
 function M.go() ngx.shared.spec:set("go", true); reply({}) end
@@ -120,6 +123,7 @@ function M.paced()
   local first, n = tonumber(a.first) or 1, tonumber(a.n) or 100
   local mine = {}
   for i = 0, n - 1 do mine[#mine + 1] = ids[(first + i - 1) % #ids + 1] end
+  ngx.shared.spec:set("paced_pid", ngx.worker.pid())
   local rec = recording.new(require("braze.transport.ngx"))
   local opts = {
     endpoint = ngx.var["braze_endpoint" .. (a.mock or "")], api_key = ngx.var.braze_api_key,
@@ -129,7 +133,13 @@ function M.paced()
   local st = (a.store or "shdict") ~= "none" and store(a) or nil
   opts.window = st
   local client = braze.new(opts)
-  local res, errs = client:details_many(mine, { concurrency = tonumber(a.concurrency) or 16 })
+  local res, errs
+  if a.sequential then -- one call after the other: no light threads
+    res, errs = {}, {}
+    for i, id in ipairs(mine) do res[i], errs[i] = client:details(id) end
+  else
+    res, errs = client:details_many(mine, { concurrency = tonumber(a.concurrency) or 16 })
+  end
   client:close()
   local ok, kinds, messages = 0, {}, {}
   for i = 1, #mine do
@@ -161,6 +171,23 @@ function M.opcost()
   end
   ngx.update_time()
   reply({ per_pair = (ngx.now() - t0) / n })
+end
+
+--- /eachsleep: the pipelined each with details, the loop body sleeping 1 ms
+--- (any yield of the request while the batch's light threads run).
+function M.eachsleep()
+  local braze = require("braze")
+  local client = braze.new{ endpoint = ngx.var.braze_endpoint, api_key = ngx.var.braze_api_key,
+    transport = require("braze.transport.ngx"), sleep = ngx.sleep, max_retries = 0 }
+  local count, err = 0, nil
+  local ok, e = pcall(function()
+    for _ in client:each{ details = true, concurrency = 8 } do
+      count = count + 1
+      if args().sleep then ngx.sleep(0.001) end
+    end
+  end)
+  if not ok then err = tostring(e) end
+  reply({ count = count, err = err })
 end
 
 function M.dispatch()
