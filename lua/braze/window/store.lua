@@ -23,7 +23,7 @@
 -- @module braze.window.store
 local M = {}
 
-local byte, format, ceil, floor, type = string.byte, string.format, math.ceil, math.floor, type
+local ceil, type = math.ceil, type
 
 --- Reservations live at most this long (seconds), whatever ttl asks: a
 --- request still in flight after that is no longer counted by the store.
@@ -35,38 +35,12 @@ M.STATE_TTL = 7200
 -- ---------------------------------------------------------------------------
 -- The workspace name: endpoint + a fingerprint of the key
 
--- a xor b for bytes, without a bit library (Lua 5.1 has none).
-local function xor8(a, b)
-  local r, p = 0, 1
-  for _ = 1, 8 do
-    local x, y = a % 2, b % 2
-    if x ~= y then r = r + p end
-    a, b, p = floor(a / 2), floor(b / 2), p * 2
-  end
-  return r
-end
-
--- 32-bit FNV-1a of `s` from `h`, exact in doubles (5.1, LuaJIT) and
--- integers (5.3+): the prime 16777619 is 2^24 + 403, so h * prime mod 2^32
--- is h * 403 + (h mod 2^8) * 2^24, every term below 2^42.
-local function fnv1a(s, h)
-  for i = 1, #s do
-    local lo = h % 256
-    h = h - lo + xor8(lo, byte(s, i))
-    h = (h * 403 + (h % 256) * 16777216) % 4294967296
-  end
-  return h
-end
-
---- A 48-bit fingerprint of `key` as 12 hex digits: two FNV-1a hashes (the
---- standard offset basis, and another one over the key's reverse), 32 bits of
---- the first and 16 of the second. It names a workspace; it is not a secret's
---- protection (it is not a cryptographic hash): whoever reads the store learns
---- 48 bits derived from the key, of a Braze key's 122 random ones.
+--- A 48-bit fingerprint of `key` as 12 hex digits (braze.window.workspace's:
+--- two FNV-1a hashes, of the key and of its reverse). It names a workspace;
+--- it does not protect the key (not a cryptographic hash): whoever reads a
+--- store learns 48 bits derived from the key, of a Braze key's 122 random ones.
 function M.fingerprint(key)
-  local a = fnv1a(key, 2166136261)
-  local b = fnv1a(key:reverse(), 3735928559)
-  return format("%08x%04x", a, floor(b / 65536))
+  return require("braze.window").workspace("", key):sub(2)
 end
 
 --- The name of the workspace of `api_key` at `endpoint`: the endpoint and the
@@ -78,7 +52,7 @@ function M.workspace(endpoint, api_key)
   if type(api_key) ~= "string" or api_key == "" then
     error("braze.window: api_key must be a non-empty string", 2)
   end
-  return endpoint .. "#" .. M.fingerprint(api_key)
+  return require("braze.window").workspace(endpoint, api_key)
 end
 
 -- ---------------------------------------------------------------------------
