@@ -10,9 +10,9 @@
 --
 -- * `ws|w`: the window as one value, "limit;remaining;reset;offset;hold"
 --   (one get reads a consistent window), dropped STATE_TTL after its last write;
--- * `ws|b|E`: the requests in flight whose reservation expires at second E
---   (of `ngx.now()`), a counter that the dict drops at E: a worker killed
---   mid-request leaks nothing beyond E;
+-- * `ws|b|E`: the requests in flight whose reservation expires by second E
+--   (of `ngx.now()`, a multiple of WIDTH = 1), a counter that the dict drops
+--   at E: a worker killed mid-request leaks nothing beyond E;
 -- * `ws|top`: the latest E in use (the in-flight count is the sum of the
 --   buckets up to it);
 -- * `ws|L`: a lock (`add` with a 50 ms expiry) around the read-modify-write of
@@ -32,6 +32,7 @@ local tonumber, tostring, floor, concat = tonumber, tostring, math.floor, table.
 local setmetatable, pcall = setmetatable, pcall
 
 local LOCK_TTL = 0.05
+local WIDTH = 1 -- seconds a bucket of reservations spans (they live up to this much longer)
 
 local Shdict = {}
 Shdict.__index = Shdict
@@ -86,13 +87,13 @@ end
 -- Requests in flight: the sum of the live buckets (one after `now`, up to
 -- the latest in use).
 local function inflight(dict, ws, now)
-  local first = floor(now) + 1
   local top = dict:get(ws .. "|top")
   if not top then return 0 end
-  local last = floor(now) + store.MAX_TTL + 1
+  local first = (floor(now / WIDTH) + 1) * WIDTH
+  local last = first + store.MAX_TTL + WIDTH
   if top < last then last = top end
   local n, prefix = 0, ws .. "|b|"
-  for e = first, last do
+  for e = first, last, WIDTH do
     local c = dict:get(prefix .. e)
     if c and c > 0 then n = n + c end
   end
@@ -151,7 +152,7 @@ local function do_acquire(self, ws, want, reserve, ttl, now, blind)
   local granted = store.grant(s, n, want, reserve, now, blind)
   local e = false
   if granted > 0 then
-    e = floor(lnow + store.ttl(ttl)) + 1
+    e = (floor((lnow + store.ttl(ttl)) / WIDTH) + 1) * WIDTH
     local _, err, forcible = dict:incr(ws .. "|b|" .. e, granted, 0, e - lnow)
     if err then return nil, "cannot count the requests in flight: " .. tostring(err) end
     if forcible then return nil, "the dict is full (an in-flight count evicted another key)" end

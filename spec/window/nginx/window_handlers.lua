@@ -190,6 +190,95 @@ function M.eachsleep()
   reply({ count = count, err = err })
 end
 
+-- A per-request client of the mock at $braze_endpoint (store=shdict|none).
+local function bench_client(a)
+  local braze = require("braze")
+  return braze.new{ endpoint = ngx.var.braze_endpoint, api_key = ngx.var.braze_api_key,
+    transport = require("braze.transport.ngx"), sleep = ngx.sleep, max_retries = 0,
+    window = (a.store or "shdict") ~= "none" and store(a) or nil }
+end
+
+--- /seqlist?n=&store=: seconds for n sequential client:list{} of one
+--- per-request client (bench/README.md: what the shared dict adds).
+function M.seqlist()
+  local a = args()
+  local client = bench_client(a)
+  ngx.update_time()
+  local t0 = ngx.now()
+  for _ = 1, tonumber(a.n) or 1000 do assert(client:list{}) end
+  ngx.update_time()
+  client:close()
+  reply({ seconds = ngx.now() - t0 })
+end
+
+--- /many?n=160&store=: seconds for a per-request client's details_many of
+--- n ids at 16 (a fresh client each time: with a store it finds the window).
+function M.many()
+  local a = args()
+  if not ids then
+    ids = {}
+    for line in io.lines(ngx.var.braze_ids_file) do ids[#ids + 1] = line end
+  end
+  local mine = {}
+  for i = 1, tonumber(a.n) or 160 do mine[i] = ids[(i - 1) % #ids + 1] end
+  ngx.update_time()
+  local t0 = ngx.now()
+  local client = bench_client(a)
+  local res, errs = client:details_many(mine, { concurrency = 16 })
+  ngx.update_time()
+  local took = ngx.now() - t0
+  client:close()
+  for i = 1, #mine do if not res[i] then error(tostring(errs[i])) end end
+  reply({ seconds = took })
+end
+
+-- One GET over a cosocket from the keep-alive pool, the body read by
+-- Content-Length and decoded: a minimal client, for comparison.
+local function raw_get(host, port, target, key)
+  local sock = ngx.socket.tcp()
+  sock:settimeout(10000)
+  assert(sock:connect(host, port))
+  assert(sock:send("GET " .. target .. " HTTP/1.1\r\nHost: " .. host .. "\r\nAuthorization: Bearer "
+    .. key .. "\r\n\r\n"))
+  local status = assert(sock:receive("*l"))
+  local length
+  while true do
+    local line = assert(sock:receive("*l"))
+    if line == "" then break end
+    local n = line:lower():match("^content%-length:%s*(%d+)")
+    if n then length = tonumber(n) end
+  end
+  local body = assert(sock:receive(length))
+  sock:setkeepalive(60000, 32)
+  assert(status:find(" 200 ", 1, true), status)
+  return cjson.decode(body)
+end
+
+--- /raw?n=160: seconds for n details GETs by 16 light threads of raw_get.
+function M.raw()
+  local a = args()
+  local n = tonumber(a.n) or 160
+  local host, port = ngx.var.braze_endpoint:match("^http://([^:/]+):(%d+)")
+  port = tonumber(port)
+  local key = ngx.var.braze_api_key
+  local mine = {}
+  for i = 1, n do mine[i] = ids and ids[(i - 1) % #ids + 1] or "x" end
+  ngx.update_time()
+  local t0 = ngx.now()
+  local next_i = 0
+  local function worker()
+    while next_i < n do
+      next_i = next_i + 1
+      raw_get(host, port, "/segments/details?segment_id=" .. mine[next_i], key)
+    end
+  end
+  local threads = {}
+  for i = 1, 16 do threads[i] = ngx.thread.spawn(worker) end
+  for i = 1, 16 do assert(ngx.thread.wait(threads[i])) end
+  ngx.update_time()
+  reply({ seconds = ngx.now() - t0 })
+end
+
 function M.dispatch()
   local name = ngx.var.uri:match("^/(%w+)$")
   local fn = name and M[name]
