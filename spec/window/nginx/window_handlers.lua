@@ -279,6 +279,27 @@ function M.raw()
   reply({ seconds = ngx.now() - t0 })
 end
 
+--- /seamcost?n=: seconds per request of the seam alone (grant, landed,
+--- an answer's update) on a window attached to the shdict store.
+function M.seamcost()
+  local a = args()
+  local window = require("braze.window")
+  local win = window.of("http://seam.invalid", "seam-key", store(a))
+  local n = tonumber(a.n) or 10000
+  local headers = { ["x-ratelimit-limit"] = "1000000000", ["x-ratelimit-remaining"] = "999999999",
+    ["x-ratelimit-reset"] = tostring(ngx.time() + 3000) }
+  ngx.update_time()
+  local t0 = ngx.now()
+  for _ = 1, n do
+    win:grant(1, 0, true, ngx.sleep)
+    win.inflight = win.inflight + 1
+    win:landed(1)
+    win:update(headers)
+  end
+  ngx.update_time()
+  reply({ per_request = (ngx.now() - t0) / n })
+end
+
 function M.dispatch()
   local name = ngx.var.uri:match("^/(%w+)$")
   local fn = name and M[name]
