@@ -120,7 +120,8 @@ describe("#nginx braze.window.shdict shared by 4 nginx workers", function()
     local go = os.tmpname()
     os.remove(go)
     finally(function() os.remove(go) end)
-    local cmd = "exec " .. helpers.interpreter() .. " spec/support/window_child.lua export " .. rsrv.port
+    local cmd = "BRAZE_CPATH=" .. helpers.shell_quote(package.cpath) .. " exec " .. helpers.interpreter()
+      .. " spec/support/window_child.lua export " .. rsrv.port
       .. " - " .. helpers.shell_quote(mock.url) .. " " .. helpers.shell_quote(mock.api_key) .. " 30 " .. go
     local kid = assert(io.popen(cmd .. " </dev/null", "r"))
     assert.equal("ready", kid:read("*l"))

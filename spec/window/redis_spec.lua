@@ -16,7 +16,8 @@ local q = helpers.shell_quote
 
 -- A child (spec/support/window_child.lua) in the background: its pipe and pid.
 local function child(args)
-  local cmd = "echo $$; exec " .. helpers.interpreter() .. " spec/support/window_child.lua "
+  local cmd = "echo $$; BRAZE_CPATH=" .. q(package.cpath) .. " exec " .. helpers.interpreter()
+    .. " spec/support/window_child.lua "
     .. table.concat(args, " ")
   local pipe = assert(io.popen("exec sh -c " .. q(cmd) .. " </dev/null", "r"))
   local pid = tonumber(pipe:read("*l"))

@@ -18,7 +18,8 @@ local redis_store = require("braze.window.redis")
 local q = helpers.shell_quote
 
 local function child(args)
-  local cmd = "echo $$; exec " .. helpers.interpreter() .. " spec/support/window_child.lua "
+  local cmd = "echo $$; BRAZE_CPATH=" .. q(package.cpath) .. " exec " .. helpers.interpreter()
+    .. " spec/support/window_child.lua "
     .. table.concat(args, " ")
   local pipe = assert(io.popen("exec sh -c " .. q(cmd) .. " </dev/null", "r"))
   return { pipe = pipe, pid = tonumber(pipe:read("*l")) }
