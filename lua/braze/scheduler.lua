@@ -4,8 +4,7 @@
 -- Before a request it asks the client's window (braze.window) for room;
 -- after it, one judging step: the window learns the answer's headers,
 -- braze.retry says whether the outcome is retried and after how long,
--- braze.shape checks the body. `braze` (init.lua) is the API surface and
--- braze.each the iterators; both call this module.
+-- braze.shape checks the body. Called by `braze` (init.lua) and braze.each.
 --
 -- `client` here is a client's private state: `conn` (the transport object),
 -- `base`, `redact`, `max_retries`, `retry_base`, `retry_max`, `max_wait`,
@@ -127,16 +126,6 @@ local function judge(client, path, attempts, res, kind, msg)
   return nil, nil, retry.backoff(attempts, client.retry_base, client.retry_max), fields.kind == "rate_limited"
 end
 
--- One `get` counted in flight against the window (other runners may
--- start requests while it runs: nginx light threads, luv coroutines).
-local function counted_get(conn, win, url)
-  win.inflight = win.inflight + 1
-  local ok, res, kind, msg = pcall(conn.get, conn, url)
-  win:landed(1)
-  if not ok then error(res, 0) end
-  return res, kind, msg
-end
-
 --- GET `path .. query` with the retry policy and the pacing, one request
 -- at a time. Returns the decoded body or nil, err.
 function M.request(client, path, query)
@@ -151,7 +140,14 @@ function M.request(client, path, query)
       if stop then return nil, stop end
     end
     attempts = attempts + 1
-    local body, err, wait, hold = judge(client, path, attempts, counted_get(client.conn, win, url))
+    -- Counted in flight: other runners may start requests while it runs
+    -- (nginx light threads, luv coroutines).
+    win.inflight = win.inflight + 1
+    local conn = client.conn
+    local ok, res, kind, msg = pcall(conn.get, conn, url)
+    win:landed(1)
+    if not ok then error(res, 0) end
+    local body, err, wait, hold = judge(client, path, attempts, res, kind, msg)
     win.probed = true
     if body or err then return body, err end
     if hold then
@@ -404,7 +400,11 @@ function Runner:step()
       self:wait_for_window() -- fails what has not started
       return true
     end
-    if not win:held() then
+    local hold = win:held()
+    if hold and self.inflight == 0 and hold > client.max_wait then
+      self:wait_for_window() -- a hold longer than this client waits: fails what has not started
+      return true
+    elseif not hold then
       local n = win:grant(min(self:allowance(), ready), client.reserve, self.inflight == 0, client.sleep)
       if n > 0 then
         local jobs = {}

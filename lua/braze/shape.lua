@@ -66,6 +66,7 @@ function M.check(path, body)
     return format("\"%s\" is not an array (got %s)", field, M.json_type(items))
   end
   local n = #items
+  if n == 0 then return nil end
   -- The common case without a call per item (`type` cost more than the
   -- rest of a list page's request path in Lua). Any doubt goes to the exact
   -- check below.

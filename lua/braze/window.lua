@@ -113,6 +113,8 @@ function M.new()
     slept = 0,      -- waits a sleep callback returned early from
     offset = 0,     -- Braze's clock minus ours, seconds (from `Date`)
     date = nil,     -- the last `Date` header read
+    limit_text = nil, limit_value = nil, -- the last X-RateLimit-Limit, read
+    reset_text = nil, reset_value = nil, -- the last X-RateLimit-Reset, read
   }, Window)
   --- Braze's time as we estimate it (epoch seconds), as a function.
   self.server_clock = function() return M.clock() + self.offset end
@@ -135,13 +137,19 @@ function Window:update(headers)
   local l, r, t = headers["x-ratelimit-limit"], headers["x-ratelimit-remaining"],
     headers["x-ratelimit-reset"]
   if l == nil and r == nil and t == nil then return end
-  local reset = uint(t)
-  if reset and reset > self:server_time() + M.MAX_AHEAD then return end -- garbage
+  -- The limit and the reset change once a window: parsed once a window.
+  local limit, reset = self.limit_value, self.reset_value
+  if l ~= self.limit_text then limit = uint(l); self.limit_text, self.limit_value = l, limit end
+  if t ~= self.reset_text then
+    reset = uint(t)
+    if reset and reset > self:server_time() + M.MAX_AHEAD then return end -- garbage
+    self.reset_text, self.reset_value = t, reset
+  end
   if not self.known then
     self.known = true
-    self.limit, self.remaining, self.reset = uint(l), uint(r), reset
+    self.limit, self.remaining, self.reset = limit, uint(r), reset
   else
-    merge_into(self, uint(l), uint(r), reset)
+    merge_into(self, limit, uint(r), reset)
   end
   if self.store then shared.merge(self) end -- every state's window, through the store
 end

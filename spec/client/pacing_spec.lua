@@ -236,3 +236,23 @@ describe("a reserve at or above the window's limit", function()
     end)
   end
 end)
+
+describe("Braze's clock through libcurl", function()
+  it("braze.core keeps the Date header, and the window learns the offset from it", function()
+    local canned = require("spec.canned_server")
+    local core = require("braze.core")
+    local window = require("braze.window")
+    local body = '{"message":"success","segments":[]}'
+    local server = canned.start{ dated = canned.response("HTTP/1.1 200 OK", {
+      "Date: Thu, 01 Jan 2026 00:00:00 GMT", "Content-Type: application/json",
+      "Content-Length: " .. #body }, body) }
+    finally(function() server:stop() end)
+    local s = core.session{ api_key = "k" }
+    finally(function() s:close() end)
+    local res = assert(s:get(server:url("dated")))
+    assert.equal("Thu, 01 Jan 2026 00:00:00 GMT", res.headers.date)
+    local w = window.new()
+    w:update(res.headers)
+    assert.near(1767225600 - os.time(), w.offset, 2) -- Braze's clock, as that answer told it
+  end)
+end)

@@ -120,4 +120,19 @@ describe("braze.scheduler", function()
     assert.equal(2, limited)
     assert.equal(4, remaining)
   end)
+
+  it("a hold longer than max_wait (set through a shared window) fails at once, without sleeping", function()
+    local slept = 0
+    local conn = { get = function() error("must not be called") end }
+    local client = state(conn, { max_wait = 5, sleep = function(s) slept = slept + s end })
+    client.window:hold(100) -- another client of the workspace got a 429 asking for 100 s
+    local _, err = scheduler.request(client, "/segments/list", "")
+    assert.equal("rate_limited", err.kind)
+    assert.is_true(err.retry_after > 99)
+    local res, errs = scheduler.request_many(client, "/segments/details", { "?segment_id=a", "?segment_id=b" }, 2)
+    assert.same({}, res)
+    assert.equal("rate_limited", errs[1].kind)
+    assert.equal("rate_limited", errs[2].kind)
+    assert.equal(0, slept)
+  end)
 end)

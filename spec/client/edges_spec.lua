@@ -193,7 +193,7 @@ describe("an each loop on a closed client", function()
     assert.is_false(ok)
     assert.matches("braze: each: client is closed", msg)
     assert.is_nil(msg:find("braze/init.lua", 1, true), msg)
-    assert.matches("^spec/edges_spec.lua:%d+: ", msg)
+    assert.matches("^spec/client/edges_spec.lua:%d+: ", msg)
   end)
 end)
 
