@@ -26,6 +26,7 @@ if [ "${BRAZE_DEPS:-}" = full ]; then
     lua-check lua-ldoc cppcheck  # scripts/lint.sh
     luarocks curl  # spec/install/rock_spec.lua (README's rock install); curl: spec/example_nginx_spec.lua
     chromium  # spec/cli/report_browser_spec.lua #browser: the report page in a real browser
+    redis-server lua-redis lua-nginx-redis  # spec/window/: braze.window.redis (redis-lua; lua-resty-redis in nginx)
   )
 fi
 

@@ -132,6 +132,7 @@ function braze.new(opts)
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
   }
   local policy = numbers
+  policy.store = window.check_store(opts.window)
   local transport = opts.transport
   local conn
   if transport == nil then
@@ -157,7 +158,7 @@ function braze.new(opts)
     -- retries never block an event loop the user forgot about.
     sleep = opts.sleep or (transport and type(transport.sleep) == "function" and transport.sleep)
       or core.sleep,
-    reserve = policy.reserve, window = window.of(base, key), -- the workspace's, shared
+    reserve = policy.reserve, window = window.of(base, key, policy.store), -- the workspace's, shared
   }
   return client
 end

@@ -32,6 +32,7 @@ local M = {}
 ---@field proxy? string proxy URL, or "env" to honour HTTPS_PROXY/NO_PROXY (default: none)
 ---@field allow_http? boolean allow plain http to non-loopback hosts (default false)
 ---@field transport? table module with .new(config) -> object with :get(url), :close()
+---@field window? table a window store shared beyond the Lua state (braze.window.shdict, braze.window.redis)
 -- (end of braze.Options)
 
 --- Segments in one /segments/list page (Braze's, fixed): a shorter page is the last.
@@ -75,6 +76,8 @@ M.LIST = {
     doc = "allow plain http to a host that is not this machine" },
   { name = "transport", kind = "table", default_doc = "libcurl (braze.core)",
     doc = "module with new(config) -> object with get(url), close() and optionally batch(n)" },
+  { name = "window", kind = "table", default_doc = "this Lua state's window of the workspace",
+    doc = "a window store shared beyond the Lua state: braze.window.shdict (nginx) or braze.window.redis" },
 }
 
 --- Options of the calls, not of `braze.new`: same fields as `LIST`.

@@ -78,17 +78,17 @@ end
 -- room (beside `others` requests in flight) is used up, instead of spending
 -- a request on a certain 429. Returns the error that ends the call (closed,
 -- or rate_limited when the wait is longer than max_wait), or nil to go on.
-local function await_window(client, path, attempts, others)
+local function await_window(client, path, attempts, others, gate) -- gate: a window store grants 1
   local win = client.window
   while true do
     if not client.conn then return closed_error(client, path, attempts) end
     if win:reserve_blocks(client.reserve) then return reserve_error(client, path, attempts) end
     local hold = win:held()
     local wait = hold or win:wait_for_room(client.reserve, others)
-    if not wait then return nil end
-    if wait > client.max_wait then return rate_limited_error(client, path, wait, attempts) end
-    win:sleep(client.sleep, wait)
-    if not hold then win:forget() end -- the window has turned over
+    if not wait and not (gate and win:grant(1, client.reserve, true, client.sleep) == 0) then return nil end
+    if wait and wait > client.max_wait then return rate_limited_error(client, path, wait, attempts) end
+    if wait then win:sleep(client.sleep, wait) end -- (no wait: a store held it back, seen next round)
+    if wait and not hold then win:forget() end -- the window has turned over
   end
 end
 
@@ -135,8 +135,8 @@ function M.request(client, path, query)
   while true do
     -- An unknown window with nothing held and nothing else in flight has
     -- nothing to wait for: the common case skips the call.
-    if win.remaining ~= nil or win.hold_until or win.inflight > 0 or not client.conn then
-      local stop = await_window(client, path, attempts, win.inflight)
+    if win.remaining ~= nil or win.hold_until or win.inflight > 0 or win.store or not client.conn then
+      local stop = await_window(client, path, attempts, win.inflight, true)
       if stop then return nil, stop end
     end
     attempts = attempts + 1
@@ -145,7 +145,7 @@ function M.request(client, path, query)
     win.inflight = win.inflight + 1
     local conn = client.conn
     local ok, res, kind, msg = pcall(conn.get, conn, url)
-    win.inflight = win.inflight - 1
+    win:landed(1)
     if not ok then error(res, 0) end
     local body, err, wait, hold = judge(client, path, attempts, res, kind, msg)
     win.probed = true
@@ -207,8 +207,7 @@ end
 -- Forget this runner's requests in flight (answered or dropped).
 function Runner:landed(n)
   self.inflight = self.inflight - n
-  local win = self.client.window
-  win.inflight = win.inflight - n
+  self.client.window:landed(n)
 end
 
 -- Finish every job that has not started with `make_error(job)`; with
@@ -406,7 +405,7 @@ function Runner:step()
       self:wait_for_window() -- a hold longer than this client waits: fails what has not started
       return true
     elseif not hold then
-      local n = min(self:allowance(), ready)
+      local n = win:grant(min(self:allowance(), ready), client.reserve, self.inflight == 0, client.sleep)
       if n > 0 then
         local jobs = {}
         local k = take(self.urgent, n, jobs)
@@ -414,7 +413,7 @@ function Runner:step()
         self:start(jobs)
         if not self.async then return true end
       elseif self.inflight == 0 then
-        self:wait_for_window()
+        if not win:held() then self:wait_for_window() end -- (a hold a store told of: next step)
         return true
       end
     end

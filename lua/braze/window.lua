@@ -15,6 +15,7 @@
 -- @module braze.window
 local timegm = require("braze.date").timegm
 local core = require("braze.core")
+local shared = require("braze.window.shared") -- a window store's seam
 
 local M = {}
 
@@ -147,9 +148,25 @@ function Window:update(headers)
   if not self.known then
     self.known = true
     self.limit, self.remaining, self.reset = limit, uint(r), reset
-    return
+  else
+    merge_into(self, limit, uint(r), reset)
   end
-  merge_into(self, limit, uint(r), reset)
+  if self.store then shared.merge(self) end -- every state's window, through the store
+end
+
+--- How many of `n` requests may start now, as the window store (shared with
+--- other Lua states) grants them: `n` without a store, or when it fails.
+--- `may_wait`: nothing of this state is in flight (the store may make the
+--- caller wait out requests in flight elsewhere). 0: held, or used up.
+function Window:grant(n, reserve, may_wait, sleep)
+  if not self.store or n <= 0 then return n end
+  return shared.acquire(self, n, reserve, may_wait, sleep)
+end
+
+--- `n` requests landed (answered, failed or dropped): no longer in flight.
+function Window:landed(n)
+  self.inflight = self.inflight - n
+  if self.store then shared.release(self, n) end
 end
 
 --- A copy of the window as known (for error objects and `client:rate_limit()`:
@@ -214,6 +231,7 @@ end
 --- Hold every request of the client for `seconds` (a 429's wait).
 function Window:hold(seconds)
   self.hold_until = max(self.hold_until or 0, self:now() + seconds)
+  if self.store then shared.hold(self, seconds) end -- and every state's
 end
 
 --- Seconds left of the hold, or nil. A hold that is over is lifted, and
@@ -282,14 +300,28 @@ end
 -- client holds it.
 local windows = setmetatable({}, { __mode = "v" })
 
+--- A window store for `braze.new`'s `window` option, or an error.
+function M.check_store(store)
+  if store ~= nil and (type(store) ~= "table" or type(store.acquire) ~= "function") then
+    error("braze: window must be a window store (braze.window.shdict or braze.window.redis)", 3)
+  end
+  return store
+end
+
 --- The window of the workspace of `api_key` at `endpoint` in this Lua state:
---- every client of that workspace gets the same one.
-function M.of(endpoint, api_key)
+--- every client of that workspace gets the same one. With `store` (a window
+--- store: braze.window.shdict, braze.window.redis) it is shared beyond this
+--- Lua state through the store: the clients that name the same store (the
+--- same dict, or Redis server, db and prefix) share one window, those
+--- without a store another.
+function M.of(endpoint, api_key, store)
   local name = M.workspace(endpoint, api_key)
-  local window = windows[name]
+  local key = store and (name .. " " .. (store.id or tostring(store))) or name
+  local window = windows[key]
   if not window then
     window = M.new()
-    windows[name] = window
+    windows[key] = window
+    if store then shared.attach(window, store, name) end
   end
   return window
 end

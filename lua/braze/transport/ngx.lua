@@ -238,7 +238,9 @@ function Batch:poll(timeout)
   for _, t in pairs(self.running) do threads[#threads + 1] = t end
   local sleeper
   if timeout then
-    sleeper = ngx.thread.spawn(function() ngx.sleep(timeout); return "timeout" end)
+    -- never ngx.sleep(0): without OpenResty's delayed-events patch (Debian's
+    -- nginx) the batch then raised "already waited or killed" under load
+    sleeper = ngx.thread.spawn(function() ngx.sleep(max(timeout, 0.001)); return "timeout" end)
     threads[#threads + 1] = sleeper
   end
   local ok, tag, res, kind, msg = ngx.thread.wait(unpack(threads))
