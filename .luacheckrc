@@ -14,18 +14,18 @@ read_globals = { "jit" }
 files["spec/**/*_spec.lua"] = { std = "+busted" }
 -- Decoder specs hold JSON documents and number tables on one line each.
 files["spec/core/decode_spec.lua"] = { std = "+busted", max_line_length = false }
-files["spec/helpers.lua"] = { std = "+busted" }
+files["spec/support/helpers.lua"] = { std = "+busted" }
 
 -- Code that runs inside nginx (OpenResty): `ngx` is the host's global, and
 -- handlers may set fields on it (ngx.status, ngx.header...).
 local openresty = { globals = { "ngx" } }
 files["lua/braze/transport/ngx.lua"] = openresty
-files["spec/nginx/**/*.lua"] = openresty
+files["spec/transport/nginx/**/*.lua"] = openresty
 files["examples/nginx/**/*.lua"] = openresty
 files["bench/**/*.lua"] = { globals = { "ngx" } }
 
 -- Code that runs inside HAProxy: `core` is the host's global (the transport
 -- itself reads it with rawget, so it also loads outside HAProxy).
 local haproxy = { read_globals = { "core" } }
-files["spec/haproxy/**/*.lua"] = haproxy
+files["spec/transport/haproxy/**/*.lua"] = haproxy
 files["examples/haproxy/**/*.lua"] = haproxy

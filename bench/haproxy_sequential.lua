@@ -9,8 +9,8 @@
 -- (ms per call for each side, interleaved) and the ratio's median.
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
-local helpers = require("spec.helpers")
-local tls = require("spec.tls_nginx")
+local helpers = require("spec.support.helpers")
+local tls = require("spec.support.tls_nginx")
 local cjson = require("cjson")
 local socket = require("socket")
 
@@ -22,7 +22,7 @@ local port = tls.free_port()
 local vars = { NBTHREAD = 1, PORT = port, PREFIX = dir, ROOT = ROOT, CPATH = ROOT .. "/build-5.3/?.so",
   LUA_LOAD = "lua-load", API_KEY = mock.api_key, FAST_URL = mock.url, SLOW_URL = mock.url,
   TLS_URL = mock.url, BADTLS_URL = mock.url, TRICKLE_URL = mock.url }
-local conf = helpers.read_file("spec/haproxy/haproxy.cfg.in"):gsub("%${([%w_]+)}", function(k)
+local conf = helpers.read_file("spec/transport/haproxy/haproxy.cfg.in"):gsub("%${([%w_]+)}", function(k)
   return tostring(assert(vars[k], k))
 end)
 helpers.write_file(dir .. "/haproxy.cfg", conf)

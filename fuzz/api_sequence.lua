@@ -8,7 +8,7 @@
 ---
 ---   lua5.4 fuzz/api_sequence.lua SECONDS [SEED]
 local core = require("braze.core")
-local canned = require("spec.canned_server")
+local canned = require("spec.support.canned_server")
 
 local seconds = tonumber(arg[1] or "10")
 local seed = tonumber(arg[2] or "") or os.time()

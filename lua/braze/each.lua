@@ -28,7 +28,7 @@ local options = require("braze.options")
 
 local M = {}
 
-local format, error, setmetatable, type, pcall = string.format, error, setmetatable, type, pcall
+local format, error, setmetatable, type = string.format, error, setmetatable, type
 
 --- Pages listed ahead of the one the caller is on.
 M.AHEAD = 2
@@ -192,7 +192,7 @@ function M.pipelined(client, opts)
         list_ahead()
         -- A step that raises (a sleep callback, a transport outside the
         -- contract) ends the loop with an error object, never half-done.
-        local ok, more = pcall(runner.step, runner)
+        local ok, more = scheduler.protect(client, runner.step, runner)
         if not ok then stop_with(more) end
         if not more then
           -- Nothing left to run, and the page is not there: a bug, not a

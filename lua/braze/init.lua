@@ -158,6 +158,7 @@ function braze.new(opts)
     -- retries never block an event loop the user forgot about.
     sleep = opts.sleep or (transport and type(transport.sleep) == "function" and transport.sleep)
       or core.sleep,
+    yields = transport ~= nil and transport.yields == true, -- see braze.scheduler.protect
     reserve = policy.reserve, window = window.of(base, key, policy.store), -- the workspace's, shared
   }
   return client

@@ -9,17 +9,9 @@
 -- `client` here is a client's private state: `conn` (the transport object),
 -- `base`, `redact`, `max_retries`, `retry_base`, `retry_max`, `max_wait`,
 -- `reserve`, `sleep` and `window` (its workspace's, shared).
--- The transport contract has two levels:
---
--- * `conn:get(url)` -> a response table, or nil, kind, message: one request
---   at a time;
--- * `conn:batch(n)` (optional) -> an object for at most n requests at once,
---   with `:submit(url, tag)`, `:poll(timeout)` (-> the outcomes finished so
---   far, at least one unless `timeout` seconds passed: each a response table
---   or `{ error = kind, message = }`, with `tag`) and `:close()` (drops what
---   is in flight): requests start at once and finish in any order (libcurl
---   multi, nginx light threads), so a runner keeps the pool full while its
---   caller consumes. Without it, a runner sends one request at a time.
+-- The transport contract it drives (`get`, and `batch` when a transport has
+-- it; without it a runner sends one request at a time) is written once, in
+-- lua/braze/transport/README.md.
 -- @module braze.scheduler
 local errors = require("braze.errors")
 local retry = require("braze.retry")
@@ -29,6 +21,15 @@ local M = {}
 
 local format, ceil, min, max, huge = string.format, math.ceil, math.min, math.max, math.huge
 local pairs, ipairs, tostring, setmetatable = pairs, ipairs, tostring, setmetatable
+
+local PUC51 = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
+--- `pcall` for the calls into a client's transport, except on PUC Lua 5.1 for a
+-- transport that `yields` (its pcall is a boundary no coroutine can yield across).
+function M.protect(client, f, ...)
+  if PUC51 and client.yields then return true, f(...) end
+  return pcall(f, ...)
+end
+local protect = M.protect
 
 -- ---------------------------------------------------------------------------
 -- Errors that end a call without an answer of its own
@@ -144,7 +145,7 @@ function M.request(client, path, query)
     -- (nginx light threads, luv coroutines).
     win.inflight = win.inflight + 1
     local conn = client.conn
-    local ok, res, kind, msg = pcall(conn.get, conn, url)
+    local ok, res, kind, msg = protect(client, conn.get, conn, url)
     win:landed(1)
     if not ok then error(res, 0) end
     local body, err, wait, hold = judge(client, path, attempts, res, kind, msg)
@@ -319,12 +320,12 @@ function Runner:start(jobs)
     for _, job in ipairs(jobs) do
       self.flying[job] = true
       local ok, err = made, batch
-      if made then ok, err = pcall(batch.submit, batch, client.base .. job.path .. job.query, job) end
+      if made then ok, err = protect(client, batch.submit, batch, client.base .. job.path .. job.query, job) end
       if not ok then self:raised(job, err) end
     end
   else
     local job = jobs[1]
-    local ok, res, kind, msg = pcall(conn.get, conn, client.base .. job.path .. job.query)
+    local ok, res, kind, msg = protect(client, conn.get, conn, client.base .. job.path .. job.query)
     if ok then self:finish(job, res, kind, msg) else self:raised(job, res) end
   end
 end
@@ -336,7 +337,7 @@ end
 function Runner:collect(due)
   local timeout = due < huge and max(0, due - self.client.window:now()) or nil
   local batch = self.batch
-  local ok, outs = pcall(batch.poll, batch, timeout)
+  local ok, outs = protect(self.client, batch.poll, batch, timeout)
   if not ok then
     self.batch = nil
     pcall(batch.close, batch)

@@ -2,7 +2,7 @@
 -- output formats read back and compared with the API's own answers (fetched
 -- here with raw HTTP and lua-cjson, independently of the library), exit
 -- codes, --resume after a crash, the plot, and that the key never leaks.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 
 local KEY = "spec-cli-secret-key-0123456789abcdef"
@@ -145,7 +145,7 @@ local function ids_of(records)
   return ids
 end
 
-describe("braze-segments", function()
+describe("#lua53 braze-segments", function()
   setup(function()
     mock = helpers.start_mock({ segments = SEGMENTS, api_key = KEY })
     local p = io.popen("mktemp -d")
@@ -696,7 +696,7 @@ describe("braze-segments", function()
   end)
 end)
 
-describe("braze.errors.redactor", function()
+describe("#lua53 braze.errors.redactor", function()
   local errors = require("braze.errors")
   local LONG = "0123abcd-4567-89ef-0123-456789abcdef"
 
@@ -720,7 +720,7 @@ describe("braze.errors.redactor", function()
   end)
 end)
 
-describe("braze_segments.json", function()
+describe("#lua53 braze_segments.json", function()
   local json = require("braze_segments.json")
   local braze = require("braze")
 
@@ -745,7 +745,7 @@ describe("braze_segments.json", function()
   end)
 end)
 
-describe("braze_segments.export", function()
+describe("#lua53 braze_segments.export", function()
   local export = require("braze_segments.export")
 
   it("runs on the pipelined each, asking it for details, series and the concurrency", function()

@@ -1,10 +1,10 @@
 -- braze-segments' flags take their ranges, defaults and help from
 -- braze.options: --reserve accepts what the library accepts (fractions, up
 -- to 1e9), and no help line says its default twice.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local support = require("spec.cli.support")
 
-describe("braze-segments flags from braze.options", function()
+describe("#lua53 braze-segments flags from braze.options", function()
   local mock, env
   setup(function()
     mock = helpers.start_mock({ segments = 120 })

@@ -1,7 +1,7 @@
 -- Ctrl-C in braze-segments: SIGINT stops a wait or a hung transfer at once
 -- (exit 130), and an export's output file holds only complete records.
 -- The command runs as a child process against the mock.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local socket = require("socket")
 local cjson = require("cjson")
 
@@ -9,7 +9,7 @@ local KEY = "spec-interrupt-secret-key-0123456789"
 local BIN = helpers.root .. "/bin/braze-segments"
 local q = helpers.shell_quote
 
-describe("braze-segments on SIGINT", function()
+describe("#lua53 braze-segments on SIGINT", function()
   local mock, tmpdir
 
   setup(function()
@@ -92,7 +92,7 @@ describe("braze-segments on SIGINT", function()
   end)
 end)
 
-describe("braze-segments main on SIGINT between requests", function()
+describe("#lua53 braze-segments main on SIGINT between requests", function()
   local mock
   setup(function() mock = helpers.start_mock({ segments = 250, api_key = KEY }) end)
   teardown(function() if mock then mock:stop() end end)
@@ -130,7 +130,7 @@ describe("braze-segments main on SIGINT between requests", function()
   end)
 end)
 
-describe("braze.core interrupt hooks", function()
+describe("#lua53 braze.core interrupt hooks", function()
   local core = require("braze.core")
 
   it("wake core.sleep at once with an error once SIGINT is caught, and release it", function()

@@ -3,10 +3,10 @@
 -- help), a name that is no instance lists the instances however it came, a
 -- bare host gets https:// suggested, a rate-limit wait beyond the limit names
 -- --max-wait (a flag the command has), and --help lists exit status 130.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local support = require("spec.cli.support")
 
-describe("braze-segments messages", function()
+describe("#lua53 braze-segments messages", function()
   local mock, env
   setup(function()
     mock = helpers.start_mock({ segments = 20 })

@@ -3,13 +3,13 @@
 -- in ASCII; progress into a file or on TERM=dumb is whole lines, with no
 -- \r or escape sequence. Run as a user runs them: bin/braze-segments with
 -- its output redirected.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local q = helpers.shell_quote
 local BIN = helpers.root .. "/bin/braze-segments"
 local GLYPHS = { "…", "↵", "─", "█", "▁", "┤", "│", "└" }
 
-describe("braze-segments off a terminal", function()
+describe("#lua53 braze-segments off a terminal", function()
   local mock, tmp
   setup(function()
     mock = helpers.start_mock({ segments = 250 })

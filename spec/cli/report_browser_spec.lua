@@ -7,7 +7,7 @@
 -- CI runs it in a stage that installs Chromium:
 --
 --     lua5.4 /usr/bin/busted --exclude-tags= --tags=browser spec/cli/report_browser_spec.lua
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local page = require("braze_segments.page")
 local report = require("braze_segments.report")
 
@@ -73,7 +73,7 @@ local function with_script(src, dst, script)
   helpers.write_file(dst, text)
 end
 
-describe("the report page in Chromium #browser", function()
+describe("#lua53 the report page in Chromium #browser", function()
   setup(function()
     tmpdir = helpers.read_pipe("mktemp -d"):match("[^\n]+")
     no_net = os.execute("unshare -n true 2>/dev/null") and "unshare -n" or ""

@@ -5,7 +5,7 @@
 -- order, every number equal to the series' values, a sparkline point per
 -- day, nothing fetched from outside the page, and hostile names, tags and
 -- teams, and sizes past 2^53, kept as data.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 
 local KEY = "spec-report-secret-key-0123456789"
@@ -101,7 +101,7 @@ local function check_rows(page, segs, how)
   end
 end
 
-describe("braze-segments report", function()
+describe("#lua53 braze-segments report", function()
   local segs, page, html_text
 
   setup(function()

@@ -3,7 +3,7 @@
 -- series length and end date as resolved), and a resume with anything else
 -- is refused, naming the difference; a default end date is resolved once
 -- and a resume on another day keeps it.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local support = require("spec.cli.support")
 
 local function lines(text)
@@ -12,7 +12,7 @@ local function lines(text)
   return out
 end
 
-describe("braze-segments export --resume and what the file was written with", function()
+describe("#lua53 braze-segments export --resume and what the file was written with", function()
   local mock, env, tmp
   setup(function()
     mock = helpers.start_mock({ segments = 250 })

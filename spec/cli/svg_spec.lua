@@ -2,7 +2,7 @@
 -- svg`: the chart parses as XML (Python's xml.etree, not our code) with one
 -- point per day, its labels print sizes exactly, and any text (a hostile
 -- segment id, control characters, broken UTF-8) stays well-formed data.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 local svg = require("braze_segments.svg")
 local html = require("braze_segments.html")
@@ -47,7 +47,7 @@ local function thousands(v)
   return (string.format("%d", v):reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
 end
 
-describe("svg", function()
+describe("#lua53 svg", function()
   setup(function() tmpdir = helpers.read_pipe("mktemp -d"):match("[^\n]+") end)
   teardown(function()
     if tmpdir and tmpdir:match("^/tmp/") then os.execute("rm -rf " .. shell_quote(tmpdir)) end

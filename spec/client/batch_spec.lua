@@ -1,7 +1,7 @@
 -- details_many / data_series_many: results in input order, per-item
 -- errors, the single-call retry policy, and the rate-limit window.
 local braze = require("braze")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local mock, ids
 

@@ -1,7 +1,7 @@
 -- The public API of issue 2 against the local mock: shapes, paging,
 -- argument errors, HTTP errors, error objects, rate-limit state, lifetime.
 local braze = require("braze")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 
 local function new_client(mock, extra)

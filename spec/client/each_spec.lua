@@ -2,8 +2,8 @@
 -- transport that raises, list pages past the end, a finished loop called
 -- again, and a fork in the middle of a loop.
 local braze = require("braze")
-local fake_braze = require("spec.fake_braze")
-local helpers = require("spec.helpers")
+local fake_braze = require("spec.support.fake_braze")
+local helpers = require("spec.support.helpers")
 
 -- A key of its own for every client: clients of one key share their
 -- workspace's rate-limit window, and each fake here is a workspace of its own.

@@ -6,7 +6,7 @@
 local braze = require("braze")
 local retry = require("braze.retry")
 local window = require("braze.window")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 -- A key of its own for every client: clients of one key share their
 -- workspace's rate-limit window, and each fake here is a workspace of its own.

@@ -3,8 +3,8 @@
 -- leaves nothing. Transports here are fakes that play Braze exactly; the
 -- clock-skew case runs on a virtual clock (Braze's time advances with each
 -- answer and with every sleep of the client).
-local fake_braze = require("spec.fake_braze")
-local helpers = require("spec.helpers")
+local fake_braze = require("spec.support.fake_braze")
+local helpers = require("spec.support.helpers")
 
 -- A key of its own for every client: clients of one key share their
 -- workspace's rate-limit window, and each fake here is a workspace of its own.
@@ -239,7 +239,7 @@ end)
 
 describe("Braze's clock through libcurl", function()
   it("braze.core keeps the Date header, and the window learns the offset from it", function()
-    local canned = require("spec.canned_server")
+    local canned = require("spec.support.canned_server")
     local core = require("braze.core")
     local window = require("braze.window")
     local body = '{"message":"success","segments":[]}'

@@ -3,8 +3,8 @@
 -- over get, an async batch answering in a shuffled order), then
 -- against the mock over real HTTP.
 local braze = require("braze")
-local fake_braze = require("spec.fake_braze")
-local helpers = require("spec.helpers")
+local fake_braze = require("spec.support.fake_braze")
+local helpers = require("spec.support.helpers")
 
 -- A key of its own for every client: clients of one key share their
 -- workspace's rate-limit window, and each fake here is a workspace of its own.

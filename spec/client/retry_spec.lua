@@ -4,7 +4,7 @@
 -- so the policy is checked without waiting for it.
 local braze = require("braze")
 local core = require("braze.core")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local mock, seg_id
 

@@ -3,8 +3,8 @@
 local braze = require("braze")
 local core = require("braze.core")
 local window = require("braze.window")
-local helpers = require("spec.helpers")
-local fake_braze = require("spec.fake_braze")
+local helpers = require("spec.support.helpers")
+local fake_braze = require("spec.support.fake_braze")
 
 -- libcurl's session, watched: every answer's status and window headers.
 local function watched(log)

@@ -2,7 +2,7 @@
 -- are collected as they finish, in poll mode; their lifetime against the
 -- session's (close, a close from a finalizer, the collector).
 local core = require("braze.core")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local mock
 

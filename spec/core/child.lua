@@ -9,7 +9,7 @@
 -- The chunk gets `on_gc(f)`: a garbage object whose finalizer calls f
 -- (a newproxy on 5.1 and LuaJIT, where tables have no __gc), and
 -- `aggressive_gc()`: the collector running a step at every allocation.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local child = {}
 

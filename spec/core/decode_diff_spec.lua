@@ -36,7 +36,7 @@
 -- and LuaJIT alike, e.g.
 --   luajit /usr/bin/busted --cpath='build-luajit/?.so' spec/core/decode_diff_spec.lua
 local braze = require("braze")
-local support = require("spec.json_support")
+local support = require("spec.support.json_support")
 local decode = braze.decode
 
 local has_cjson, cjson = pcall(require, "cjson")
@@ -69,7 +69,7 @@ end
 local integer_beyond_2_53 = support.integer_beyond_2_53
 
 ---------------------------------------------------------------------------
--- PRNG: spec/json_support.lua's multiply-with-carry, so a seed means the
+-- PRNG: spec/support/json_support.lua's multiply-with-carry, so a seed means the
 -- same documents on every platform and Lua build.
 local next32 -- 32 random bits, as a whole number
 local function seed(n) next32 = support.mwc32(n) end

@@ -15,7 +15,7 @@
 --     gives out first: the error is "nesting too deep for the Lua stack".
 local braze = require("braze")
 local core = require("braze.core")
-local support = require("spec.json_support")
+local support = require("spec.support.json_support")
 local decode = braze.decode
 
 local HAS_INTEGERS = math.type ~= nil -- 5.3+
@@ -91,7 +91,7 @@ local function expected_number(text)
   return tonumber(text)
 end
 
--- k random bits (1..32) a call, the same on every Lua (see spec/json_support.lua).
+-- k random bits (1..32) a call, the same on every Lua (see spec/support/json_support.lua).
 local function mwc(seed)
   local next32 = support.mwc32(seed)
   return function(k) return floor(next32() / 2 ^ (32 - k)) end
@@ -555,12 +555,12 @@ describe("braze.decode", function()
     -- power of ten) rounds once only where doubles are evaluated as doubles
     -- (FLT_EVAL_METHOD 0). Built for the x87 FPU (-mfpmath=387: FLT_EVAL_METHOD 2) it
     -- rounded twice, and about one float in 2000 came out one ulp off. A C harness
-    -- (spec/decode_numbers.c) built that way decodes such numbers (x86 only).
+    -- (spec/c/decode_numbers.c) built that way decodes such numbers (x86 only).
     it("reads floats exactly where doubles are evaluated wider (x87, FLT_EVAL_METHOD 2)", function()
       local tmp = os.tmpname()
       local bin = tmp .. ".x87"
       finally(function() os.remove(tmp); os.remove(bin) end) -- busted keeps one finally per test
-      local p = assert(io.popen("cc -O2 -mfpmath=387 $(pkg-config --cflags lua5.4) -Icsrc spec/decode_numbers.c "
+      local p = assert(io.popen("cc -O2 -mfpmath=387 $(pkg-config --cflags lua5.4) -Icsrc spec/c/decode_numbers.c "
         .. "csrc/decode.c -o " .. bin .. " $(pkg-config --libs lua5.4) -lm 2>&1; echo \"exit $?\""))
       local out = p:read("*a")
       p:close()
@@ -973,19 +973,19 @@ describe("braze.decode", function()
     -- and then called strtod in the global locale, without checking where strtod
     -- stopped: when another thread switched the locale in between, a number came out
     -- silently wrong (0.30000000000000004 as 0; ~0.5% of decodes). A C harness
-    -- (spec/locale_race.c, built here against csrc/decode.c) decodes 200,000 times
+    -- (spec/c/locale_race.c, built here against csrc/decode.c) decodes 200,000 times
     -- while a second thread switches LC_NUMERIC between C and de_DE.
     it("does not matter when another thread switches the locale while numbers are read", function()
       local tmp = os.tmpname()
       local bin = tmp .. ".race"
       finally(function() os.remove(tmp); os.remove(bin) end) -- busted keeps one finally per test
-      local build = "cc -O2 -pthread $(pkg-config --cflags lua5.4) -Icsrc spec/locale_race.c csrc/decode.c -o "
+      local build = "cc -O2 -pthread $(pkg-config --cflags lua5.4) -Icsrc spec/c/locale_race.c csrc/decode.c -o "
         .. bin .. " $(pkg-config --libs lua5.4) -lm 2>&1; echo \"exit $?\""
       local p = assert(io.popen(build))
       local out = p:read("*a")
       p:close()
       if not out:find("exit 0\n$") then
-        pending("cannot build spec/locale_race.c (cc, pkg-config, liblua5.4-dev): " .. out)
+        pending("cannot build spec/c/locale_race.c (cc, pkg-config, liblua5.4-dev): " .. out)
       end
       local run = ""
       for _, name in ipairs { "de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8" } do

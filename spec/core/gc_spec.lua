@@ -3,7 +3,7 @@
 -- libcurl sessions are collected (their __gc releases the handles).
 local braze = require("braze")
 local core = require("braze.core")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local mock
 setup(function() mock = helpers.start_mock{ segments = 150 } end)

@@ -11,9 +11,9 @@
 -- process that never accepts (a server that never answers), and a "canned"
 -- child process that answers /<case>/... with a prepared raw response.
 local core = require("braze.core")
-local helpers = require("spec.helpers")
-local canned = require("spec.canned_server")
-local tls = require("spec.tls_nginx")
+local helpers = require("spec.support.helpers")
+local canned = require("spec.support.canned_server")
+local tls = require("spec.support.tls_nginx")
 local socket = require("socket")
 
 local LUA54 = _VERSION == "Lua 5.4"
@@ -52,7 +52,7 @@ local function last_user_agent()
   return reqs[#reqs].user_agent
 end
 
-describe("core.session options", function()
+describe("#lua53 core.session options", function()
   after_each(function() helpers.default_gc() end)
 
   it("keeps an options table's __index strings alive while a collection runs between reads", function()
@@ -168,7 +168,7 @@ local function run_child(chunk, env)
   return helpers.read_pipe((env or "") .. " " .. helpers.interpreter() .. " " .. tls.quote(file) .. " 2>&1")
 end
 
-describe("a batch whose handle copy fails", function()
+describe("#lua53 a batch whose handle copy fails", function()
   it("raises, leaves no half-made batch behind, and the next batch works", function()
     local so = build_c("fail_duphandle", dir, "-ldl")
     local preload = ((os.getenv("LD_PRELOAD") or "") .. " " .. so):gsub("^ ", "")
@@ -198,7 +198,7 @@ describe("a batch whose handle copy fails", function()
   end)
 end)
 
-describe("a finalizer that closes the session in the middle of a call", function()
+describe("#lua53 a finalizer that closes the session in the middle of a call", function()
   -- Each trial: an object whose __gc closes the session (and then calls it)
   -- becomes garbage just before the call, with the collector running
   -- continuously, so the finalizer runs while the body is being decoded (at
@@ -312,7 +312,7 @@ print("during=" .. during)
   end)
 end)
 
-describe("two threads, each with its own lua_State", function()
+describe("#lua53 two threads, each with its own lua_State", function()
   -- pkg-config's name for the Lua running this spec (5.3/5.4 only: the
   -- harness uses luaL_openlibs and package.searchpath).
   local lua_pc = ({ ["Lua 5.4"] = "lua5.4", ["Lua 5.3"] = "lua5.3" })[_VERSION]
@@ -353,7 +353,7 @@ describe("two threads, each with its own lua_State", function()
   end)
 end)
 
-describe("a response header line over 100 KB", function()
+describe("#lua53 a response header line over 100 KB", function()
   it("is a too_large error that says so, not an out-of-memory network error", function()
     local s = core.session{ api_key = "k", timeout = 5 }
     finally(function() s:close() end)
@@ -369,7 +369,7 @@ describe("a response header line over 100 KB", function()
   end)
 end)
 
-describe("core.random", function()
+describe("#lua53 core.random", function()
   it("returns doubles in [0, 1) that vary", function()
     local seen = {}
     for _ = 1, 2000 do
@@ -401,7 +401,7 @@ describe("core.random", function()
   end)
 end)
 
-describe("fork", function()
+describe("#lua53 fork", function()
   local fk, fk_so
 
   setup(function()

@@ -5,8 +5,8 @@
 -- frees (csrc/process.c), and wipes its own copy of the header on close.
 -- Scanned by spec/c/memscan.c, in a child interpreter over HTTP (the mock)
 -- and HTTPS (an nginx TLS front), through get and both batch modes.
-local helpers = require("spec.helpers")
-local tls = require("spec.tls_nginx")
+local helpers = require("spec.support.helpers")
+local tls = require("spec.support.tls_nginx")
 local child = require("spec.core.child")
 
 local mock, dir, memscan_so

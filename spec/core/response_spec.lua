@@ -2,7 +2,7 @@
 -- 1xx blocks before the final response, trailers after a chunked body,
 -- and libcurl's own header limits, through session:get and a batch.
 local core = require("braze.core")
-local canned = require("spec.canned_server")
+local canned = require("spec.support.canned_server")
 local child = require("spec.core.child")
 
 local JSON = '{"message":"success","segments":[]}'

@@ -1,7 +1,7 @@
 -- URLs handed to braze.core: a NUL byte is refused, not cut (libcurl reads
 -- a C string: "...?segment_id=AAA\0&segment_id=evil" would request AAA).
 local core = require("braze.core")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local mock
 

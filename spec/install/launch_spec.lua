@@ -3,7 +3,7 @@
 -- for, without argparse. Each either runs (re-running itself with a
 -- suitable Lua) or names exactly what is missing and how to get it.
 -- (The same from a LuaRocks tree: spec/install/rock_spec.lua.)
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local q = helpers.shell_quote
 local read_file = helpers.read_file
@@ -59,7 +59,7 @@ local function path_with(dir, names)
   return dir
 end
 
-describe("the commands started from a checkout", function()
+describe("#lua53 the commands started from a checkout", function()
   local tmp, checkout, segments
 
   setup(function()
@@ -147,7 +147,7 @@ describe("the commands started from a checkout", function()
   end)
 end)
 
-describe("README", function()
+describe("#lua53 README", function()
   it("the mock's section names the key the mock accepts by default", function()
     local readme = assert(read_file(ROOT .. "/README.md"))
     local section = assert(readme:match("\n## The mock server\n(.-)\n## "))

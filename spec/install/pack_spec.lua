@@ -4,7 +4,7 @@
 -- network into a fresh tree, where braze loads and says its version.
 -- Packs the committed HEAD. Tagged #rock (a build; .busted leaves it out):
 --   lua5.4 /usr/bin/busted --exclude-tags= --tags=rock spec/install/pack_spec.lua
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local q = helpers.shell_quote
 local ROOT = helpers.root

@@ -2,7 +2,7 @@
 -- starts the mock and sets the environment, then the first Lua example saved
 -- as first.lua and run with lua5.4, from the clone's root. Nothing of the
 -- example is changed; only the mock's port is swapped for a free one.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local socket = require("socket")
 
 local q = helpers.shell_quote

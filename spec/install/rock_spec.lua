@@ -7,7 +7,7 @@
 -- Debian's luarocks. Tagged #rock (a few seconds of builds; .busted leaves
 -- it out of the quick loop):
 --   lua5.4 /usr/bin/busted --exclude-tags= --tags=rock spec/install/rock_spec.lua
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local q = helpers.shell_quote
 local read_file = helpers.read_file

@@ -3,7 +3,7 @@
 -- as the README runs them, from a checkout), the mock's module, the
 -- versioned rockspec beside the scm one, the C core's _VERSION, the README
 -- and CHANGELOG.md.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local ROOT = helpers.root
 local VERSION = require("braze.version")
@@ -11,7 +11,7 @@ local q = helpers.shell_quote
 
 local function read(path) return assert(helpers.read_file(ROOT .. "/" .. path), path) end
 
-describe("the version", function()
+describe("#lua53 the version", function()
   it("is a semantic version, defined once", function()
     assert.matches("^%d+%.%d+%.%d+$", VERSION)
   end)
@@ -54,7 +54,7 @@ describe("the version", function()
   end)
 end)
 
-describe("a release's paperwork", function()
+describe("#lua53 a release's paperwork", function()
   it("LICENSE is MIT with a copyright holder, as every rockspec says", function()
     local license = read("LICENSE")
     assert.matches("^MIT License\n", license)

@@ -4,7 +4,7 @@
 
 local socket = require("socket")
 local cjson = require("cjson")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local braze_mock = require("braze_mock") -- only its data functions, as oracle
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"

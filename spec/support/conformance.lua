@@ -12,9 +12,9 @@
 ---   end, { pending = { ["case name"] = "issue 18 item N" } })
 ---
 --- conformance.cases: array of { name =, server =, opts =, expect =, same =, within = }
----   server: raw response bytes (spec/canned_server.lua sends them and closes);
+---   server: raw response bytes (spec/support/canned_server.lua sends them and closes);
 ---     { sequence = { bytes1, bytes2, ... } } (the n-th request gets the n-th);
----     { trickle = "mode" } (a behaviour of spec/trickle_server.lua);
+---     { trickle = "mode" } (a behaviour of spec/support/trickle_server.lua);
 ---     { refused = true } (a port nobody listens on).
 ---   opts: client options for this case (conformance.options adds the rest).
 ---   expect: { ok = true, body = <decoded details> }
@@ -30,9 +30,9 @@
 ---   status =, body =, attempts =, message =, position =, retry_after =,
 ---   text = }); url is the client's endpoint. options.pending = { [name] =
 ---   "why" } marks cases a transport fails for a known, named reason.
-local helpers = require("spec.helpers")
-local canned = require("spec.canned_server")
-local tls = require("spec.tls_nginx")
+local helpers = require("spec.support.helpers")
+local canned = require("spec.support.canned_server")
+local tls = require("spec.support.tls_nginx")
 local socket = require("socket")
 local busted = require("busted") -- describe/it/... (not globals inside a module)
 local describe, it, pending, setup, teardown = busted.describe, busted.it, busted.pending,
@@ -228,15 +228,15 @@ function M.check(case, got, took)
   end
 end
 
---- spec/trickle_server.lua in the background: { url =, pid =, stop = }.
+--- spec/support/trickle_server.lua in the background: { url =, pid =, stop = }.
 function M.start_trickle_server()
   local pipe = assert(io.popen(helpers.interpreter() .. " "
-    .. tls.quote(helpers.root .. "/spec/trickle_server.lua") .. " </dev/null &", "r"))
+    .. tls.quote(helpers.root .. "/spec/support/trickle_server.lua") .. " </dev/null &", "r"))
   local line = pipe:read("*l")
   local url, pid = (line or ""):match("^trickle server listening on (http://%S+) pid (%d+)$")
   if not url then
     pipe:close()
-    error("spec/trickle_server.lua did not start: " .. tostring(line))
+    error("spec/support/trickle_server.lua did not start: " .. tostring(line))
   end
   return {
     url = url, pid = tonumber(pid),

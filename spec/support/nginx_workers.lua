@@ -9,8 +9,8 @@
 --
 -- Every location is `location /NAME { content_by_lua_block {
 -- require("window_handlers").NAME() } }`; nginx variables from `vars`.
-local helpers = require("spec.helpers")
-local tls = require("spec.tls_nginx")
+local helpers = require("spec.support.helpers")
+local tls = require("spec.support.tls_nginx")
 local cjson = require("cjson")
 local socket = require("socket")
 

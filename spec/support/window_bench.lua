@@ -6,7 +6,7 @@
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local nginx = require("spec.support.nginx_workers")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 
 local rounds = tonumber(arg[1]) or 5

@@ -6,7 +6,7 @@
 --   lua5.4 /usr/bin/busted --cpath='build/?.so' --exclude-tags= --tags=neovim \
 --     spec/transport/conformance_neovim_spec.lua
 local conformance = require("spec.support.conformance")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 
 describe("#neovim", function()

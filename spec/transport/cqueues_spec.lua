@@ -3,7 +3,7 @@
 -- blocking the controller, failures come out as the libcurl transport's.
 -- Runs on every Lua:
 --   lua5.4 /usr/bin/busted --cpath='build/?.so' spec/transport/cqueues_spec.lua
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local braze = require("braze")
 
 local has_cqueues, cqueues = pcall(require, "cqueues")

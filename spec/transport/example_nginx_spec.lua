@@ -11,8 +11,8 @@
 -- LuaJIT in $BRAZE_LUAJIT_BUILD (default
 -- build-luajit). Tagged #nginx (.busted leaves it out of the quick loop):
 --   lua5.4 /usr/bin/busted --exclude-tags= --tags=nginx spec/transport/example_nginx_spec.lua
-local helpers = require("spec.helpers")
-local tls = require("spec.tls_nginx")
+local helpers = require("spec.support.helpers")
+local tls = require("spec.support.tls_nginx")
 local cjson = require("cjson")
 local socket = require("socket")
 

@@ -1,5 +1,5 @@
 -- braze.transport.haproxy in a real HAProxy (Debian's haproxy 2.6, Lua 5.3):
--- spec/haproxy/handlers.lua serves the API through HAProxy's httpclient
+-- spec/transport/haproxy/handlers.lua serves the API through HAProxy's httpclient
 -- against the mock; this spec checks the service's JSON from outside, that a
 -- slow Braze blocks neither HAProxy nor its other requests with 1, 2 and 4
 -- threads (and that the watchdog does not kill it), and that errors match
@@ -13,10 +13,10 @@
 --   lua5.4 /usr/bin/busted --exclude-tags= --tags=haproxy spec/transport/haproxy_spec.lua
 -- BRAZE_KEEP_HAPROXY=1 keeps the temp directories (config, logs).
 local braze = require("braze")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 local socket = require("socket")
-local tls = require("spec.tls_nginx")
+local tls = require("spec.support.tls_nginx")
 local conformance = require("spec.support.conformance")
 
 local HAPROXY = os.getenv("HAPROXY") or "/usr/sbin/haproxy"
@@ -50,7 +50,7 @@ end
 local function start_haproxy(vars, nbthread, lua_load)
   local dir = tls.tempdir("braze-haproxy")
   sh("cp " .. q(vars.CA) .. " " .. q(dir .. "/ca.pem"))
-  local template = assert(read_file(ROOT .. "/spec/haproxy/haproxy.cfg.in"))
+  local template = assert(read_file(ROOT .. "/spec/transport/haproxy/haproxy.cfg.in"))
   for attempt = 1, 3 do
     local port = tls.free_port()
     local all = { NBTHREAD = nbthread, PORT = port, PREFIX = dir, ROOT = ROOT, CPATH = BUILD .. "/?.so",

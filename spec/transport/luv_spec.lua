@@ -7,7 +7,7 @@
 -- It needs `nvim` and braze.core built for LuaJIT in build-luajit/
 -- (bash scripts/build.sh build-luajit -DBRAZE_LUA=luajit), found by Neovim
 -- through runtimepath alone (lua/braze/core.so links to it).
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cases = require("spec.transport.luv.cases")
 
 local uv = require("luv")
@@ -23,7 +23,7 @@ local function wait(seconds, done)
   uv.run("nowait") -- the guard's close
 end
 
-describe("braze.transport.luv with plain Lua and lua-luv", function()
+describe("#lua53 braze.transport.luv with plain Lua and lua-luv", function()
   local fast, slow
   setup(function()
     fast = helpers.start_mock{ segments = 250 }
@@ -58,7 +58,7 @@ describe("braze.transport.luv with plain Lua and lua-luv", function()
   end)
 end)
 
-describe("#neovim braze.transport.luv inside Neovim", function()
+describe("#lua53 #neovim braze.transport.luv inside Neovim", function()
   local report, lines = {}, nil
   setup(function()
     local out = os.tmpname()

@@ -1,6 +1,6 @@
 -- braze.transport.ngx in a real nginx (Debian's libnginx-mod-http-lua, or
 -- OpenResty with NGINX=/usr/local/openresty/bin/openresty): the handlers in
--- spec/nginx/handlers.lua call the API through cosockets against the mock,
+-- spec/transport/nginx/handlers.lua call the API through cosockets against the mock,
 -- and this spec checks their JSON from outside, that a slow Braze does not
 -- block the worker, and that errors match the libcurl transport's.
 --
@@ -11,7 +11,7 @@
 --   lua5.4 /usr/bin/busted --cpath='build/?.so' --exclude-tags= --tags=nginx spec/transport/nginx_spec.lua
 -- BRAZE_KEEP_NGINX=1 keeps the temp directory (config, logs) for a look.
 local braze = require("braze")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 local socket = require("socket")
 
@@ -25,7 +25,7 @@ end
 local LUAJIT_BUILD = os.getenv("BRAZE_LUAJIT_BUILD") or (ROOT .. "/build-luajit")
 if LUAJIT_BUILD:sub(1, 1) ~= "/" then LUAJIT_BUILD = ROOT .. "/" .. LUAJIT_BUILD end
 
-local tls = require("spec.tls_nginx")
+local tls = require("spec.support.tls_nginx")
 local conformance = require("spec.support.conformance")
 local sh = tls.sh
 
@@ -110,7 +110,7 @@ describe("#nginx braze.transport.ngx in nginx", function()
     fast = helpers.start_mock{ segments = 250 }
     slow = helpers.start_mock{ segments = 5, latency = 500 }
     trickle = conformance.start_trickle_server()
-    local template = assert(read_file(ROOT .. "/spec/nginx/nginx.conf.in"))
+    local template = assert(read_file(ROOT .. "/spec/transport/nginx/nginx.conf.in"))
     -- A port found free can be taken before nginx binds it: try a few times.
     for attempt = 1, 3 do
       port = free_port()
@@ -339,7 +339,7 @@ describe("#nginx braze.transport.ngx in nginx", function()
     end
   end)
 
-  -- spec/trickle_server.lua's misbehaviours (its path prefix `mode`).
+  -- spec/support/trickle_server.lua's misbehaviours (its path prefix `mode`).
   local function misbehaving(mode, query)
     return get(port, "/list?mock=trickle&fresh=1&mode=" .. mode .. (query or ""), 30)
   end

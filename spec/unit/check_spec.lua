@@ -27,7 +27,7 @@ describe("braze.check", function()
     assert.is_nil(check.closest("max", { max_wait = true, max_retries = true, max_body = true }))
     assert.is_nil(check.closest("so", { sort_direction = true }))
     local client = require("braze").new({ api_key = "k", endpoint = "https://x.invalid",
-      transport = require("spec.helpers").recording_transport() })
+      transport = require("spec.support.helpers").recording_transport() })
     local ok, err = pcall(client.list, client, { sort = "desc" })
     assert.is_false(ok)
     assert.matches("did you mean 'sort_direction'", err, 1, true)

@@ -3,7 +3,7 @@
 -- endpoint, as the nginx, HAProxy and Neovim examples do), and a refused
 -- endpoint says what it may have meant.
 local braze = require("braze")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local function new(opts)
   opts.api_key = opts.api_key or "k"

@@ -4,7 +4,7 @@
 -- names them as the user sees it.
 local braze = require("braze")
 local errors = require("braze.errors")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local function answering(status)
   return helpers.recording_transport(function()

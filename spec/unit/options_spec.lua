@@ -2,7 +2,7 @@
 -- the calls' concurrency and length, the command's flags).
 local options = require("braze.options")
 local braze = require("braze")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 describe("braze.options", function()
   it("gives every option a name, a kind and a one-line doc; numbers a default inside their range", function()

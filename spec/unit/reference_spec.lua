@@ -2,7 +2,7 @@
 -- the doc-coverage check CI runs (scripts/lint.sh): on this tree, and on
 -- fixture trees with an undocumented public function, a stale reference,
 -- options that disagree with braze.Options.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local root = helpers.root
 local script = root .. "/scripts/reference.lua"

@@ -3,7 +3,7 @@
 -- must fit its class: every field present at run time is declared, every
 -- field declared without `?` is present, and each value has its declared
 -- type. The classes are read from the annotations themselves (not a copy).
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local braze = require("braze")
 
 local TYPES_FILE = helpers.root .. "/lua/braze/types.lua"

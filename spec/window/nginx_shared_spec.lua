@@ -6,7 +6,7 @@
 --   lua5.4 /usr/bin/busted --exclude-tags= --tags=nginx spec/window/nginx_shared_spec.lua
 local nginx = require("spec.support.nginx_workers")
 local recording = require("spec.support.recording_transport")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 local socket = require("socket")
 local window = require("braze.window")

@@ -5,7 +5,7 @@
 -- Run (.busted excludes #redis by default):
 --   lua5.4 /usr/bin/busted --exclude-tags= --tags=redis spec/window/redis_spec.lua
 local redis_server = require("spec.support.redis_server")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local wstore = require("braze.window.store")
 local socket = require("socket")
 

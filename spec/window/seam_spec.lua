@@ -6,7 +6,7 @@
 local braze = require("braze")
 local window = require("braze.window")
 local wstore = require("braze.window.store")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 -- A store in this Lua state: one workspace table per ws; `calls` lists the
 -- operations in order; `fail = true` makes every operation fail.

@@ -8,7 +8,7 @@ local braze = require("braze")
 local window = require("braze.window")
 local redis_server = require("spec.support.redis_server")
 local recording = require("spec.support.recording_transport")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local cjson = require("cjson")
 local socket = require("socket")
 

@@ -7,7 +7,7 @@
 --   lua5.4 /usr/bin/busted --exclude-tags= --tags=nginx spec/window/shdict_spec.lua
 local nginx = require("spec.support.nginx_workers")
 local redis_server = require("spec.support.redis_server")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local wstore = require("braze.window.store")
 local socket = require("socket")
 
@@ -66,7 +66,7 @@ describe("#nginx window stores in nginx with 4 workers", function()
       end
       -- the grabs wait for /go; fire it from a child shortly after they start
       os.execute("(sleep 0.3; exec " .. helpers.interpreter() .. " -e " .. helpers.shell_quote(
-        "package.path='./?.lua;'..package.path; require('spec.helpers').request("
+        "package.path='./?.lua;'..package.path; require('spec.support.helpers').request("
         .. "{host='127.0.0.1',port=" .. srv.port .. "},'/go')") .. ") >/dev/null 2>&1 &")
       local docs = together(srv, targets)
       local total, pids = 0, {}

@@ -288,6 +288,8 @@ function M.transport(loop)
     --- Requests in flight at once per transport object for `get` (one
     -- libcurl multi handle; more calls wait in a queue for a free slot).
     max_in_flight = 64,
+    --- Calls park the calling coroutine (see lua/braze/transport/README.md).
+    yields = true,
   }
 
   --- Make a transport object from braze.new's connection settings (the

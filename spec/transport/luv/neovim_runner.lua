@@ -20,8 +20,8 @@ end
 local ok, err = pcall(function()
   line("core " .. tostring(vim.api.nvim_get_runtime_file("lua/braze/core.so", false)[1]))
   require("braze") -- braze.core through runtimepath, before anything else touches the paths
-  package.path = "./?.lua;" .. package.path -- spec.helpers, spec.transport.luv.cases
-  local helpers = require("spec.helpers")
+  package.path = "./?.lua;" .. package.path -- spec.support.helpers, spec.transport.luv.cases
+  local helpers = require("spec.support.helpers")
   local cases = require("spec.transport.luv.cases")
   local fast = helpers.start_mock{ segments = 250 }
   local slow = helpers.start_mock{ latency = 500 }

@@ -14,7 +14,7 @@ end
 
 -- spec/transport/luv/tiny_chunks_server.lua in the background: { url =, stop = }.
 function M.start_server(bytes)
-  local helpers = require("spec.helpers")
+  local helpers = require("spec.support.helpers")
   local pipe = assert(io.popen(helpers.lua .. " " .. helpers.shell_quote(helpers.root
     .. "/spec/transport/luv/tiny_chunks_server.lua") .. " " .. bytes .. " </dev/null &", "r"))
   local line = pipe:read("*l") or ""

@@ -4,7 +4,7 @@
 --- case and closes. It leaves after 60 s without a connection, so it cannot
 --- outlive the run.
 ---
----   local canned = require("spec.canned_server")
+---   local canned = require("spec.support.canned_server")
 ---   local server = canned.start{ ok = canned.response("HTTP/1.1 200 OK", { "Content-Length: 2" }, "{}") }
 ---   server:url("ok")            -- "http://127.0.0.1:PORT/ok/segments/list"
 ---   server:add("late", bytes)   -- a case added while it runs
@@ -14,8 +14,8 @@
 ---
 --- The n-th request for a case since the last reset gets <case>.<n>.http
 --- when there is one, else <case>.http (so "503, then the page" is two files).
-local helpers = require("spec.helpers")
-local tls = require("spec.tls_nginx")
+local helpers = require("spec.support.helpers")
+local tls = require("spec.support.tls_nginx")
 local socket = require("socket")
 
 local M = {}

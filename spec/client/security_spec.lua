@@ -4,14 +4,14 @@
 -- Starts, all on 127.0.0.1 and stopped in teardown: two braze-mocks (A, the
 -- API; B, a redirect target / proxy), a Debian nginx terminating TLS in
 -- front of A (CA and certificates made with openssl in a temp dir, see
--- spec/tls_nginx.lua), and a tiny "canned" server that sends hostile raw
+-- spec/support/tls_nginx.lua), and a tiny "canned" server that sends hostile raw
 -- HTTP responses the mock cannot produce. The #tls describe runs in the
 -- default suite (.busted excludes only #nginx).
 local braze = require("braze")
 local errors = require("braze.errors")
-local canned_server = require("spec.canned_server")
-local helpers = require("spec.helpers")
-local tls = require("spec.tls_nginx")
+local canned_server = require("spec.support.canned_server")
+local helpers = require("spec.support.helpers")
+local tls = require("spec.support.tls_nginx")
 
 -- A distinctive key: any occurrence of it in a string is a leak.
 local KEY = "sk-Secret-0123456789abcdefXYZ"

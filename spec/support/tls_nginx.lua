@@ -1,9 +1,9 @@
 -- Test-time TLS: a throw-away CA, certificates it signs, and a Debian nginx
 -- that terminates TLS on 127.0.0.1 and proxies to a braze-mock. Used by
--- spec/security_spec.lua; the same steps as spec/transport/nginx_spec.lua's
+-- spec/client/security_spec.lua; the same steps as spec/transport/nginx_spec.lua's
 -- make_certs/stop_nginx, which can move here.
 --
---   local tls = require("spec.tls_nginx")
+--   local tls = require("spec.support.tls_nginx")
 --   local dir = tls.tempdir()
 --   tls.make_ca(dir, "ca")
 --   tls.make_cert(dir, "good", "ca", "DNS:localhost,IP:127.0.0.1")
@@ -14,7 +14,7 @@
 -- Needs only nginx (with its ssl and proxy modules, as Debian's has) and the
 -- openssl command; no Lua module in nginx. Every server listens on 127.0.0.1.
 local socket = require("socket")
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 
 local M = {}
 

@@ -2,7 +2,7 @@
 -- program, Ctrl-C (SIGINT) stops a hung call at once with an error of kind
 -- "interrupted" (the program exits 130 as the snippet says) instead of
 -- waiting for the request's timeout.
-local helpers = require("spec.helpers")
+local helpers = require("spec.support.helpers")
 local socket = require("socket")
 
 local q = helpers.shell_quote
@@ -20,7 +20,7 @@ local function documented_snippet()
   return table.concat(lines, "\n")
 end
 
-describe("braze.catch_interrupt", function()
+describe("#lua53 braze.catch_interrupt", function()
   local mock, tmp
   setup(function()
     mock = helpers.start_mock({ segments = 10 })

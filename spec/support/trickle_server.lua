@@ -27,7 +27,7 @@
 -- Connections are served side by side (coroutines over socket.select), so
 -- light threads calling at once each get their answer.
 --
--- Run: lua spec/trickle_server.lua; the first and only stdout line is
+-- Run: lua spec/support/trickle_server.lua; the first and only stdout line is
 -- `trickle server listening on http://127.0.0.1:PORT pid PID`. It listens on
 -- 127.0.0.1 only, and exits by itself after LIFETIME seconds (or on SIGTERM).
 local socket = require("socket")

@@ -1,6 +1,6 @@
 -- Shared test helpers: start a braze-mock process and talk raw HTTP to it.
 --
---   local helpers = require("spec.helpers")
+--   local helpers = require("spec.support.helpers")
 --   local mock
 --   setup(function() mock = helpers.start_mock{ segments = 250 } end)
 --   teardown(function() mock:stop() end)
@@ -19,8 +19,10 @@ local helpers = {
 
 -- The repository root, from this file's own path, so the helpers work
 -- whatever the current directory is.
-local here = debug.getinfo(1, "S").source:match("^@(.*)$") or "spec/helpers.lua"
-local spec_dir = here:match("^(.*)/[^/]*$") or "."
+local here = debug.getinfo(1, "S").source:match("^@(.*)$") or "spec/support/helpers.lua"
+-- (this file is spec/support/helpers.lua: the root is two folders up)
+local support_dir = here:match("^(.*)/[^/]*$") or "."
+local spec_dir = support_dir:match("^(.*)/[^/]*$") or "."
 helpers.root = spec_dir:match("^(.*)/[^/]*$") or "."
 if spec_dir == "spec" then helpers.root = "." end
 

@@ -2,7 +2,7 @@
 -- alike, and the one documented difference (JSON integers beyond 2^53 on
 -- Luas without an integer subtype). Written in Lua 5.1 syntax, so it loads
 -- under every interpreter; run it with that interpreter's build, e.g.
---   luajit /usr/bin/busted --cpath='build-luajit/?.so' spec/compat_spec.lua
+--   luajit /usr/bin/busted --cpath='build-luajit/?.so' spec/client/compat_spec.lua
 local braze = require("braze")
 local core = require("braze.core")
 

@@ -1,4 +1,4 @@
---- Lua loaded by spec/haproxy/haproxy.cfg.in (lua-load): a service, an
+--- Lua loaded by spec/transport/haproxy/haproxy.cfg.in (lua-load): a service, an
 -- action and a task that call the mock through braze.transport.haproxy.
 -- The spec calls the service over HTTP and checks its JSON.
 --
@@ -8,7 +8,7 @@
 --   /conformance?endpoint=&opts=<JSON>&segment_id= (client:details(id) with a
 --   client of exactly these options: spec/support/conformance.lua).
 -- Query parameters: mock=fast|slow|tls|badtls|refused (with port=)|unresolvable
--- |trickle (with mode=, spec/trickle_server.lua's misbehaviour): which server;
+-- |trickle (with mode=, spec/support/trickle_server.lua's misbehaviour): which server;
 -- fresh=1 (a new client), max_retries, timeout, max_body. Answers
 -- {"ok":true,"result":...} or {"ok":false,"error":{...},"text":tostring(err)}.
 local braze = require("braze")

@@ -3,7 +3,7 @@
 --- request fails, in which order answers come, the rate-limit window)
 --- without a server. Every request is recorded.
 ---
----   local fake = require("spec.fake_braze").new{ segments = 250, mode = "async" }
+---   local fake = require("spec.support.fake_braze").new{ segments = 250, mode = "async" }
 ---   local c = braze.new{ api_key = "k", instance = "US-01", transport = fake.transport }
 ---
 --- mode: "serial" (get only) or "async" (get and batch(): answers come back

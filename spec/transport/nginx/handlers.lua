@@ -12,7 +12,7 @@
 --
 -- Every handler takes, as query arguments: mock=fast|slow|tls|badtls|trickle
 -- (which endpoint, set as nginx variables by the config), mode= (a path
--- prefix added to the endpoint: spec/trickle_server.lua's misbehaviour),
+-- prefix added to the endpoint: spec/support/trickle_server.lua's misbehaviour),
 -- max_retries, timeout, max_body, max_depth, and fresh=1 for a client made
 -- for this request only (otherwise clients are cached per worker and shared
 -- by concurrent requests).
