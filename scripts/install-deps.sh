@@ -23,7 +23,7 @@ if [ "${BRAZE_DEPS:-}" = full ]; then
     nginx-core libnginx-mod-http-lua openssl
     neovim  # spec/transport/luv_spec.lua #neovim: braze.transport.luv inside nvim --headless
     haproxy  # spec/transport/haproxy_spec.lua (2.6+, Lua 5.3 inside; the service stays as Debian ships it)
-    lua-check lua-ldoc cppcheck  # scripts/lint.sh
+    lua-check cppcheck  # scripts/lint.sh
     luarocks curl  # spec/install/rock_spec.lua (README's rock install); curl: spec/example_nginx_spec.lua
     chromium  # spec/cli/report_browser_spec.lua #browser: the report page in a real browser
     redis-server lua-redis lua-nginx-redis  # spec/window/: braze.window.redis (redis-lua; lua-resty-redis in nginx)
