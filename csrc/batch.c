@@ -549,15 +549,5 @@ static const luaL_Reg batch_meta[] = {
 };
 
 void braze_batch_register(lua_State *L) {
-  if (luaL_newmetatable(L, BRAZE_BATCH_MT)) {
-    lua_pushcfunction(L, braze_trampoline); /* upvalue 1 of every method */
-    luaL_setfuncs(L, batch_meta, 1);
-    lua_createtable(L, 0, 5);
-    lua_pushcfunction(L, braze_trampoline);
-    luaL_setfuncs(L, batch_methods, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, BRAZE_BATCH_MT); /* getmetatable(b): no way to edit it from Lua */
-    lua_setfield(L, -2, "__metatable");
-  }
-  lua_pop(L, 1);
+  braze_register_type(L, BRAZE_BATCH_MT, batch_meta, batch_methods);
 }

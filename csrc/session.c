@@ -413,17 +413,22 @@ static const luaL_Reg session_meta[] = {
   {NULL, NULL},
 };
 
-void braze_session_register(lua_State *L) {
-  braze_batch_register(L);
-  if (luaL_newmetatable(L, BRAZE_SESSION_MT)) {
+void braze_register_type(lua_State *L, const char *name, const luaL_Reg *meta,
+                         const luaL_Reg *methods) {
+  if (luaL_newmetatable(L, name)) {
     lua_pushcfunction(L, braze_trampoline); /* upvalue 1 of every method */
-    luaL_setfuncs(L, session_meta, 1);
-    lua_createtable(L, 0, 3);
+    luaL_setfuncs(L, meta, 1);
+    lua_newtable(L);
     lua_pushcfunction(L, braze_trampoline);
-    luaL_setfuncs(L, session_methods, 1);
+    luaL_setfuncs(L, methods, 1);
     lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, BRAZE_SESSION_MT); /* getmetatable(s): no way to edit it from Lua */
+    lua_pushstring(L, name); /* getmetatable(v): no way to edit it from Lua */
     lua_setfield(L, -2, "__metatable");
   }
   lua_pop(L, 1);
+}
+
+void braze_session_register(lua_State *L) {
+  braze_batch_register(L);
+  braze_register_type(L, BRAZE_SESSION_MT, session_meta, session_methods);
 }

@@ -77,6 +77,10 @@ BRAZE_HIDDEN int braze_run_busy(lua_State *L, braze_session *s, braze_batch *b, 
  * finalizer between a check and its use).
  */
 BRAZE_HIDDEN int braze_trampoline(lua_State *L);
+/* The metatable `name` (once): `meta` on it, `methods` under __index, every
+ * function with braze_trampoline as upvalue 1, and __metatable set. */
+BRAZE_HIDDEN void braze_register_type(lua_State *L, const char *name, const luaL_Reg *meta,
+                                      const luaL_Reg *methods);
 
 /* ---- implemented in batch.c -------------------------------------------- */
 
