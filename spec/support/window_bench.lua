@@ -35,12 +35,14 @@ end
 local fast = helpers.start_mock{ segments = 100 }
 local srv = nginx.start{ workers = 1, vars = { braze_endpoint = fast.url, braze_api_key = fast.api_key,
   braze_ids_file = "/dev/null" } }
-local seq = measure(srv, { "store=none", "store=shdict" }, "/seqlist?n=2000&")
+local seq = measure(srv, { "store=none", "store=shdict", "store=noop" }, "/seqlist?n=2000&")
 srv:stop()
 fast:stop()
 print(string.format("sequential client:list{} x2000, per call: in-process window %.1f us, "
   .. "shdict store %.1f us: ratio %.3f (shdict / in-process)",
   seq["store=none"] / 2000 * 1e6, seq["store=shdict"] / 2000 * 1e6, seq["store=shdict"] / seq["store=none"]))
+print(string.format("  a no-op store (the seam alone): %.1f us per call, ratio %.3f", seq["store=noop"] / 2000 * 1e6,
+  seq["store=noop"] / seq["store=none"]))
 
 -- details_many of 160 at 16 against 20 ms, a fresh client per request
 local slow = helpers.start_mock{ segments = 250, latency = 20 }

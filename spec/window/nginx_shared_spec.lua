@@ -116,10 +116,9 @@ describe("#nginx braze.window.shdict shared by 4 nginx workers", function()
     -- nginx side: sequential calls (see the pending case below for batches)
     local redis_server = require("spec.support.redis_server")
     local rsrv = redis_server.start()
-    finally(function() rsrv:stop() end)
     local go = os.tmpname()
     os.remove(go)
-    finally(function() os.remove(go) end)
+    finally(function() rsrv:stop(); os.remove(go) end) -- (busted keeps one finally per test)
     local cmd = "BRAZE_CPATH=" .. helpers.shell_quote(package.cpath) .. " exec " .. helpers.interpreter()
       .. " spec/support/window_child.lua export " .. rsrv.port
       .. " - " .. helpers.shell_quote(mock.url) .. " " .. helpers.shell_quote(mock.api_key) .. " 30 " .. go

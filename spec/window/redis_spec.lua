@@ -193,6 +193,11 @@ describe("#redis braze.window.redis", function()
 
     it("stopped mid-run: reported once, and used again once it is back", function()
       local own = redis_server.start()
+      local again
+      finally(function()
+        own:stop()
+        if again then again:stop() end
+      end)
       local reports = {}
       local s = redis_store.new{ port = own.port, retry_after = 0.2,
         on_error = function(err) reports[#reports + 1] = err end }
@@ -204,7 +209,7 @@ describe("#redis braze.window.redis", function()
         socket.sleep(0.1)
       end
       assert.equal(1, #reports)
-      local again = redis_server.start(own.port)
+      again = redis_server.start(own.port)
       socket.sleep(0.25)
       -- a new server: the window is gone; the store works again
       assert.equal(1, (s:acquire(ws, 5, 0, 10, os.time(), 1)))
