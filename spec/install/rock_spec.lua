@@ -130,7 +130,9 @@ describe("#rock lua-braze installed with luarocks make", function()
     local r = run(tmp, { PATH = path }, q(T51 .. "/bin/braze-segments") .. " --help")
     assert.equal(2, r.code)
     assert.matches("needs Lua 5.3 or later; this is Lua 5.1", r.stderr, 1, true)
-    assert.matches("luarocks --lua-version=5.4 make --tree " .. T51, r.stderr, 1, true)
+    -- a 5.4 tree of its own, not this one (two Luas in one tree share bin/)
+    assert.matches("luarocks --lua-version=5.4 make --tree " .. T51 .. "-5.4,", r.stderr, 1, true)
+    assert.matches("run " .. T51 .. "-5.4/bin/braze-segments.", r.stderr, 1, true)
   end)
 
   it("a Lua 5.1 tree's braze-segments runs with lua5.4 once lua-braze is installed for 5.4 there", function()
@@ -291,6 +293,18 @@ describe("#rock the README's layout, one tree per Lua", function()
       assert.equal(0, r.code, path .. ": " .. r.stderr)
       assert.matches("^braze%-%a+ " .. version:gsub("%.", "%%.") .. "[ \n]", r.stdout)
     end
+  end)
+
+  it("on LuaJIT, a command missing braze.core gives the README's LuaJIT tree as the fix", function()
+    local code = "package.path = " .. string.format("%q", ROOT .. "/cli/lua/?.lua;" .. ROOT .. "/cli/lua/?/init.lua")
+      .. " package.cpath = '' local p = require('braze_segments.launch').problem({ name = 'x', core = true })"
+      .. " io.write(table.concat(p.text, '\\n'))"
+    local r = run(tmp, {}, "luajit -e " .. q(code))
+    assert.equal(0, r.code, r.stderr)
+    local hint = r.stdout:match("Build it: ([^\n]-) make")
+    assert.is_string(hint, r.stdout)
+    assert.matches("--tree", hint, 1, true)
+    assert.matches("\n" .. hint .. " make --deps-mode=none\n", install, 1, true)
   end)
 
   it("the 5.4 tree's braze-segments reads the LuaJIT tree's braze-mock", function()
