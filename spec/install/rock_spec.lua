@@ -1,11 +1,13 @@
--- Installing the three rocks as the README says (`luarocks --lua-version=5.4
--- --tree T make --deps-mode=none [ROCKSPEC]`, offline: the library, then
--- cli/ and mock/), from a copy of the sources, into one tree: both commands
--- run from the tree against the mock; without argparse each names what is
--- missing; a Lua 5.1 tree's braze-segments runs with lua5.4 or says how to
--- get one that does; nothing installed reads a build directory. Needs
--- Debian's luarocks. Tagged #rock (a few seconds of builds; .busted leaves
--- it out of the quick loop):
+-- Installing the three rocks with `luarocks --lua-version=5.4 --tree T make
+-- --deps-mode=none [ROCKSPEC]`, offline: the library, then cli/ and mock/),
+-- from a copy of the sources, into one tree: both commands run from the
+-- tree against the mock; without argparse each names what is missing; a
+-- Lua 5.1 tree's braze-segments runs with lua5.4 or says how to get one that
+-- does; nothing installed reads a build directory. Then the README's layout
+-- run as written (one tree per Lua, the LuaJIT tree's commands run luajit),
+-- and the versioned library rockspec checked against the scm one. Needs
+-- Debian's luarocks and luajit. Tagged #rock (a few seconds of builds;
+-- .busted leaves it out of the quick loop):
 --   lua5.4 /usr/bin/busted --exclude-tags= --tags=rock spec/install/rock_spec.lua
 local helpers = require("spec.support.helpers")
 
@@ -128,7 +130,9 @@ describe("#rock lua-braze installed with luarocks make", function()
     local r = run(tmp, { PATH = path }, q(T51 .. "/bin/braze-segments") .. " --help")
     assert.equal(2, r.code)
     assert.matches("needs Lua 5.3 or later; this is Lua 5.1", r.stderr, 1, true)
-    assert.matches("luarocks --lua-version=5.4 make --tree " .. T51, r.stderr, 1, true)
+    -- a 5.4 tree of its own, not this one (two Luas in one tree share bin/)
+    assert.matches("luarocks --lua-version=5.4 make --tree " .. T51 .. "-5.4,", r.stderr, 1, true)
+    assert.matches("run " .. T51 .. "-5.4/bin/braze-segments.", r.stderr, 1, true)
   end)
 
   it("a Lua 5.1 tree's braze-segments runs with lua5.4 once lua-braze is installed for 5.4 there", function()
@@ -151,10 +155,12 @@ describe("#rock lua-braze installed with luarocks make", function()
       assert.not_matches('["' .. name, rockspec, 1, true)
     end
     assert.matches('dependencies = { "lua >= 5.1" }', rockspec, 1, true)
-    -- every module under lua/ is installed
+    -- every module under lua/ is installed, by the scm and the versioned rockspec alike
+    local released = assert(read_file(ROOT .. "/lua-braze-0.1.0-1.rockspec"))
     for file in helpers.read_pipe("cd " .. q(ROOT) .. " && git ls-files -co --exclude-standard 'lua/*.lua'")
       :gmatch("[^\n]+") do
       assert.matches('"' .. file .. '"', rockspec, 1, true)
+      assert.matches('"' .. file .. '"', released, 1, true)
     end
     local installed = helpers.read_pipe("cd " .. q(T54) .. " && find share lib -path '*braze*' -type f | sort")
     assert.matches("share/lua/5.4/braze.lua", installed, 1, true)
@@ -191,5 +197,183 @@ describe("#rock lua-braze installed with luarocks make", function()
     local found = helpers.read_pipe("find " .. q(T54) .. " " .. q(T51) .. " -name core.so | sort")
     assert.equal(T51 .. "/lib/lua/5.1/braze/core.so\n" .. T51 .. "/lib/lua/5.4/braze/core.so\n"
       .. T54 .. "/lib/lua/5.4/braze/core.so\n", found)
+  end)
+end)
+
+-- A rockspec is Lua assignments: run it into a table.
+local function load_rockspec(path)
+  local env = {}
+  assert(load(assert(read_file(path)), "@" .. path, "t", env))()
+  return env
+end
+
+describe("#rock the two library rockspecs", function()
+  it("lua-braze-0.1.0-1 installs the same modules, built the same way, as lua-braze-scm-0", function()
+    local scm = load_rockspec(ROOT .. "/lua-braze-scm-0.rockspec")
+    local released = load_rockspec(ROOT .. "/lua-braze-0.1.0-1.rockspec")
+    assert.equal("0.1.0-1", released.version)
+    assert.same(scm.build.install, released.build.install)
+    assert.equal(scm.build.build_command, released.build.build_command)
+    assert.same(scm.dependencies, released.dependencies)
+    assert.same(scm.external_dependencies, released.external_dependencies)
+  end)
+end)
+
+-- The README's "Install and build" as written, run from a copy of the
+-- sources: its install block (a Lua 5.4 tree and a LuaJIT tree), then its
+-- block that runs a program with each tree's paths and interpreter.
+describe("#rock the README's layout, one tree per Lua", function()
+  local tmp, src, T54, TJ, install, run_lines
+
+  -- The sh blocks of the README's "Install and build" section.
+  local function readme_blocks()
+    local readme = assert(read_file(ROOT .. "/README.md"))
+    local section = assert(readme:match("\n## Install and build\n(.-)\n## "), "no Install and build section")
+    local blocks = {}
+    for block in section:gmatch("```sh\n(.-)```") do blocks[#blocks + 1] = block end
+    return blocks
+  end
+
+  -- Run `command` with sh in the sources' copy; returns code, stdout, stderr.
+  local function in_src(command, env)
+    return run(tmp, env or {}, "sh -c " .. q("cd " .. q(src) .. " && " .. command))
+  end
+
+  -- The bin/ entries of a tree, sorted, one a line.
+  local function bin_of(tree)
+    return helpers.read_pipe("ls -A " .. q(tree .. "/bin") .. " 2>/dev/null | sort")
+  end
+
+  setup(function()
+    assert(sh("command -v luarocks >/dev/null && command -v luajit >/dev/null"), "needs luarocks and luajit")
+    tmp = helpers.read_pipe("mktemp -d /tmp/braze-layout.XXXXXX"):gsub("\n$", "")
+    src = tmp .. "/src"
+    assert(sh("mkdir " .. q(src) .. " && cd " .. q(ROOT) .. " && git ls-files -co --exclude-standard -z"
+      .. " | xargs -0 tar -c | tar -x -C " .. q(src)))
+    for _, block in ipairs(readme_blocks()) do
+      if block:find("luarocks ", 1, true) and block:find(" make ", 1, true) then install = install or block end
+      if block:find("path)", 1, true) then run_lines = run_lines or block end
+    end
+    assert.is_string(install, "the README has no install block")
+    local t54 = install:match("%-%-lua%-version=5%.4 %-%-tree (%S+)")
+    local tj = install:match("%-%-lua%-version=5%.1 %-%-tree (%S+)")
+    assert.is_string(t54, "the README's install block makes no Lua 5.4 tree")
+    assert.is_string(tj, "the README's install block makes no LuaJIT (5.1) tree")
+    T54, TJ = src .. "/" .. t54, src .. "/" .. tj
+    helpers.write_file(tmp .. "/install.sh", install)
+    local r = in_src("sh -e " .. q(tmp .. "/install.sh"))
+    assert(r.code == 0, "the README's install block failed:\n" .. r.stdout .. r.stderr)
+  end)
+
+  teardown(function()
+    if tmp and tmp:match("^/tmp/braze%-layout") then sh("rm -rf " .. q(tmp)) end
+  end)
+
+  it("makes two trees whose bin/ hold each command once, none renamed to ~", function()
+    assert.equal("braze-mock\nbraze-segments\n", bin_of(T54))
+    assert.equal("braze-mock\n", bin_of(TJ))
+    assert.are_not.equal(T54, TJ, "one tree for two Luas")
+  end)
+
+  it("the LuaJIT tree's commands run luajit, the 5.4 tree's lua5.4", function()
+    for _, case in ipairs({ { T54, "Lua 5.4" }, { TJ, "LuaJIT" } }) do
+      local tree, want = case[1], case[2]
+      local wrapper = assert(read_file(tree .. "/bin/braze-mock"))
+      local interp = wrapper:match("exec '([^']+)'")
+      assert.is_string(interp, wrapper)
+      local r = run(tmp, {}, q(interp) .. " -e " .. q("io.write(rawget(_G, 'jit') and 'LuaJIT' or _VERSION)"))
+      assert.equal(want, r.stdout, tree)
+    end
+  end)
+
+  it("answers --version from each tree's bin/", function()
+    local version = assert(load_rockspec(ROOT .. "/lua-braze-0.1.0-1.rockspec").version):match("^(.-)%-")
+    local ran = 0
+    for _, tree in ipairs({ T54, TJ }) do
+      for name in bin_of(tree):gmatch("[^\n]+") do
+        local r = run(tmp, {}, q(tree .. "/bin/" .. name) .. " --version")
+        assert.equal(0, r.code, tree .. "/bin/" .. name .. ": " .. r.stderr)
+        assert.matches("^" .. name:gsub("%-", "%%-") .. " " .. version:gsub("%.", "%%.") .. "[ \n]", r.stdout)
+        ran = ran + 1
+      end
+    end
+    assert.equal(3, ran) -- braze-mock from both, braze-segments (Lua 5.3+) from the 5.4 tree
+  end)
+
+  it("on LuaJIT, a command missing braze.core gives the README's LuaJIT tree as the fix", function()
+    local code = "package.path = " .. string.format("%q", ROOT .. "/cli/lua/?.lua;" .. ROOT .. "/cli/lua/?/init.lua")
+      .. " package.cpath = '' local p = require('braze_segments.launch').problem({ name = 'x', core = true })"
+      .. " io.write(table.concat(p.text, '\\n'))"
+    local r = run(tmp, {}, "luajit -e " .. q(code))
+    assert.equal(0, r.code, r.stderr)
+    local hint = r.stdout:match("Build it: ([^\n]-) make")
+    assert.is_string(hint, r.stdout)
+    assert.matches("--tree", hint, 1, true)
+    assert.matches("\n" .. hint .. " make --deps-mode=none\n", install, 1, true)
+  end)
+
+  it("the 5.4 tree's braze-segments reads the LuaJIT tree's braze-mock", function()
+    local url, pid, pipe = start_mock(q(TJ .. "/bin/braze-mock"))
+    assert.is_string(url, "the LuaJIT tree's braze-mock did not start")
+    finally(function()
+      sh("kill " .. pid .. " 2>/dev/null")
+      pipe:close()
+    end)
+    local r = run(tmp, { BRAZE_API_KEY = helpers.api_key, BRAZE_REST_ENDPOINT = url },
+      q(T54 .. "/bin/braze-segments") .. " --quiet list --format csv")
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^id,name,analytics_tracking_enabled,tags\r?\n", r.stdout)
+  end)
+
+  -- my_script.lua: braze and braze.core, and which Lua and core.so it got.
+  local SCRIPT = [[
+local braze = require("braze")
+local core = require("braze.core")
+local decoded = core.decode('{"n":[1,2,3]}')
+local so = package.searchpath("braze.core", package.cpath)
+print(braze._VERSION, rawget(_G, "jit") and "LuaJIT" or _VERSION, #decoded.n, so)
+]]
+
+  local function run_script(line)
+    helpers.write_file(src .. "/my_script.lua", SCRIPT)
+    return in_src(line, { LUA_PATH = false, LUA_CPATH = false, LUA_PATH_5_4 = false, LUA_CPATH_5_4 = false })
+  end
+
+  it("runs a program with require('braze') and braze.core through each tree with its interpreter", function()
+    assert.is_string(run_lines, "the README has no block that runs a program with a tree's paths")
+    local seen = {}
+    for line in run_lines:gmatch("[^\n]+") do
+      local version, tree = line:match("%-%-lua%-version=(%S+) %-%-tree (%S+)")
+      if tree then
+        local r = run_script(line)
+        assert.equal(0, r.code, line .. "\n" .. r.stderr)
+        local want = version == "5.4" and "Lua 5.4\t3\t" .. T54 .. "/lib/lua/5.4/braze/core.so"
+          or "LuaJIT\t3\t" .. TJ .. "/lib/lua/5.1/braze/core.so"
+        assert.equal("lua-braze 0.1.0\t" .. want .. "\n", r.stdout)
+        seen[version] = true
+      end
+    end
+    assert.is_true(seen["5.4"], "no line runs the 5.4 tree")
+    assert.is_true(seen["5.1"], "no line runs the LuaJIT tree")
+  end)
+
+  it("removing a rock from one tree leaves the other tree's commands and programs working", function()
+    local r = in_src("luarocks --lua-version=5.1 --tree " .. q(TJ) .. " remove braze-mock")
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("braze-mock\nbraze-segments\n", bin_of(T54))
+    r = run(tmp, {}, q(T54 .. "/bin/braze-mock") .. " --version")
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", bin_of(TJ))
+    -- and the LuaJIT tree gone altogether
+    assert(sh("rm -rf " .. q(TJ)))
+    for line in run_lines:gmatch("[^\n]+") do
+      if line:find("--lua-version=5.4 ", 1, true) then
+        r = run_script(line)
+        assert.equal(0, r.code, r.stderr)
+        assert.matches("Lua 5.4\t3\t", r.stdout, 1, true)
+      end
+    end
+    r = run(tmp, {}, q(T54 .. "/bin/braze-segments") .. " --version")
+    assert.equal(0, r.code, r.stderr)
   end)
 end)

@@ -96,8 +96,9 @@ local function build_hint(version, checkout)
     return format("cmake -S . -B build-%s -DBRAZE_LUA=%s && cmake --build build-%s",
       version, version, version)
   end
-  if version == "luajit" then
-    return "luarocks --lua-version=5.1 make LUA_INCDIR=/usr/include/luajit-2.1"
+  if version == "luajit" then -- wrappers that run luajit, not lua5.1 (README, "Install and build")
+    return "LUAROCKS_CONFIG=TJ/luajit.lua luarocks --lua-version=5.1 --tree TJ make, in a LuaJIT tree of its own "
+      .. "(README, \"Install and build\")"
   end
   return format("luarocks --lua-version=%s make", version)
 end
@@ -116,10 +117,11 @@ function M.problem(spec)
       format("needs Lua %s or later; %s.", spec.min_lua, this),
       spec.checkout and format("Run it with lua5.4: lua5.4 %s ...", spec.script or spec.name)
         or format("This rock tree is for %s, where the library works but this command does not: "
-          .. "install lua-braze and %s for Lua 5.4 too (from lua-braze's checkout: %s%s, "
-          .. "then the same with cli/braze-segments-scm-0.rockspec) and run %s from there.",
+          .. "install lua-braze and %s for Lua 5.4 in a tree of their own, one tree per Lua (from "
+          .. "lua-braze's checkout: %s --tree %s, then the same with cli/braze-segments-scm-0.rockspec) "
+          .. "and run %s/bin/%s.",
           version == "luajit" and "LuaJIT" or "Lua " .. version, spec.name, build_hint("5.4", false),
-          spec.tree and " --tree " .. spec.tree or "", spec.name),
+          (spec.tree or "T") .. "-5.4", (spec.tree or "T") .. "-5.4", spec.name),
     } }
   end
 
