@@ -180,10 +180,25 @@ end
 --- closes the batch after K outcomes instead (the rest abandoned) and then
 --- sleeps S: the abandoned threads must not write into the request.
 --- Answers the statuses by tag, the polls made and the seconds taken.
+--- nosema=1: a copy of the module loaded as if lua-resty-core's
+--- ngx.semaphore were missing (its poll sleeps in slices).
+local without_semaphore
 function M.batch()
   local mock = arg("mock") or "fast"
   local endpoint = ngx.var["braze_" .. mock .. "_endpoint"]
-  local session = ngx_transport.new{ api_key = ngx.var.braze_api_key, timeout = 10,
+  local transport = ngx_transport
+  if arg("nosema") == "1" then
+    if not without_semaphore then -- (no yield in here: other requests see no change)
+      local loaded, sema = package.loaded["braze.transport.ngx"], package.loaded["ngx.semaphore"]
+      package.loaded["braze.transport.ngx"], package.loaded["ngx.semaphore"] = nil, nil
+      package.preload["ngx.semaphore"] = function() error("no ngx.semaphore here") end
+      without_semaphore = require("braze.transport.ngx")
+      package.preload["ngx.semaphore"] = nil
+      package.loaded["braze.transport.ngx"], package.loaded["ngx.semaphore"] = loaded, sema
+    end
+    transport = without_semaphore
+  end
+  local session = transport.new{ api_key = ngx.var.braze_api_key, timeout = 10,
     connect_timeout = 5, user_agent = "braze-spec", max_body = 1e6, max_depth = 64 }
   local n, pause, close_after = number_arg("n") or 4, number_arg("sleep") or 0.2, number_arg("close")
   local b = session:batch(2 * n)
@@ -215,7 +230,7 @@ function M.batch()
   end
   ngx.update_time()
   answer({ statuses = statuses, got = got, polls = polls, seconds = ngx.now() - t0,
-    empty = #b:poll(0.01) })
+    empty = #b:poll(0.01), semaphore = b.sema ~= nil })
 end
 
 --- /batchmem?n=N: one batch of braze.transport.ngx runs N details calls at
