@@ -340,6 +340,10 @@ describe("#nginx braze.transport.ngx in nginx", function()
       local _, doc, took = get(port, "/batch?mock=slow&n=4&sleep=0.2", 30)
       assert.is_true(doc.ok, cjson.encode(doc))
       assert.is_true(doc.result.semaphore) -- Debian 12's lua-resty-core has it
+      -- poll(0.05), poll(0) with all 4 in flight: nothing, after about 0.05 s
+      assert.equal(0, doc.result.early)
+      assert.is_true(doc.result.early_seconds >= 0.04 and doc.result.early_seconds < 0.3,
+        "the timed-out polls took " .. doc.result.early_seconds .. " s")
       assert.equal(8, doc.result.got, statuses_of(doc))
       for i = 1, 8 do assert.equal(400, doc.result.statuses["t" .. i], statuses_of(doc)) end
       assert.equal(0, doc.result.empty)
@@ -351,6 +355,9 @@ describe("#nginx braze.transport.ngx in nginx", function()
       local _, doc, took = get(port, "/batch?mock=slow&n=4&sleep=0.2&nosema=1", 30)
       assert.is_true(doc.ok, cjson.encode(doc))
       assert.is_false(doc.result.semaphore)
+      assert.equal(0, doc.result.early)
+      assert.is_true(doc.result.early_seconds >= 0.04 and doc.result.early_seconds < 0.3,
+        "the timed-out polls took " .. doc.result.early_seconds .. " s")
       assert.equal(8, doc.result.got, statuses_of(doc))
       for i = 1, 8 do assert.equal(400, doc.result.statuses["t" .. i], statuses_of(doc)) end
       assert.is_true(took < 3, "took " .. took .. " s")

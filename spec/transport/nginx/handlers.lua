@@ -218,6 +218,12 @@ function M.batch()
     end
   end
   submit(1)
+  -- poll's timeout with requests in flight: an empty array, after about that long
+  ngx.update_time()
+  local t1 = ngx.now()
+  local early = #b:poll(0.05) + #b:poll(0)
+  ngx.update_time()
+  local early_seconds = ngx.now() - t1
   collect() -- waits for the first one
   ngx.sleep(pause)
   submit(n + 1)
@@ -230,7 +236,7 @@ function M.batch()
   end
   ngx.update_time()
   answer({ statuses = statuses, got = got, polls = polls, seconds = ngx.now() - t0,
-    empty = #b:poll(0.01), semaphore = b.sema ~= nil })
+    empty = #b:poll(0.01), semaphore = b.sema ~= nil, early = early, early_seconds = early_seconds })
 end
 
 --- /batchmem?n=N: one batch of braze.transport.ngx runs N details calls at
