@@ -304,6 +304,16 @@ describe("#nginx braze.transport.ngx in nginx", function()
       assert.is_true(took < 3, "took " .. took .. " s")
     end)
 
+    it("survives a loop body that yields (ngx.sleep) while the batch's light threads run", function()
+      -- lua-nginx-module 0.10.23 (Debian 12) ended it with "already waited or killed"
+      local _, doc = get(port, "/pipeline?fresh=1&details=1&series=5&concurrency=16&sleep=0.001", 60)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.is_nil(doc.result.error, cjson.encode(doc.result.error))
+      assert.equal(250, #doc.result.ids)
+      assert.equal(250, doc.result.details)
+      assert.equal(250, doc.result.series)
+    end)
+
     it("raises at the page whose list call failed, with err.page, after the pages before it", function()
       fast:fault{ type = "status", code = 400, message = "no", path = "/segments/list", count = 1 }
       -- concurrency 1: page 0 goes first even when the worker's window is known
@@ -312,6 +322,64 @@ describe("#nginx braze.transport.ngx in nginx", function()
       assert.equal("http", doc.result.error.kind)
       assert.equal(0, doc.result.error.page)
       assert.equal(0, #doc.result.ids)
+    end)
+  end)
+
+  describe("the transport's batch", function()
+    local function statuses_of(doc)
+      local list = {}
+      for tag, st in pairs(doc.result.statuses) do list[#list + 1] = tag .. "=" .. tostring(st) end
+      table.sort(list)
+      return table.concat(list, " ")
+    end
+
+    it("the request sleeps while its threads finish and between submit and poll: every outcome "
+      .. "comes back once", function()
+      -- 4 requests of 500 ms; poll for the first, sleep 0.2 s (the other 3
+      -- finish meanwhile), submit 4 more, sleep 0.2 s, poll the rest
+      local _, doc, took = get(port, "/batch?mock=slow&n=4&sleep=0.2", 30)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.is_true(doc.result.semaphore) -- Debian 12's lua-resty-core has it
+      -- poll(0.05), poll(0) with all 4 in flight: nothing, after about 0.05 s
+      assert.equal(0, doc.result.early)
+      assert.is_true(doc.result.early_seconds >= 0.04 and doc.result.early_seconds < 0.3,
+        "the timed-out polls took " .. doc.result.early_seconds .. " s")
+      assert.equal(8, doc.result.got, statuses_of(doc))
+      for i = 1, 8 do assert.equal(400, doc.result.statuses["t" .. i], statuses_of(doc)) end
+      assert.equal(0, doc.result.empty)
+      -- two rounds of 500 ms with 0.4 s of sleeps: about 1.2 s, far from 8 x 0.5 s
+      assert.is_true(took < 3, "took " .. took .. " s")
+    end)
+
+    it("without lua-resty-core's ngx.semaphore (poll sleeps in slices): the same", function()
+      local _, doc, took = get(port, "/batch?mock=slow&n=4&sleep=0.2&nosema=1", 30)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.is_false(doc.result.semaphore)
+      assert.equal(0, doc.result.early)
+      assert.is_true(doc.result.early_seconds >= 0.04 and doc.result.early_seconds < 0.3,
+        "the timed-out polls took " .. doc.result.early_seconds .. " s")
+      assert.equal(8, doc.result.got, statuses_of(doc))
+      for i = 1, 8 do assert.equal(400, doc.result.statuses["t" .. i], statuses_of(doc)) end
+      assert.is_true(took < 3, "took " .. took .. " s")
+    end)
+
+    it("reaps the light threads that ended: 400 more calls in one batch leave its Lua memory flat", function()
+      local _, doc = get(port, "/batchmem?n=400", 60)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.equal(800, doc.result.got)
+      -- an ended thread left unreaped keeps its coroutine (some 600 bytes) until the request ends:
+      -- 250 KB here
+      local growth = doc.result.second - doc.result.first
+      assert.is_true(growth < 100, string.format("grew %.0f KB over 400 calls", growth))
+    end)
+
+    it("close drops the requests in flight: their outcomes never come, the request goes on", function()
+      local _, doc, took = get(port, "/batch?mock=slow&n=4&sleep=0.2&close=1", 30)
+      assert.is_true(doc.ok, cjson.encode(doc))
+      assert.is_true(doc.result.got >= 1 and doc.result.got <= 4, statuses_of(doc))
+      for i = 5, 8 do assert.is_nil(doc.result.statuses["t" .. i], statuses_of(doc)) end
+      assert.equal(0, doc.result.empty)
+      assert.is_true(took < 3, "took " .. took .. " s")
     end)
   end)
 

@@ -208,56 +208,99 @@ end
 -- A batch: requests that start at once, each in its own light thread, and
 -- are collected as they finish (braze.scheduler's async mode, so the
 -- pipelined each keeps its pool full in OpenResty too).
+--
+-- A thread puts its outcome in the batch's queue and posts the batch's
+-- semaphore; poll waits on the semaphore, never on several threads at once
+-- with ngx.thread.wait: lua-nginx-module 0.10.23 (Debian 12) leaves the
+-- threads that did not end such a wait marked as waited for, and one of
+-- them that ends while the request is parked elsewhere (ngx.sleep in the
+-- loop body, a cosocket of the window's store) resumes the request there
+-- and is gone when the next wait names it ("already waited or killed").
+-- A thread that has ended is reaped by poll (ngx.thread.kill), so none
+-- lingers as a zombie in a long-running request.
 local Batch = {}
 Batch.__index = Batch
+
+local semaphore_ok, semaphore = pcall(require, "ngx.semaphore") -- lua-resty-core
 
 --- Start requests now and collect them as they finish: `:submit(url, tag)`,
 -- `:poll(timeout)`, `:close()` (see braze.scheduler).
 function Session:batch()
   if self.closed then error("braze: session is closed", 2) end
-  return setmetatable({ session = self, running = {}, count = 0 }, Batch) -- running: tag -> thread
+  -- running: tag -> thread; done: outcomes not yet polled, in order
+  return setmetatable({ session = self, running = {}, count = 0, done = {},
+    sema = semaphore_ok and semaphore.new(0) or nil }, Batch)
 end
 
 function Batch:submit(url, tag)
   local session = self.session
+  if session.closed then error("braze: session is closed", 2) end
+  if type(url) ~= "string" then error("braze: bad URL: expected a string", 2) end
+  local scheme, why = split_url(url)
+  if not scheme then error("braze: bad URL: " .. why, 2) end
   local thread = ngx.thread.spawn(function()
-    local res, kind, msg = session:get(url)
-    return tag, res, kind, msg
+    local ok, res, kind, msg = pcall(session.get, session, url)
+    if not ok then -- not a network outcome: poll raises it
+      res, kind, msg = nil, "raised", res
+    end
+    local out = res or { error = kind, message = msg }
+    out.tag = tag
+    local done = self.done -- (poll and close replace the queue: look it up now)
+    done[#done + 1] = out
+    if self.sema then self.sema:post(1) end
   end)
   self.running[tag] = thread
   self.count = self.count + 1
 end
 
-local unpack = table.unpack or unpack -- luacheck: ignore 143
-
---- Wait for one request to finish (or `timeout` seconds): its outcome, in
--- an array, with `tag`; an empty array when the time ran out first.
-function Batch:poll(timeout)
-  if self.count == 0 then return {} end
-  local threads = {}
-  for _, t in pairs(self.running) do threads[#threads + 1] = t end
-  local sleeper
-  if timeout then
-    -- never ngx.sleep(0): without OpenResty's delayed-events patch (Debian's
-    -- nginx) the batch then raised "already waited or killed" under load
-    sleeper = ngx.thread.spawn(function() ngx.sleep(max(timeout, 0.001)); return "timeout" end)
-    threads[#threads + 1] = sleeper
+-- Wait up to `seconds` (nil: no limit) for an outcome in the queue.
+local function wait_done(self, seconds)
+  local deadline = seconds and monotonic() + seconds
+  local slice = 0.001
+  while #self.done == 0 do
+    local left = deadline and deadline - monotonic() or 60
+    if left <= 0 then return end
+    if self.sema then
+      -- a post for an outcome an earlier poll took makes this return early: loop
+      self.sema:wait(left)
+    else -- no lua-resty-core: look again every few milliseconds
+      ngx.sleep(max(0.001, min(slice, left)))
+      slice = min(slice * 2, 0.01)
+    end
   end
-  local ok, tag, res, kind, msg = ngx.thread.wait(unpack(threads))
-  if sleeper then ngx.thread.kill(sleeper) end
-  if not ok then error(tag, 0) end
-  if self.running[tag] == nil then return {} end -- the sleeper: time ran out
-  self.running[tag] = nil
-  self.count = self.count - 1
-  local out = res or { error = kind, message = msg }
-  out.tag = tag
-  return { out }
 end
 
---- Drop every request still running.
+--- Wait until a request finishes (or `timeout` seconds): every outcome
+-- finished so far, each with its `tag`; an empty array when the time ran
+-- out first or nothing is in flight.
+function Batch:poll(timeout)
+  if self.count == 0 then return {} end
+  wait_done(self, timeout and max(timeout, 0))
+  local done = self.done
+  if #done == 0 then return {} end
+  self.done = {}
+  local raised
+  for _, out in ipairs(done) do
+    local thread = self.running[out.tag]
+    self.running[out.tag] = nil
+    self.count = self.count - 1
+    -- reap the ended thread: kill frees a zombie at once, without yielding
+    -- (and, unlike wait, returns an error instead of raising when this is
+    -- not the coroutine that spawned it)
+    if thread then ngx.thread.kill(thread) end
+    if out.error == "raised" then raised = raised or out.message end
+  end
+  if raised then error(raised, 0) end
+  return done
+end
+
+--- Drop every request still running, and every outcome not polled (a
+-- thread that has ended is reaped by its kill). Safe to call twice.
 function Batch:close()
   for _, t in pairs(self.running) do ngx.thread.kill(t) end
-  self.running, self.count = {}, 0
+  self.running, self.count, self.done = {}, 0, {}
+  -- a fresh semaphore: the old one's posts are for outcomes dropped here
+  self.sema = semaphore_ok and semaphore.new(0) or nil
 end
 
 return M

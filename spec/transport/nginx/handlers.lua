@@ -6,6 +6,8 @@
 --   /details?segment_id=  client:details(id)
 --   /series?segment_id=&length=N
 --   /each?max_pages=N     iterates client:each(), answers counts and ids
+--   /batch?n=&sleep=&close=  the transport's batch alone (see M.batch)
+--   /batchmem?n=          its memory over 2 x n calls (see M.batchmem)
 --   /conformance?endpoint=&opts=<JSON>&segment_id=
 --                         client:details(id) with a client made of exactly
 --                         these options (spec/support/conformance.lua)
@@ -135,8 +137,8 @@ function M.each()
   answer({ count = count, first = first, last = last, pages = #pages })
 end
 
---- /pipeline?details=1&series=N&concurrency=C&page=P&max_pages=M: the
---- pipelined each; answers the ids in order, how many carried details and
+--- /pipeline?details=1&series=N&concurrency=C&page=P&max_pages=M&sleep=S: the
+--- pipelined each (its loop body sleeping S seconds, when given); answers the ids in order, how many carried details and
 --- series, and the error (with its page and segment_id) if the loop raised.
 function M.pipeline()
   local c = client()
@@ -148,8 +150,10 @@ function M.pipeline()
     page = number_arg("page"),
     max_pages = number_arg("max_pages"),
   }
+  local pause = number_arg("sleep")
   local ok, err = pcall(function()
     for segment in c:each(opts) do
+      if pause then ngx.sleep(pause) end -- the request yields while the batch runs
       ids[#ids + 1] = segment.id
       if type(segment.details) == "table" and segment.details.name == segment.name then
         with_details = with_details + 1
@@ -166,6 +170,102 @@ function M.pipeline()
     result.error.segment_id = type(err) == "table" and err.segment_id or nil
   end
   answer(result)
+end
+
+--- /batch?mock=&n=N&sleep=S&close=K: braze.transport.ngx's batch alone.
+--- Submits N details calls (unknown ids: the mock answers 400), polls until
+--- the first outcome, then sleeps S seconds (the request parks in ngx.sleep
+--- while the other light threads finish), then submits N more, sleeps S
+--- between submit and poll, and polls until every outcome is in. close=K
+--- closes the batch after K outcomes instead (the rest abandoned) and then
+--- sleeps S: the abandoned threads must not write into the request.
+--- Answers the statuses by tag, the polls made and the seconds taken.
+--- nosema=1: a copy of the module loaded as if lua-resty-core's
+--- ngx.semaphore were missing (its poll sleeps in slices).
+local without_semaphore
+function M.batch()
+  local mock = arg("mock") or "fast"
+  local endpoint = ngx.var["braze_" .. mock .. "_endpoint"]
+  local transport = ngx_transport
+  if arg("nosema") == "1" then
+    if not without_semaphore then -- (no yield in here: other requests see no change)
+      local loaded, sema = package.loaded["braze.transport.ngx"], package.loaded["ngx.semaphore"]
+      package.loaded["braze.transport.ngx"], package.loaded["ngx.semaphore"] = nil, nil
+      package.preload["ngx.semaphore"] = function() error("no ngx.semaphore here") end
+      without_semaphore = require("braze.transport.ngx")
+      package.preload["ngx.semaphore"] = nil
+      package.loaded["braze.transport.ngx"], package.loaded["ngx.semaphore"] = loaded, sema
+    end
+    transport = without_semaphore
+  end
+  local session = transport.new{ api_key = ngx.var.braze_api_key, timeout = 10,
+    connect_timeout = 5, user_agent = "braze-spec", max_body = 1e6, max_depth = 64 }
+  local n, pause, close_after = number_arg("n") or 4, number_arg("sleep") or 0.2, number_arg("close")
+  local b = session:batch(2 * n)
+  local statuses, polls, got = {}, 0, 0
+  ngx.update_time()
+  local t0 = ngx.now()
+  local function collect(timeout)
+    polls = polls + 1
+    for _, out in ipairs(b:poll(timeout)) do
+      statuses[out.tag] = out.status or out.error
+      got = got + 1
+    end
+  end
+  local function submit(from)
+    for i = from, from + n - 1 do
+      b:submit(endpoint .. "/segments/details?segment_id=x" .. i, "t" .. i)
+    end
+  end
+  submit(1)
+  -- poll's timeout with requests in flight: an empty array, after about that long
+  ngx.update_time()
+  local t1 = ngx.now()
+  local early = #b:poll(0.05) + #b:poll(0)
+  ngx.update_time()
+  local early_seconds = ngx.now() - t1
+  collect() -- waits for the first one
+  ngx.sleep(pause)
+  submit(n + 1)
+  ngx.sleep(pause)
+  while got < 2 * n and polls < 100 and not (close_after and got >= close_after) do collect(5) end
+  if close_after then
+    b:close()
+    b:close() -- twice is safe
+    ngx.sleep(pause)
+  end
+  ngx.update_time()
+  answer({ statuses = statuses, got = got, polls = polls, seconds = ngx.now() - t0,
+    empty = #b:poll(0.01), semaphore = b.sema ~= nil, early = early, early_seconds = early_seconds })
+end
+
+--- /batchmem?n=N: one batch of braze.transport.ngx runs N details calls at
+--- 16 at a time, then N more; answers the Lua memory (KB, after a full
+--- collection) after the first N and after the second: the light threads
+--- that ended must not pile up in the request.
+function M.batchmem()
+  local endpoint = ngx.var.braze_fast_endpoint
+  local session = ngx_transport.new{ api_key = ngx.var.braze_api_key, timeout = 10,
+    connect_timeout = 5, user_agent = "braze-spec", max_body = 1e6, max_depth = 64 }
+  local n = number_arg("n") or 400
+  local b = session:batch(16)
+  local sent, got = 0, 0
+  local function run(upto)
+    while got < upto do
+      while sent < upto and sent - got < 16 do
+        sent = sent + 1
+        b:submit(endpoint .. "/segments/details?segment_id=x" .. sent, sent)
+      end
+      got = got + #b:poll(5)
+    end
+    collectgarbage()
+    collectgarbage()
+    return collectgarbage("count")
+  end
+  local first = run(n)
+  local second = run(2 * n)
+  b:close()
+  answer({ first = first, second = second, got = got })
 end
 
 --- A case of spec/support/conformance.lua: a client made of the options
