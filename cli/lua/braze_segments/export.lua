@@ -236,19 +236,23 @@ local function open_target(job)
   -- What the file was written with (FILE.braze.json): a resume must match it.
   local recorded
   if job.resume then
-    local unreadable
-    recorded, unreadable = manifest.read(job.output)
-    if recorded == false then return nil, "braze-segments: " .. unreadable, 2 end
-    local mixed = recorded and manifest.reconcile(job, recorded)
-    if mixed then return nil, "braze-segments: " .. mixed, 2 end
-  end
-  if job.resume then
     -- Reading /dev/zero or a FIFO to its end would never finish.
     -- (test: opening a FIFO to look would block.)
     local fresh = os.execute("test ! -e " .. shell_quote(job.output))
     if not (fresh == true or fresh == 0) and not M.is_regular_file(job.output) then
       return nil, "braze-segments: --resume needs a regular file: " .. job.output .. " is not one", 2
     end
+    local unreadable
+    recorded, unreadable = manifest.read(job.output)
+    if recorded == false then return nil, "braze-segments: " .. unreadable, 2 end
+    -- Without its manifest nothing says what a file holds: resuming could
+    -- mix two date windows, orders or workspaces into it.
+    if recorded == nil and not (fresh == true or fresh == 0) then
+      local missing = manifest.missing(job.output)
+      if missing then return nil, "braze-segments: " .. missing, 2 end
+    end
+    local mixed = recorded and manifest.reconcile(job, recorded)
+    if mixed then return nil, "braze-segments: " .. mixed, 2 end
     local found, why = M.scan(job.output, job)
     if not found then return nil, "braze-segments: " .. why, 2 end
     if found.keep < found.size then
@@ -367,6 +371,9 @@ end
 -- braze_segments.progress object), `stdout`, `note(message)` for stderr notes.
 -- Returns a summary table, or nil, err, exit_code and the summary so far.
 function M.run(client, job)
+  -- The workspace the records come from, recorded in (and checked against)
+  -- the manifest: the endpoint as the client resolved it.
+  if job.endpoint == nil then job.endpoint = client.endpoint end
   local target, why, code = open_target(job)
   if not target then return nil, why, code end
   local summary = { written = 0, skipped = 0, already = target.already, pages = 0,
