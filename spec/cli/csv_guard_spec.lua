@@ -65,6 +65,43 @@ describe("#lua53 braze-segments CSV cells a spreadsheet would run as formulas", 
     assert.equal(EXPECTED, helpers.read_file(path))
   end)
 
+  it("details --format csv guards the name, description, each team and tag", function()
+    mock:fault({ type = "raw", path = "/segments/details", body = cjson.encode({
+      name = "=x()", description = "+y\nz", teams = { "@team", "-two" }, tags = { "ok" },
+      created_at = "2020-01-01T00:00:00Z", updated_at = "2020-01-02T00:00:00Z", ["=key"] = -1,
+      message = "success" }) })
+    local r = support.run({ "--quiet", "details", "seg-1", "--format", "csv" }, env)
+    assert.equal(0, r.code, r.stderr)
+    local records = require("braze_segments.format").parse_csv(r.stdout)
+    assert.equal(2, #records)
+    local cells = {}
+    for c, title in ipairs(records[1]) do cells[title] = records[2][c] end
+    assert.equal("'=x()", cells.name)
+    assert.equal("'+y\nz", cells.description)
+    assert.equal("'@team;'-two", cells.teams)
+    assert.equal("-1", cells["'=key"]) -- a number stays a number
+    for _, record in ipairs(records) do
+      for _, cell in ipairs(record) do
+        if cell ~= "-1" then assert.is_nil(cell:find("^[=+%-@\t\r]"), cell) end
+      end
+    end
+  end)
+
+  it("details --format csv keeps a field Braze left out as an empty cell in its own column", function()
+    mock:fault({ type = "raw", path = "/segments/details", body = cjson.encode({
+      name = "Plain", created_at = "2020-01-01T00:00:00Z", updated_at = "2020-01-02T00:00:00Z",
+      message = "success" }) })
+    local r = support.run({ "--quiet", "details", "seg-1", "--format", "csv" }, env)
+    assert.equal(0, r.code, r.stderr)
+    local records = require("braze_segments.format").parse_csv(r.stdout)
+    assert.equal(2, #records)
+    assert.equal(#records[1], #records[2])
+    local cells = {}
+    for c, title in ipairs(records[1]) do cells[title] = records[2][c] end
+    assert.same({ id = "seg-1", name = "Plain", description = "", text_description = "", tags = "",
+      teams = "", created_at = "2020-01-01T00:00:00Z", updated_at = "2020-01-02T00:00:00Z" }, cells)
+  end)
+
   it("series --format csv guards a text cell and leaves a negative size a number", function()
     mock:fault({ type = "raw", path = "/segments/data_series",
       body = '{"data":[{"time":"=cmd|x","size":-5},{"time":"2024-06-30","size":7}],"message":"success"}' })
