@@ -147,6 +147,24 @@ describe("#lua53 braze-segments export --resume and what the file was written wi
     assert.matches("was written with no endpoint recorded", r.stderr, 1, true)
   end)
 
+  it("refuses a manifest that is not one, without advising to remove it", function()
+    local path = tmp .. "/garbled.jsonl"
+    cut_export(path, {}, 30)
+    helpers.write_file(path .. ".braze.json", "not json\n")
+    local r = support.run({ "--quiet", "export", "-o", path, "--resume" }, env)
+    assert.equal(2, r.code)
+    assert.matches(path .. ".braze.json is not a manifest written by braze-segments", r.stderr, 1, true)
+    assert.matches("export to a new file", r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("remove it", 1, true))
+  end)
+
+  it("records an endpoint without user, password, query or fragment", function()
+    local manifest = require("braze_segments.manifest")
+    assert.equal("https://rest.iad-01.braze.com/v1",
+      manifest.endpoint("https://user:secret@rest.iad-01.braze.com/v1/?api_key=k#frag"))
+    assert.equal("http://127.0.0.1:8080", manifest.endpoint("http://127.0.0.1:8080/"))
+  end)
+
   it("goes on when everything matches", function()
     local path = tmp .. "/same.jsonl"
     cut_export(path, { "--details", "--series", "5", "--end", "2026-12-04" }, 150)

@@ -69,8 +69,8 @@ function M.read(output)
   f:close()
   local manifest = braze.decode(text)
   if type(manifest) ~= "table" then
-    return false, format("%s is not a manifest written by braze-segments: remove it to resume "
-      .. "without its checks", path)
+    return false, format("%s is not a manifest written by braze-segments, so nothing says what "
+      .. "%s holds: export to a new file (another --output, without --resume)", path, output)
   end
   return manifest
 end
