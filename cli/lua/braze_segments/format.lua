@@ -65,7 +65,8 @@ local GUARDED = "^'+[=+%-@\t\r]"
 
 --- A string as a CSV cell's text: valid UTF-8, no NUL, guarded against formulas.
 function M.csv_string(s)
-  s = json.valid_utf8(s):gsub("%z", "\u{FFFD}")
+  s = json.valid_utf8(s)
+  if s:find("%z") then s = s:gsub("%z", "\u{FFFD}") end
   if s:find(FORMULA) then s = "'" .. s end
   return s
 end
