@@ -71,6 +71,7 @@ head -n 3 "$OUT/segments.csv"
 
 say "resume after a crash: cut the JSON Lines file mid-record, then --resume"
 cp "$OUT/segments.jsonl" "$OUT/resumed.jsonl"
+cp "$OUT/segments.jsonl.braze.json" "$OUT/resumed.jsonl.braze.json" # what it was written with
 truncate -s $(( $(wc -c <"$OUT/segments.jsonl") / 2 )) "$OUT/resumed.jsonl"
 bs export --details --series 30 --end "$END" --output "$OUT/resumed.jsonl" --resume
 if cmp -s "$OUT/segments.jsonl" "$OUT/resumed.jsonl"; then

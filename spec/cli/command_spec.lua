@@ -18,6 +18,13 @@ local function slurp(path) return assert(helpers.read_file(path)) end
 
 local spit = helpers.write_file
 
+-- A cut copy of the export `from`, as a crash leaves it: `text` in `path`,
+-- with the manifest (FILE.braze.json) the export wrote beside it.
+local function spit_cut(path, text, from)
+  spit(path, text)
+  spit(path .. ".braze.json", assert(helpers.read_file(from .. ".braze.json")))
+end
+
 local tmpdir
 local function tmp(name) return tmpdir .. "/" .. name end
 
@@ -327,7 +334,7 @@ describe("#lua53 braze-segments", function()
         local part = tmp("part.jsonl")
         local text = slurp(full)
         local cut = select(2, text:find("\n", 140 * 1000, true)) or #text // 2
-        spit(part, text:sub(1, cut + 57)) -- 57 bytes into the next record
+        spit_cut(part, text:sub(1, cut + 57), full) -- 57 bytes into the next record
         local r = run({ "export", "--details", "--series", "5", "--end", END, "-o", part,
           "--resume" })
         assert.are.equal(0, r.code)
@@ -340,7 +347,7 @@ describe("#lua53 braze-segments", function()
         local text = slurp(full)
         local cut = 0
         for _ = 1, 230 do cut = text:find("\n", cut + 1, true) end
-        spit(part, text:sub(1, cut)) -- 230 records: pages 0 and 1 and 30 of page 2
+        spit_cut(part, text:sub(1, cut), full) -- 230 records: pages 0 and 1 and 30 of page 2
         mock:fault({ type = "500", count = 5, path = "/segments/list" })
         local r1 = run({ "--max-retries", "0", "export", "--details", "--series", "5", "--end",
           END, "-o", part, "--resume" })
@@ -407,7 +414,7 @@ describe("#lua53 braze-segments", function()
           at, from = b, b + 1
         end
         assert.is_not_nil(at)
-        spit(part, text:sub(1, at)) -- ends with a newline, but inside quotes
+        spit_cut(part, text:sub(1, at), fullcsv) -- ends with a newline, but inside quotes
         local r = run(with({ "-o", part, "--resume" }))
         assert.are.equal(0, r.code)
         assert.are.equal(text, slurp(part))
@@ -420,11 +427,19 @@ describe("#lua53 braze-segments", function()
         local text = slurp(full)
         local cut = 0
         for _ = 1, 230 do cut = text:find("\n", cut + 1, true) end
-        spit(part, text:sub(1, cut)) -- written oldest first: pages 0, 1 and 30 of page 2
+        spit_cut(part, text:sub(1, cut), full) -- written oldest first: pages 0, 1 and 30 of page 2
         local r = run({ "export", "--details", "--series", "5", "--end", END, "-o", part,
           "--resume", "--sort", "desc" })
         assert.are.equal(2, r.code)
         assert.matches("%-%-sort", r.stderr)
+        assert.are.equal(text:sub(1, cut), slurp(part))
+        -- a manifest that (wrongly) says desc: the first page listed refuses it
+        local recorded = slurp(part .. ".braze.json")
+        spit(part .. ".braze.json", (recorded:gsub('"sort":"asc"', '"sort":"desc"')))
+        r = run({ "export", "--details", "--series", "5", "--end", END, "-o", part,
+          "--resume", "--sort", "desc" })
+        assert.are.equal(2, r.code)
+        assert.matches("does not continue a --sort desc listing", r.stderr, 1, true)
         assert.are.equal(text:sub(1, cut), slurp(part))
       end)
 
@@ -434,7 +449,7 @@ describe("#lua53 braze-segments", function()
         local text = slurp(fulld)
         local cut = 0
         for _ = 1, 130 do cut = text:find("\n", cut + 1, true) end
-        spit(part, text:sub(1, cut))
+        spit_cut(part, text:sub(1, cut), fulld)
         local r = run({ "export", "--sort", "desc", "-o", part, "--resume" })
         assert.are.equal(0, r.code)
         assert.are.equal(text, slurp(part))

@@ -1,8 +1,9 @@
--- --resume cannot mix date windows, orders or columns into one file: the
--- export records what it was written with (FILE.braze.json: sort, details,
--- series length and end date as resolved), and a resume with anything else
--- is refused, naming the difference; a default end date is resolved once
--- and a resume on another day keeps it.
+-- --resume cannot mix date windows, orders, columns or workspaces into one
+-- file: the export records what it was written with (FILE.braze.json: sort,
+-- details, series length and end date as resolved, the endpoint), and a
+-- resume with anything else is refused, naming the difference, as is a
+-- resume of a file whose FILE.braze.json is missing; a default end date is
+-- resolved once and a resume on another day keeps it.
 local helpers = require("spec.support.helpers")
 local support = require("spec.cli.support")
 
@@ -83,6 +84,85 @@ describe("#lua53 braze-segments export --resume and what the file was written wi
       local series = cjson.decode(records[i]).series
       assert.equal("2026-06-01", series[#series].time:sub(1, 10), "record " .. i)
     end
+  end)
+
+  it("refuses a resume of a file without its FILE.braze.json, naming it, and writes nothing", function()
+    -- export -o r.jsonl; head -93 r.jsonl > t2.jsonl; export ... -o t2.jsonl --resume
+    local path, copy = tmp .. "/r.jsonl", tmp .. "/t2.jsonl"
+    cut_export(path, { "--details", "--series", "14", "--end", "2026-12-04" }, 93)
+    local text = assert(helpers.read_file(path))
+    helpers.write_file(copy, text)
+    for _, end_date in ipairs({ "2026-11-01", "2026-12-04" }) do
+      local r = support.run({ "--quiet", "export", "--details", "--series", "14", "--end", end_date,
+        "-o", copy, "--resume" }, env)
+      assert.equal(2, r.code)
+      assert.matches("cannot resume " .. copy .. ": " .. copy .. ".braze.json is missing", r.stderr, 1, true)
+      assert.matches("export to a new file", r.stderr, 1, true)
+      assert.equal(text, helpers.read_file(copy))
+      assert.is_nil(helpers.read_file(copy .. ".braze.json"))
+    end
+  end)
+
+  it("starts an empty or missing file on --resume, recording the endpoint and never the key", function()
+    for _, path in ipairs({ tmp .. "/empty.jsonl", tmp .. "/absent.jsonl" }) do
+      if path:find("empty") then helpers.write_file(path, "") end
+      local r = support.run({ "--quiet", "export", "-o", path, "--resume" }, env)
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(250, #lines(helpers.read_file(path)))
+      local recorded = assert(helpers.read_file(path .. ".braze.json"))
+      assert.equal((mock.url:gsub("/+$", "")), require("cjson").decode(recorded).endpoint)
+      assert.is_nil(recorded:find(mock.api_key, 1, true))
+    end
+  end)
+
+  it("refuses a resume against another endpoint, naming both, and writes nothing", function()
+    local path = tmp .. "/workspace.jsonl"
+    cut_export(path, {}, 120)
+    local before = helpers.read_file(path)
+    local other = helpers.start_mock({ segments = 250 })
+    local ok, r = pcall(support.run, { "--quiet", "--endpoint", other.url, "export", "-o", path,
+      "--resume" }, env)
+    other:stop()
+    assert(ok, r)
+    assert.equal(2, r.code)
+    assert.matches("was written with the endpoint " .. mock.url:gsub("/+$", "")
+      .. ", and this run asks for the endpoint " .. other.url:gsub("/+$", ""), r.stderr, 1, true)
+    assert.equal(before, helpers.read_file(path))
+    -- the same endpoint spelt with another case in its scheme goes on
+    r = support.run({ "--quiet", "--endpoint", (mock.url:gsub("^http:", "HTTP:")), "export", "-o",
+      path, "--resume" }, env)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(250, #lines(helpers.read_file(path)))
+  end)
+
+  it("refuses a manifest that records no endpoint (an older one)", function()
+    local path = tmp .. "/older.jsonl"
+    cut_export(path, {}, 50)
+    local manifest_path = path .. ".braze.json"
+    local recorded = require("cjson").decode((assert(helpers.read_file(manifest_path))))
+    recorded.endpoint = nil
+    helpers.write_file(manifest_path, require("cjson").encode(recorded))
+    local r = support.run({ "--quiet", "export", "-o", path, "--resume" }, env)
+    assert.equal(2, r.code)
+    assert.matches("was written with no endpoint recorded", r.stderr, 1, true)
+  end)
+
+  it("refuses a manifest that is not one, without advising to remove it", function()
+    local path = tmp .. "/garbled.jsonl"
+    cut_export(path, {}, 30)
+    helpers.write_file(path .. ".braze.json", "not json\n")
+    local r = support.run({ "--quiet", "export", "-o", path, "--resume" }, env)
+    assert.equal(2, r.code)
+    assert.matches(path .. ".braze.json is not a manifest written by braze-segments", r.stderr, 1, true)
+    assert.matches("export to a new file", r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("remove it", 1, true))
+  end)
+
+  it("records an endpoint without user, password, query or fragment", function()
+    local manifest = require("braze_segments.manifest")
+    assert.equal("https://rest.iad-01.braze.com/v1",
+      manifest.endpoint("https://user:secret@rest.iad-01.braze.com/v1/?api_key=k#frag"))
+    assert.equal("http://127.0.0.1:8080", manifest.endpoint("http://127.0.0.1:8080/"))
   end)
 
   it("goes on when everything matches", function()

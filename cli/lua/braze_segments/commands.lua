@@ -112,12 +112,17 @@ local function cmd_details(client, args, ctx)
   for k in pairs(details) do if not known[k] then extra[#extra + 1] = tostring(k) end end
   table.sort(extra)
   if args.format == "csv" then
+    -- values by the header's index: a field Braze left out stays an empty cell
+    -- (values[#values + 1] = nil would shift the next ones into its column)
     local header, values = { "id" }, { args.segment_id }
-    for _, k in ipairs(DETAIL_FIELDS) do header[#header + 1], values[#values + 1] = k, details[k] end
+    for _, k in ipairs(DETAIL_FIELDS) do
+      header[#header + 1] = k
+      values[#header] = details[k]
+    end
     for _, k in ipairs(extra) do
       header[#header + 1] = k
       local v = details[k]
-      values[#values + 1] = type(v) == "table" and json.encode(v) or v
+      values[#header] = type(v) == "table" and json.encode(v) or v
     end
     out(fmt.csv_row(header))
     out(fmt.csv_row(values, #header))

@@ -15,6 +15,9 @@
 --
 -- `tags` are joined with ';'; booleans are true/false; null is empty;
 -- series_start/series_end are the first and last dates, the others sizes.
+-- A text cell that a spreadsheet would run as a formula (= + - @ TAB CR
+-- first) is written with a ' in front, and NUL as U+FFFD (format.csv_string);
+-- a resume reads ids back without that '.
 --
 -- Resume (--resume --output FILE): the ids already in FILE are skipped; a
 -- last record cut short by a crash is removed first; listing starts one page
@@ -108,6 +111,16 @@ end
 -- -------------------------------------------------------------------------
 -- Resume
 
+local function same(id) return id end
+
+--- How ids are compared with the ones a file holds: as they read back from
+-- it. JSON Lines keeps an id exactly; a CSV cell keeps it but for a NUL or
+-- bad UTF-8, repaired the same way on both sides.
+function M.id_key(job)
+  if job.format ~= "csv" then return same end
+  return function(id) return fmt.csv_unguard(fmt.csv_string(id)) end
+end
+
 --- Read an earlier export. Returns `{ids=set, pos={id=record number},
 -- count=, keep=bytes to keep, size=bytes in file, header=bool}`, or nil,
 -- message when the file cannot be continued (different columns or options,
@@ -144,7 +157,7 @@ function M.scan(path, job)
         return nil, string.format("%s: record %d has %d fields, expected %d", path, i - 1,
           #records[i], #want)
       end
-      add(records[i][1])
+      add(fmt.csv_unguard(records[i][1]))
       found.keep = ends[i]
     end
     return found
@@ -213,7 +226,8 @@ end
 -- already written), already (their count), file_pos (id -> record number),
 -- start_page, write_header }, or nil, message, exit code.
 local function open_target(job)
-  local target = { known = {}, already = 0, start_page = 0, write_header = job.format == "csv" }
+  local target = { known = {}, already = 0, start_page = 0, write_header = job.format == "csv",
+    key = M.id_key(job) }
   if not job.output then
     target.out = job.stdout or io.stdout
     return target
@@ -222,19 +236,23 @@ local function open_target(job)
   -- What the file was written with (FILE.braze.json): a resume must match it.
   local recorded
   if job.resume then
-    local unreadable
-    recorded, unreadable = manifest.read(job.output)
-    if recorded == false then return nil, "braze-segments: " .. unreadable, 2 end
-    local mixed = recorded and manifest.reconcile(job, recorded)
-    if mixed then return nil, "braze-segments: " .. mixed, 2 end
-  end
-  if job.resume then
     -- Reading /dev/zero or a FIFO to its end would never finish.
     -- (test: opening a FIFO to look would block.)
     local fresh = os.execute("test ! -e " .. shell_quote(job.output))
     if not (fresh == true or fresh == 0) and not M.is_regular_file(job.output) then
       return nil, "braze-segments: --resume needs a regular file: " .. job.output .. " is not one", 2
     end
+    local unreadable
+    recorded, unreadable = manifest.read(job.output)
+    if recorded == false then return nil, "braze-segments: " .. unreadable, 2 end
+    -- Without its manifest nothing says what a file holds: resuming could
+    -- mix two date windows, orders or workspaces into it.
+    if recorded == nil and not (fresh == true or fresh == 0) then
+      local missing = manifest.missing(job.output)
+      if missing then return nil, "braze-segments: " .. missing, 2 end
+    end
+    local mixed = recorded and manifest.reconcile(job, recorded)
+    if mixed then return nil, "braze-segments: " .. mixed, 2 end
     local found, why = M.scan(job.output, job)
     if not found then return nil, "braze-segments: " .. why, 2 end
     if found.keep < found.size then
@@ -276,7 +294,7 @@ end
 local function check_first_page(job, target, first_ids)
   local last, known_here, new_seen = 0, 0, false
   for _, id in ipairs(first_ids) do
-    local pos = id and target.file_pos[id]
+    local pos = id and target.file_pos[target.key(id)]
     if not pos then
       new_seen = true
     elseif pos < last or (new_seen and target.start_page > 0) then
@@ -333,10 +351,10 @@ local function copy_segments(client, job, target, summary)
       end
       local id = type(segment) == "table" and segment.id or nil
       if checking then first_ids[#first_ids + 1] = type(id) == "string" and id end
-      if type(segment) ~= "table" or (type(id) == "string" and target.known[id]) then
+      if type(segment) ~= "table" or (type(id) == "string" and target.known[target.key(id)]) then
         summary.skipped = summary.skipped + 1
       else
-        if type(id) == "string" then target.known[id] = true end
+        if type(id) == "string" then target.known[target.key(id)] = true end
         if checking then held[#held + 1] = segment else write(segment) end
       end
     end
@@ -353,6 +371,9 @@ end
 -- braze_segments.progress object), `stdout`, `note(message)` for stderr notes.
 -- Returns a summary table, or nil, err, exit_code and the summary so far.
 function M.run(client, job)
+  -- The workspace the records come from, recorded in (and checked against)
+  -- the manifest: the endpoint as the client resolved it.
+  if job.endpoint == nil then job.endpoint = client.endpoint end
   local target, why, code = open_target(job)
   if not target then return nil, why, code end
   local summary = { written = 0, skipped = 0, already = target.already, pages = 0,

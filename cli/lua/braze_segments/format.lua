@@ -54,9 +54,51 @@ function M.text(v, sep)
   return tostring(v)
 end
 
+-- Formula injection (OWASP "CSV Injection"): a spreadsheet runs a cell
+-- that begins with = + - @ TAB or CR as a formula. A string cell that
+-- begins so (after any run of quotes ') gets one ' in front, which shows it
+-- as text; counting the quotes keeps it reversible (M.csv_unguard), and a
+-- name that merely begins with ' ("'90s fans") is left alone. A NUL byte
+-- becomes U+FFFD. Numbers and booleans are written as they are.
+local FORMULA = "^'*[=+%-@\t\r]"
+local GUARDED = "^'+[=+%-@\t\r]"
+
+--- A string as a CSV cell's text: valid UTF-8, no NUL, guarded against formulas.
+function M.csv_string(s)
+  s = json.valid_utf8(s)
+  if s:find("%z") then s = s:gsub("%z", "\u{FFFD}") end
+  if s:find(FORMULA) then s = "'" .. s end
+  return s
+end
+
+--- Undo M.csv_string's guard on a cell read back (the NUL and UTF-8
+--- repairs cannot be undone: M.csv_string(x) is what a cell of x reads back as).
+function M.csv_unguard(s)
+  if s:find(GUARDED) then return s:sub(2) end
+  return s
+end
+
+-- A value as a CSV cell's text: strings guarded, arrays guarded element by
+-- element (so a program splitting the cell on ';' finds no formula either).
+local function csv_text(v)
+  local tv = type(v)
+  if tv == "string" then return M.csv_string(v) end
+  if tv == "table" and v ~= null then
+    local parts = {}
+    for i = 1, #v do
+      local e = v[i]
+      parts[i] = type(e) == "string" and M.csv_string(e) or M.text(e)
+    end
+    local s = concat(parts, ";")
+    if s:find("^[=+%-@\t\r]") then s = "'" .. s end -- a number first: -1;...
+    return s
+  end
+  return M.text(v)
+end
+
 --- One CSV field, quoted when needed.
 function M.csv_field(v)
-  local s = M.text(v)
+  local s = csv_text(v)
   if s:find('[,"\r\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
   return s
 end
