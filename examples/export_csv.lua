@@ -16,10 +16,13 @@ local out = io.stdout
 if arg[1] then out = assert(io.open(arg[1], "wb")) end
 
 -- Quote a field when it holds a comma, a quote or a line break; double quotes.
+-- Text that a spreadsheet would run as a formula (=, +, -, @, tab, CR first:
+-- segment names are anyone's input) gets a leading ' so it stays text.
 local function field(v)
   if v == nil or v == braze.null then return "" end
   if type(v) == "table" then v = table.concat(v, ";") end
   local s = tostring(v)
+  if type(v) == "string" and s:find("^'*[=+%-@\t\r]") then s = "'" .. s end
   if s:find('[,"\r\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
   return s
 end
