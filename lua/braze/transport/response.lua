@@ -5,6 +5,10 @@
 -- @module braze.transport.response
 local core = require("braze.core")
 local decode = core.decode
+if not core.HEADERS then -- a core.so built from older sources than these Lua files
+  error("braze.transport.response: braze.core (" .. tostring(core._VERSION) .. ") has no HEADERS: "
+    .. "it was built from older sources; rebuild it (bash scripts/build.sh)", 0)
+end
 
 local M = {}
 
