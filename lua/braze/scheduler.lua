@@ -40,11 +40,10 @@ local function rate_limited_error(client, path, wait, attempts, fields)
   local win = client.window
   e.kind, e.endpoint, e.attempts, e.retry_after = "rate_limited", path, attempts, wait
   e.rate_limit = win:snapshot()
-  local kept = win:reserve_count(client.reserve)
-  local left = win.remaining
+  local kept, left = win:reserve_count(client.reserve), win.remaining -- the reserve: when it is what stops
   e.message = format("rate limit window resets in %d s, longer than max_wait (%s s)%s",
-    ceil(wait), tostring(client.max_wait),
-    (kept > 0 and left and left > 0) and format("; its last %d requests are the reserve", left) or "")
+    ceil(wait), tostring(client.max_wait), (not win.hold_until and kept > 0 and left and left > 0
+      and left <= kept) and format("; its last %d requests are the reserve", kept) or "")
   return errors.new(e, client.redact)
 end
 
