@@ -351,3 +351,42 @@ describe("retry jitter", function()
     end
   end)
 end)
+
+describe("a single call whose transport raises", function()
+  it("returns nil and an error object saying so, instead of raising", function()
+    local t = { new = function()
+      return { get = function() error("boom: the transport broke") end, close = function() end }
+    end }
+    local c = braze.new{ api_key = "raise-key-1", endpoint = "https://h.example", transport = t }
+    local res, err = c:list{}
+    assert.is_nil(res)
+    assert.is_true(braze.errors.is(err))
+    assert.equal("network", err.kind)
+    assert.matches("^the transport raised: .*boom: the transport broke$", err.message)
+    res, err = c:details("some-id")
+    assert.is_nil(res)
+    assert.equal("some-id", err.segment_id)
+    c:close()
+  end)
+
+  it("an over-long segment id is an argument error naming segment_id and its length", function()
+    local c = braze.new{ api_key = "raise-key-2", endpoint = "https://h.example",
+      transport = helpers.recording_transport() }
+    local ok, msg = pcall(c.details, c, string.rep("y", 9e6))
+    assert.is_false(ok)
+    assert.matches("details: segment_id is 9000000 bytes long", msg, 1, true)
+    ok, msg = pcall(c.data_series, c, { segment_id = string.rep("y", 5000), length = 1 })
+    assert.is_false(ok)
+    assert.matches("segment_id is 5000 bytes long", msg, 1, true)
+    c:close()
+  end)
+
+  it("libcurl: a 9 MB segment id never reaches libcurl (it refused the URL with a raise)", function()
+    local c = braze.new{ api_key = "raise-key-3", endpoint = "http://127.0.0.1:9" }
+    local ok, msg = pcall(c.details, c, string.rep("y", 9e6))
+    assert.is_false(ok)
+    assert.matches("segment_id is 9000000 bytes long", msg, 1, true)
+    assert.is_nil(msg:find("libcurl", 1, true))
+    c:close()
+  end)
+end)
