@@ -908,3 +908,43 @@ describe("braze-mock", function()
     end)
   end)
 end)
+
+describe("the mock's Date header", function()
+  local mock
+  setup(function() mock = helpers.start_mock{ segments = 3 } end)
+  teardown(function() mock:stop() end)
+
+  local DATE = "^(%a%a%a), (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$"
+
+  it("is on every answer (API, error, fault, control), RFC 7231's form, on the mock's clock", function()
+    local window = require("braze.window")
+    mock:fault{ type = "429", path = "/segments/details" }
+    local answers = {
+      assert(mock:api("/segments/list")),
+      assert(mock:api("/segments/list", { auth = false })), -- 401
+      assert(mock:api("/segments/details?segment_id=x")),   -- the 429 fault
+      assert(mock:api("/no/such/path")),                    -- 404
+      (assert(helpers.request(mock, "/_mock/stats"))),
+    }
+    for i, resp in ipairs(answers) do
+      local date = resp.headers.date
+      assert.is_string(date, "answer " .. i .. " (HTTP " .. resp.status .. ") has no Date")
+      assert.matches(DATE, date)
+      assert.near(os.time(), window.http_date(date), 2)
+      local n = 0
+      for _, h in ipairs(resp.header_list) do if h[1]:lower() == "date" then n = n + 1 end end
+      assert.equal(1, n)
+    end
+  end)
+
+  it("teaches a client the offset to the mock's clock", function()
+    local braze = require("braze")
+    local window = require("braze.window")
+    local c = braze.new{ api_key = mock.api_key, endpoint = mock.url }
+    assert(c:list{})
+    local w = window.of(mock.url, mock.api_key)
+    assert.is_string(w.date)
+    assert.near(0, w.offset, 2)
+    c:close()
+  end)
+end)
