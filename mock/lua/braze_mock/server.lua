@@ -267,16 +267,6 @@ end
   cut = true (send half the body then close), hang = true, reset = true,
   after = function run once it is sent.
 Returns true when the connection can serve another request. ]]
--- The Date header (RFC 7231's IMF-fixdate) of epoch second `t`: the names
--- spelled here, not by os.date's %a and %b, which follow the C locale.
-local DAYS = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
-local MONTHS = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
-function M.http_date(t)
-  local d = os.date("!*t", t)
-  return format("%s, %02d %s %04d %02d:%02d:%02d GMT", DAYS[d.wday], d.day, MONTHS[d.month], d.year,
-    d.hour, d.min, d.sec)
-end
-
 local function write_response(conn, resp, keep_alive)
   if resp.reset then
     conn:setoption("linger", { on = true, timeout = 0 }) -- close() now sends RST
@@ -287,14 +277,7 @@ local function write_response(conn, resp, keep_alive)
   local close = resp.close or resp.cut or not keep_alive
     or (resp.stream and not resp.length and not resp.chunked)
   local head = { format("HTTP/1.1 %d %s\r\n", resp.status, REASONS[resp.status] or "Status") }
-  local dated = false
-  for _, h in ipairs(resp.headers) do
-    head[#head + 1] = h[1] .. ": " .. h[2] .. "\r\n"
-    dated = dated or lower(h[1]) == "date"
-  end
-  -- Every answer carries the mock's clock, as Braze's do (clients learn
-  -- their offset to Braze's clock from it).
-  if not dated then head[#head + 1] = "Date: " .. M.http_date(floor(gettime())) .. "\r\n" end
+  for _, h in ipairs(resp.headers) do head[#head + 1] = h[1] .. ": " .. h[2] .. "\r\n" end
   local length = resp.body and #resp.body or resp.length
   if length then head[#head + 1] = "Content-Length: " .. istr(length) .. "\r\n"
   elseif resp.chunked then head[#head + 1] = "Transfer-Encoding: chunked\r\n" end
