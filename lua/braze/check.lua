@@ -72,12 +72,20 @@ function M.is_integer(value)
   return type(value) == "number" and value == floor(value) and value > -2 ^ 63 and value < 2 ^ 63
 end
 
---- A segment id: a non-empty string.
+--- The longest segment id accepted, bytes (Braze's are 36-byte UUIDs; a URL
+--- much longer is refused by libcurl, or by the server).
+M.MAX_SEGMENT_ID = 4096
+
+--- A segment id: a non-empty string of at most MAX_SEGMENT_ID bytes.
 function M.segment_id(value, what)
   if type(value) ~= "string" then
     return M.bad("%s: segment_id must be a non-empty string (got %s)", what, type(value))
   end
   if value == "" then return M.bad("%s: segment_id must be a non-empty string (got \"\")", what) end
+  if #value > M.MAX_SEGMENT_ID then
+    return M.bad("%s: segment_id is %d bytes long, over the %d a segment id may have", what, #value,
+      M.MAX_SEGMENT_ID)
+  end
   return value
 end
 

@@ -63,7 +63,9 @@ local function whereabouts(e)
   local parts = {}
   if e.segment_id ~= nil then
     local redact = redactors[e] or tostring
-    parts[#parts + 1] = "segment " .. tostring(redact(tostring(e.segment_id)))
+    local id = tostring(redact(tostring(e.segment_id)))
+    if #id > 80 then id = format("%s...(%d bytes)", id:sub(1, 64), #id) end -- a line, not a dump
+    parts[#parts + 1] = "segment " .. id
   end
   if e.page ~= nil then parts[#parts + 1] = "page " .. tostring(e.page) end
   if #parts == 0 then return "" end

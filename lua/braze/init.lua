@@ -216,7 +216,7 @@ local many_options = { concurrency = true }
 local function check_many(opts, what)
   opts = opts or {}
   if type(opts) ~= "table" then error(format("braze: %s: expected a table of options", what), 3) end
-  check.options(opts, many_options, what)
+  check.options(opts, many_options, what, 4) -- at the caller of details_many / data_series_many
   local concurrency = opts.concurrency
   if concurrency == nil then return options.default("concurrency") end
   local _, why = options.check_value("concurrency", concurrency, what .. ": concurrency")
@@ -238,6 +238,9 @@ function Client:list(opts)
   if type(opts) ~= "table" then error("braze: list: expected a table of options", 2) end
   check.options(opts, list_options, "list")
   check_page(opts.page, "list", "page")
+  if opts.page ~= nil and opts.page > each.MAX_PAGE then -- as each's: page numbers stay exact
+    error(format("braze: list: page must be at most 2^52 (got %s)", check.show(opts.page)), 2)
+  end
   check_sort(opts.sort_direction, "list")
   local page = opts.page and format("%d", opts.page)
   return scheduler.request(hidden, "/segments/list",
@@ -301,7 +304,9 @@ end
 ---@return table<integer, braze.Error> errors `errors[i]` is the error of `ids[i]`, or nil; empty when all succeeded
 function Client:details_many(ids, opts)
   local p = state(self)
-  if type(ids) ~= "table" then error("braze: details_many: expected an array of segment ids", 2) end
+  if type(ids) ~= "table" or (#ids == 0 and next(ids) ~= nil) then
+    error("braze: details_many: ids must be an array of segment ids (got " .. check.show(ids) .. ")", 2)
+  end
   local concurrency = check_many(opts, "details_many")
   local queries = {}
   for i = 1, #ids do
@@ -310,6 +315,8 @@ function Client:details_many(ids, opts)
       error(format("braze: details_many: ids[%d] must be a non-empty string (got %s)", i,
         check.show(id)), 2)
     end
+    local _, why = check.segment_id(id, format("details_many: ids[%d]", i))
+    if why then error(why, 2) end
     queries[i] = url.query("segment_id", id)
   end
   return about_segments(p, function(i) return ids[i] end,
@@ -323,8 +330,9 @@ end
 ---@return table<integer, braze.Error> errors `errors[i]` is the error of `requests[i]`, or nil
 function Client:data_series_many(requests, opts)
   local p = state(self)
-  if type(requests) ~= "table" then
-    error("braze: data_series_many: expected an array of {segment_id=, length=, ending_at=}", 2)
+  if type(requests) ~= "table" or (#requests == 0 and next(requests) ~= nil) then
+    error("braze: data_series_many: requests must be an array of {segment_id=, length=, ending_at=} (got "
+      .. check.show(requests) .. ")", 2)
   end
   local concurrency = check_many(opts, "data_series_many")
   local queries = {}

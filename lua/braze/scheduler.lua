@@ -40,11 +40,10 @@ local function rate_limited_error(client, path, wait, attempts, fields)
   local win = client.window
   e.kind, e.endpoint, e.attempts, e.retry_after = "rate_limited", path, attempts, wait
   e.rate_limit = win:snapshot()
-  local kept = win:reserve_count(client.reserve)
-  local left = win.remaining
+  local kept, left = win:reserve_count(client.reserve), win.remaining -- the reserve: when it is what stops
   e.message = format("rate limit window resets in %d s, longer than max_wait (%s s)%s",
-    ceil(wait), tostring(client.max_wait),
-    (kept > 0 and left and left > 0) and format("; its last %d requests are the reserve", left) or "")
+    ceil(wait), tostring(client.max_wait), (not win.hold_until and kept > 0 and left and left > 0
+      and left <= kept) and format("; its last %d requests are the reserve", kept) or "")
   return errors.new(e, client.redact)
 end
 
@@ -113,15 +112,15 @@ local function judge(client, path, attempts, res, kind, msg)
   fields.endpoint, fields.attempts = path, attempts
   fields.rate_limit = win:snapshot()
   if retry_wait then fields.retry_after = retry_wait end
-  if not retryable or attempts > client.max_retries then
-    return nil, errors.new(fields, client.redact)
+  local stop = not retryable or attempts > client.max_retries
+  if retry_wait and (stop or retry_wait > client.max_wait) then
+    -- A 429 this call does not wait for holds the workspace all the same.
+    win:hold(retry_wait)
+    if stop then return nil, errors.new(fields, client.redact) end
+    return nil, rate_limited_error(client, path, retry_wait, attempts, fields)
   end
-  if retry_wait then
-    if retry_wait > client.max_wait then
-      return nil, rate_limited_error(client, path, retry_wait, attempts, fields)
-    end
-    return nil, nil, retry_wait, true
-  end
+  if stop then return nil, errors.new(fields, client.redact) end
+  if retry_wait then return nil, nil, retry_wait, true end
   -- No usable wait (a reset past by our clock, Retry-After: 0; or not a
   -- 429): back off; a 429's backoff holds everyone all the same.
   return nil, nil, retry.backoff(attempts, client.retry_base, client.retry_max), fields.kind == "rate_limited"
@@ -147,7 +146,7 @@ function M.request(client, path, query)
     local conn = client.conn
     local ok, res, kind, msg = protect(client, conn.get, conn, url)
     win:landed(1)
-    if not ok then error(res, 0) end
+    if not ok then return nil, raised_error(client, path, attempts, res) end -- as a runner's job
     local body, err, wait, hold = judge(client, path, attempts, res, kind, msg)
     win.probed = true
     if body or err then return body, err end

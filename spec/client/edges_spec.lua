@@ -351,3 +351,84 @@ describe("retry jitter", function()
     end
   end)
 end)
+
+describe("a single call whose transport raises", function()
+  it("returns nil and an error object saying so, instead of raising", function()
+    local t = { new = function()
+      return { get = function() error("boom: the transport broke") end, close = function() end }
+    end }
+    local c = braze.new{ api_key = "raise-key-1", endpoint = "https://h.example", transport = t }
+    local res, err = c:list{}
+    assert.is_nil(res)
+    assert.is_true(braze.errors.is(err))
+    assert.equal("network", err.kind)
+    assert.matches("^the transport raised: .*boom: the transport broke$", err.message)
+    res, err = c:details("some-id")
+    assert.is_nil(res)
+    assert.equal("some-id", err.segment_id)
+    c:close()
+  end)
+
+  it("an over-long segment id is an argument error naming segment_id and its length", function()
+    local c = braze.new{ api_key = "raise-key-2", endpoint = "https://h.example",
+      transport = helpers.recording_transport() }
+    local ok, msg = pcall(c.details, c, string.rep("y", 9e6))
+    assert.is_false(ok)
+    assert.matches("details: segment_id is 9000000 bytes long", msg, 1, true)
+    ok, msg = pcall(c.data_series, c, { segment_id = string.rep("y", 5000), length = 1 })
+    assert.is_false(ok)
+    assert.matches("segment_id is 5000 bytes long", msg, 1, true)
+    c:close()
+  end)
+
+  it("libcurl: a 9 MB segment id never reaches libcurl (it refused the URL with a raise)", function()
+    local c = braze.new{ api_key = "raise-key-3", endpoint = "http://127.0.0.1:9" }
+    local ok, msg = pcall(c.details, c, string.rep("y", 9e6))
+    assert.is_false(ok)
+    assert.matches("segment_id is 9000000 bytes long", msg, 1, true)
+    assert.is_nil(msg:find("libcurl", 1, true))
+    c:close()
+  end)
+end)
+
+describe("argument checks of list and the *_many calls", function()
+  local c
+  before_each(function()
+    c = braze.new{ api_key = "args-key", endpoint = "https://h.example", transport = helpers.recording_transport() }
+  end)
+  after_each(function() c:close() end)
+
+  it("list's page is at most 2^52, as each's", function()
+    assert(c:list{ page = 2 ^ 52 })
+    local ok, msg = pcall(c.list, c, { page = 2 ^ 53 })
+    assert.is_false(ok)
+    assert.matches("braze: list: page must be at most 2^52", msg, 1, true)
+  end)
+
+  it("details_many and data_series_many refuse a table that is not an array, naming the argument", function()
+    local ok, msg = pcall(c.details_many, c, { x = "a" })
+    assert.is_false(ok)
+    assert.matches("braze: details_many: ids must be an array", msg, 1, true)
+    ok, msg = pcall(c.data_series_many, c, { x = { segment_id = "a", length = 1 } })
+    assert.is_false(ok)
+    assert.matches("braze: data_series_many: requests must be an array", msg, 1, true)
+    assert.same({}, (c:details_many({}))) -- an empty array is fine
+  end)
+
+  it("details_many's ids are checked as details' segment_id (length too)", function()
+    local ok, msg = pcall(c.details_many, c, { "a", string.rep("y", 5000) })
+    assert.is_false(ok)
+    assert.matches("details_many: ids[2]: segment_id is 5000 bytes long", msg, 1, true)
+  end)
+
+  it("an unknown option of details_many / data_series_many points at the caller", function()
+    -- (not tail calls: the caller's line must stay on the stack)
+    for _, call in ipairs({ function() local r = c:details_many({ "a" }, { concurency = 2 }); return r end,
+      function() local r = c:data_series_many({ { segment_id = "a", length = 1 } }, { concurency = 2 }); return r end }) do
+      local ok, msg = pcall(call)
+      assert.is_false(ok)
+      assert.matches("unknown option \"concurency\"", msg, 1, true)
+      assert.matches("^spec/client/edges_spec%.lua:%d+:", msg)
+    end
+  end)
+end)

@@ -120,3 +120,58 @@ describe("the workspace's window", function()
     assert.is_true(windows >= 2, "windows: " .. windows) -- 506 requests cannot fit in one
   end)
 end)
+
+describe("a 429 whose wait is not waited for", function()
+  -- A mock of its own for each case: a hold lasts as long as the workspace's window.
+  local mock
+  before_each(function() mock = helpers.start_mock{ segments = 10 } end)
+  after_each(function() mock:stop() end)
+
+  -- Two clients of one workspace; each records what its sleep callback is asked.
+  local function pair(extra)
+    local waits = { a = {}, b = {} }
+    local function client(name)
+      local opts = { api_key = mock.api_key, endpoint = mock.url,
+        sleep = function(s) local w = waits[name]; w[#w + 1] = s end }
+      for k, v in pairs(extra or {}) do opts[k] = v end
+      return braze.new(opts)
+    end
+    return client("a"), client("b"), waits
+  end
+
+  it("(longer than max_wait) still holds every client of the workspace: the others send nothing", function()
+    local a, b, waits = pair()
+    finally(function() a:close(); b:close() end)
+    assert(a:list{})
+    mock:fault{ type = "429", count = 2, retry_after = 100 }
+    local res, err = a:list{}
+    assert.is_nil(res)
+    assert.equal("rate_limited", err.kind)
+    assert.equal(1, err.attempts)
+    local sent = mock:stats().requests
+    res, err = b:list{}
+    assert.is_nil(res)
+    assert.equal("rate_limited", err.kind)
+    assert.equal(0, err.attempts) -- not sent: Braze said to leave the window alone
+    assert.is_true(err.retry_after > 90, tostring(err.retry_after))
+    local many, errs = b:details_many({ "x", "y" })
+    assert.same({}, many)
+    assert.equal("rate_limited", errs[1].kind)
+    assert.equal("rate_limited", errs[2].kind)
+    assert.equal(sent, mock:stats().requests)
+    assert.same({}, waits.b)
+  end)
+
+  it("(retries spent) holds the others for its wait, within their max_wait", function()
+    local a, b, waits = pair{ max_retries = 0 }
+    finally(function() a:close(); b:close() end)
+    assert(a:list{})
+    mock:fault{ type = "429", count = 1, retry_after = 5 }
+    local res, err = a:list{}
+    assert.is_nil(res)
+    assert.equal("rate_limited", err.kind)
+    assert(b:list{}) -- waited out the hold, then sent
+    assert.equal(1, #waits.b)
+    assert.is_true(waits.b[1] > 3 and waits.b[1] <= 5, tostring(waits.b[1]))
+  end)
+end)

@@ -42,3 +42,16 @@ describe("braze.errors", function()
     assert.equal("Invalid API key: othe...", redact("Invalid API key: otherkey-123456"))
   end)
 end)
+
+describe("an error about a long segment id", function()
+  it("shows the id's first 64 bytes and its length, never the whole id", function()
+    local id = string.rep("z", 5000)
+    local err = errors.new({ kind = "http", status = 400, endpoint = "/segments/details", message = "bad" })
+    err.segment_id = id
+    local line = tostring(err)
+    assert.is_true(#line < 300, #line)
+    assert.matches("(segment " .. string.rep("z", 64) .. "...(5000 bytes)", line, 1, true)
+    err.segment_id = "short-id"
+    assert.matches("(segment short-id)", tostring(err), 1, true)
+  end)
+end)

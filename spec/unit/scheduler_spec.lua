@@ -136,3 +136,27 @@ describe("braze.scheduler", function()
     assert.equal(0, slept)
   end)
 end)
+
+describe("braze.scheduler's rate_limited message", function()
+  local function known(client, remaining)
+    client.window:update({ ["x-ratelimit-limit"] = "100", ["x-ratelimit-remaining"] = tostring(remaining),
+      ["x-ratelimit-reset"] = tostring(os.time() + 100) })
+  end
+
+  it("for a hold names no reserve (the remaining count is not the reserve)", function()
+    local client = state({ get = function() error("must not be called") end }, { max_wait = 1, reserve = 5 })
+    known(client, 50)
+    client.window:hold(100)
+    local _, err = scheduler.request(client, "/segments/list", "")
+    assert.equal("rate_limited", err.kind)
+    assert.is_nil(err.message:find("reserve", 1, true), err.message)
+  end)
+
+  it("for a window used up to the reserve names the reserve's size", function()
+    local client = state({ get = function() error("must not be called") end }, { max_wait = 1, reserve = 5 })
+    known(client, 3)
+    local _, err = scheduler.request(client, "/segments/list", "")
+    assert.equal("rate_limited", err.kind)
+    assert.matches("its last 5 requests are the reserve", err.message, 1, true)
+  end)
+end)

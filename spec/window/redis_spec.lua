@@ -172,6 +172,28 @@ describe("#redis braze.window.redis", function()
     end)
   end)
 
+  describe("read back by a client", function()
+    it("ignores a reset or hold far ahead written into the store, and counts it as garbage", function()
+      local braze = require("braze")
+      local window = require("braze.window")
+      local mock = helpers.start_mock{ segments = 5, api_key = "redis-garbage-key" }
+      local ok, err = pcall(function()
+        local mws = window.workspace(mock.url, mock.api_key)
+        assert(store:merge(mws, 100, 0, 99999999999))
+        assert(store:hold(mws, 99999999999))
+        local c = braze.new{ api_key = mock.api_key, endpoint = mock.url, window = store, max_retries = 0 }
+        assert.is_nil(c:rate_limit())
+        local res, cerr = c:list{}
+        assert.is_nil(cerr)
+        assert.is_table(res)
+        assert.is_true(store.garbage > 0)
+        c:close()
+      end)
+      mock:stop()
+      if not ok then error(err, 0) end
+    end)
+  end)
+
   describe("when Redis fails", function()
     it("never started: every operation returns nil, err at once, reported once", function()
       local reports = {}

@@ -191,3 +191,60 @@ describe("braze.new{ window = store }", function()
     end
   end)
 end)
+
+describe("what a window store says, sanity-checked", function()
+  local mock
+  local n = 0
+  before_each(function()
+    n = n + 1
+    mock = helpers.start_mock{ segments = 5, api_key = "sane-key-" .. n }
+  end)
+  after_each(function() mock:stop() end)
+
+  local function planted(fields)
+    local st = memory_store()
+    local ws = window.workspace(mock.url, mock.api_key)
+    st.spaces[ws] = { res = {} }
+    for k, v in pairs(fields) do st.spaces[ws][k] = v end
+    return st
+  end
+
+  it("a reset far ahead (written into the store by hand) is garbage: not adopted, counted", function()
+    local st = planted{ limit = 100, remaining = 0, reset = 99999999999 }
+    local c = braze.new{ api_key = mock.api_key, endpoint = mock.url, window = st, max_retries = 0 }
+    assert.is_nil(c:rate_limit())
+    assert(c:list{})
+    assert.is_true(c:rate_limit().reset < os.time() + 7200)
+    assert.is_true(st.garbage > 0)
+    c:close()
+  end)
+
+  it("a hold far ahead is garbage: calls go on instead of failing for good", function()
+    local st = planted{ hold_until = 99999999999 }
+    local c = braze.new{ api_key = mock.api_key, endpoint = mock.url, window = st, max_retries = 0 }
+    local res, err = c:list{}
+    assert.is_nil(err)
+    assert.is_table(res)
+    assert.is_true(st.garbage > 0)
+    c:close()
+  end)
+
+  it("a remaining above the limit is garbage", function()
+    local st = planted{ limit = 100, remaining = 5000, reset = os.time() + 100 }
+    local c = braze.new{ api_key = mock.api_key, endpoint = mock.url, window = st, max_retries = 0 }
+    assert.is_nil(c:rate_limit())
+    assert.is_true(st.garbage > 0)
+    c:close()
+  end)
+
+  it("a hold within reach is still adopted", function()
+    local st = planted{ hold_until = os.time() + 100 }
+    local c = braze.new{ api_key = mock.api_key, endpoint = mock.url, window = st, max_retries = 0,
+      max_wait = 1 }
+    local res, err = c:list{}
+    assert.is_nil(res)
+    assert.equal("rate_limited", err.kind)
+    assert.equal(0, mock:stats().requests)
+    c:close()
+  end)
+end)

@@ -37,12 +37,25 @@ function M.attach(win, store, ws)
   return win
 end
 
+-- What no store of Braze's windows can hold (written there by hand, or by a
+-- broken writer) is garbage, ignored and counted in `store.garbage`: a reset
+-- or hold further ahead than braze.window's MAX_AHEAD, a remaining above the limit.
+local function garbage(win, s, now)
+  local far = now + require("braze.window").MAX_AHEAD
+  local bad_window = (s.reset and s.reset > far) or (s.remaining and s.limit and s.remaining > s.limit)
+  local bad_hold = s.hold_until and s.hold_until > far
+  if bad_window or bad_hold then win.store.garbage = (win.store.garbage or 0) + 1 end
+  return bad_window, bad_hold
+end
+
 --- Take what the store says of the window into `win`: its window (merged by
 --- braze.window's rule, unless its reset is past), its hold, and (a store on
 --- this host's clock, shdict) its clock offset until `win` learns its own.
+--- Returns true when some of it was garbage (ignored).
 function M.adopt(win, s)
   local now = win:server_time()
-  if (s.remaining or s.limit or s.reset) and not (s.reset and s.reset <= now) then
+  local bad_window, bad_hold = garbage(win, s, now)
+  if not bad_window and (s.remaining or s.limit or s.reset) and not (s.reset and s.reset <= now) then
     if not win.known then
       win.known = true
       win.limit, win.remaining, win.reset = s.limit, s.remaining, s.reset
@@ -51,10 +64,11 @@ function M.adopt(win, s)
     end
   end
   local hold = s.hold_until
-  if hold and hold > now then
+  if hold and hold > now and not bad_hold then
     win.hold_until = max(win.hold_until or 0, win:now() + (hold - now))
   end
   if win.store.same_clock and s.offset and win.date == nil then win.offset = s.offset end
+  return bad_window or bad_hold
 end
 
 -- A reservation's lifetime: the request's deadline, or less when the window
@@ -104,11 +118,15 @@ function M.acquire(win, want, reserve, may_wait, sleep)
       push(win, false, want)
       return want
     end
-    M.adopt(win, s)
+    local junk = M.adopt(win, s)
     if granted > 0 then
       push(win, id, granted)
       win.reserved = win.reserved + granted
       return granted
+    end
+    if junk then -- a refusal that rests on garbage: decide alone, as when the store fails
+      push(win, false, want)
+      return want
     end
     if not may_wait or (win.hold_until and win.hold_until > win:now()) then return 0 end
     local room = win:room(reserve)
