@@ -112,15 +112,15 @@ local function judge(client, path, attempts, res, kind, msg)
   fields.endpoint, fields.attempts = path, attempts
   fields.rate_limit = win:snapshot()
   if retry_wait then fields.retry_after = retry_wait end
-  local stop = not retryable or attempts > client.max_retries
-  if retry_wait and (stop or retry_wait > client.max_wait) then
-    -- A 429 this call does not wait for holds the workspace all the same.
-    win:hold(retry_wait)
-    if stop then return nil, errors.new(fields, client.redact) end
-    return nil, rate_limited_error(client, path, retry_wait, attempts, fields)
+  if not retryable or attempts > client.max_retries then
+    return nil, errors.new(fields, client.redact)
   end
-  if stop then return nil, errors.new(fields, client.redact) end
-  if retry_wait then return nil, nil, retry_wait, true end
+  if retry_wait then
+    if retry_wait > client.max_wait then
+      return nil, rate_limited_error(client, path, retry_wait, attempts, fields)
+    end
+    return nil, nil, retry_wait, true
+  end
   -- No usable wait (a reset past by our clock, Retry-After: 0; or not a
   -- 429): back off; a 429's backoff holds everyone all the same.
   return nil, nil, retry.backoff(attempts, client.retry_base, client.retry_max), fields.kind == "rate_limited"
