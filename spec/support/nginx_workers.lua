@@ -27,17 +27,7 @@ local function absolute(path)
   return abs
 end
 
-local function load_modules()
-  local p = io.popen(NGINX .. " -V 2>&1")
-  local v = p:read("*a")
-  p:close()
-  local dir = v:match("%-%-modules%-path=(%S+)") or "/usr/lib/nginx/modules"
-  local lines = {}
-  for _, m in ipairs({ "ndk_http_module.so", "ngx_http_lua_module.so" }) do
-    if read_file(dir .. "/" .. m) then lines[#lines + 1] = "load_module " .. dir .. "/" .. m .. ";" end
-  end
-  return table.concat(lines, "\n")
-end
+local load_modules = tls.load_modules
 
 local TEMPLATE = [[
 ${MODULES}

@@ -20,6 +20,20 @@ local M = {}
 
 M.nginx = os.getenv("NGINX") or "nginx"
 
+--- load_module lines for Debian's dynamic modules (ndk and lua); nothing when
+--- nginx has the Lua module built in (OpenResty).
+function M.load_modules()
+  local p = io.popen(M.nginx .. " -V 2>&1")
+  local v = p:read("*a")
+  p:close()
+  local dir = v:match("%-%-modules%-path=(%S+)") or "/usr/lib/nginx/modules"
+  local lines = {}
+  for _, m in ipairs({ "ndk_http_module.so", "ngx_http_lua_module.so" }) do
+    if helpers.read_file(dir .. "/" .. m) then lines[#lines + 1] = "load_module " .. dir .. "/" .. m .. ";" end
+  end
+  return table.concat(lines, "\n")
+end
+
 local function sh(cmd)
   local ok = os.execute(cmd)
   return ok == true or ok == 0

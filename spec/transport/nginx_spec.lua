@@ -34,19 +34,7 @@ local write_file = helpers.write_file
 
 local free_port = tls.free_port
 
--- load_module lines for Debian's dynamic modules; nothing when nginx has
--- the Lua module built in (OpenResty).
-local function load_modules()
-  local p = io.popen(NGINX .. " -V 2>&1")
-  local v = p:read("*a")
-  p:close()
-  local dir = v:match("%-%-modules%-path=(%S+)") or "/usr/lib/nginx/modules"
-  local lines = {}
-  for _, m in ipairs({ "ndk_http_module.so", "ngx_http_lua_module.so" }) do
-    if read_file(dir .. "/" .. m) then lines[#lines + 1] = "load_module " .. dir .. "/" .. m .. ";" end
-  end
-  return table.concat(lines, "\n")
-end
+local load_modules = tls.load_modules
 
 -- A CA, a certificate it signs for 127.0.0.1 and one for another name.
 local function make_certs(dir)
