@@ -146,7 +146,7 @@ function M.request(client, path, query)
     local conn = client.conn
     local ok, res, kind, msg = protect(client, conn.get, conn, url)
     win:landed(1)
-    if not ok then return nil, raised_error(client, path, attempts, res) end -- as a runner's job
+    if not ok then error(res, 0) end -- a transport raises only for a programming error (its contract)
     local body, err, wait, hold = judge(client, path, attempts, res, kind, msg)
     win.probed = true
     if body or err then return body, err end
