@@ -142,15 +142,18 @@ describe("#redis braze.window.redis", function()
       end
       for _, k in ipairs(kids) do assert.equal("ready", k.pipe:read("*l")) end
       helpers.write_file(go, "")
-      local total = 0
+      local total, took_part = 0, 0
       for _, k in ipairs(kids) do
         local line = k.pipe:read("*l")
         k.pipe:close()
         local got = tonumber((line or ""):match("^granted (%d+)$"))
         assert(got, "child said: " .. tostring(line))
-        assert.is_true(got > 0, "every process got some room") -- they ran together
+        if got > 0 then took_part = took_part + 1 end
         total = total + got
       end
+      -- They ran together (on a loaded 2-core machine one process may be
+      -- scheduled too late to get any room: 1 run in 9 of CI saw it).
+      assert.is_true(took_part >= 2, took_part .. " of 4 processes got room")
       os.remove(go)
       assert.equal(170, total) -- 200 - 30, exactly
       assert.equal(170, store:state(ws).inflight)
