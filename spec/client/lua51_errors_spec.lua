@@ -6,8 +6,7 @@
 local helpers = require("spec.support.helpers")
 
 local q = helpers.shell_quote
-local ROOT = helpers.root
-if ROOT:sub(1, 1) ~= "/" then ROOT = helpers.read_pipe("cd " .. q(ROOT) .. " && pwd"):gsub("\n$", "") end
+local ROOT = helpers.abs_root()
 local built = helpers.read_file(ROOT .. "/build-5.1/braze/core.so") ~= nil
   and helpers.read_pipe("command -v lua5.1") ~= ""
 

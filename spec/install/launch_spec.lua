@@ -8,13 +8,9 @@ local helpers = require("spec.support.helpers")
 local q = helpers.shell_quote
 local read_file = helpers.read_file
 
-local ROOT = helpers.root
-if ROOT:sub(1, 1) ~= "/" then ROOT = helpers.read_pipe("cd " .. q(ROOT) .. " && pwd"):gsub("\n$", "") end
+local ROOT = helpers.abs_root()
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
+local sh = helpers.sh
 
 local function which(cmd)
   local path = helpers.read_pipe("command -v " .. q(cmd) .. " 2>/dev/null"):gsub("\n$", "")

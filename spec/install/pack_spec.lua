@@ -10,10 +10,7 @@ local q = helpers.shell_quote
 local ROOT = helpers.root
 local VERSION = require("braze.version")
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
+local sh = helpers.sh
 
 describe("#rock a source rock", function()
   local tmp

@@ -6,8 +6,7 @@ local helpers = require("spec.support.helpers")
 local socket = require("socket")
 
 local q = helpers.shell_quote
-local ROOT = helpers.root
-if ROOT:sub(1, 1) ~= "/" then ROOT = helpers.read_pipe("cd " .. q(ROOT) .. " && pwd"):gsub("\n$", "") end
+local ROOT = helpers.abs_root()
 
 local readme = assert(helpers.read_file(ROOT .. "/README.md"))
 

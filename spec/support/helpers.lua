@@ -61,6 +61,18 @@ function helpers.read_pipe(cmd)
   return out
 end
 
+--- Run a shell command; true when it exited 0 (on every Lua's os.execute).
+function helpers.sh(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
+end
+
+--- The repository root as an absolute path (for child processes that cd elsewhere).
+function helpers.abs_root()
+  if helpers.root:sub(1, 1) == "/" then return helpers.root end
+  return (helpers.read_pipe("cd " .. shell_quote(helpers.root) .. " && pwd"):gsub("\n$", ""))
+end
+
 --- Put the collector back as Lua starts it, after a spec that tuned it
 --- (a pause or step multiplier left behind slows every spec after it:
 --- `collectgarbage("incremental")` alone keeps 5.4's values).

@@ -12,7 +12,7 @@ local socket = require("socket")
 
 local M = {}
 
-local function sh(cmd)
+local function sh(cmd) -- (no spec.support.helpers here: child processes load this file)
   local ok = os.execute(cmd)
   return ok == true or ok == 0
 end

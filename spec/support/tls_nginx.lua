@@ -34,10 +34,7 @@ function M.load_modules()
   return table.concat(lines, "\n")
 end
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
+local sh = helpers.sh
 M.sh = sh
 
 local q = helpers.shell_quote

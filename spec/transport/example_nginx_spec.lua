@@ -20,8 +20,7 @@ local q = helpers.shell_quote
 local read_file = helpers.read_file
 local sh = tls.sh
 
-local ROOT = helpers.root
-if ROOT:sub(1, 1) ~= "/" then ROOT = helpers.read_pipe("cd " .. q(ROOT) .. " && pwd"):gsub("\n$", "") end
+local ROOT = helpers.abs_root()
 local LUAJIT_BUILD = os.getenv("BRAZE_LUAJIT_BUILD") or (ROOT .. "/build-luajit")
 if LUAJIT_BUILD:sub(1, 1) ~= "/" then LUAJIT_BUILD = ROOT .. "/" .. LUAJIT_BUILD end
 
